@@ -1,0 +1,311 @@
+//! The generation loop: prefill, then select / stop / step until every row has finished.
+
+use crate::model::{LanguageModel, ModelError};
+use crate::rng::Rng;
+use crate::sampling::{SamplingParams, log_prob};
+
+/// Why a row stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FinishReason {
+    /// `max_new_tokens` reached.
+    Length,
+    /// The model chose its end-of-sequence token (not included in the output).
+    Eos,
+    /// The row filled the model's context and the model does not slide its window.
+    Context,
+}
+
+impl FinishReason {
+    /// The lower-case name written to JSON and CSV.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Length => "length",
+            Self::Eos => "eos",
+            Self::Context => "context",
+        }
+    }
+}
+
+/// What to generate: one prompt and one seed per row.
+#[derive(Debug, Clone)]
+pub struct GenerateRequest {
+    /// Prompt token ids, one non-empty list per row.
+    pub prompts: Vec<Vec<u32>>,
+    /// Upper bound on generated tokens per row.
+    pub max_new_tokens: usize,
+    /// How tokens are chosen.
+    pub sampling: SamplingParams,
+    /// One RNG seed per row: a row's tokens depend only on its prompt and seed.
+    pub seeds: Vec<u64>,
+    /// Token that ends a row, if the model has one.
+    pub eos_token_id: Option<u32>,
+    /// Keep generating past the end-of-sequence token.
+    pub ignore_eos: bool,
+}
+
+/// One row's result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Generation {
+    /// Generated token ids (the end-of-sequence token is not included).
+    pub tokens: Vec<u32>,
+    /// Per generated token: its log-probability under the raw model distribution.
+    pub logprobs: Vec<f64>,
+    /// Why the row stopped.
+    pub finish_reason: FinishReason,
+}
+
+/// Runs the batch to completion. `on_token(row, token)` is called as each token is accepted,
+/// so callers can stream.
+pub fn generate(
+    model: &mut dyn LanguageModel,
+    req: &GenerateRequest,
+    mut on_token: impl FnMut(usize, u32),
+) -> Result<Vec<Generation>, ModelError> {
+    let n = req.prompts.len();
+    if req.seeds.len() != n {
+        return Err(format!("{} prompts but {} seeds", n, req.seeds.len()).into());
+    }
+    if let Some(i) = req.prompts.iter().position(|p| p.is_empty()) {
+        return Err(format!("prompt {i} is empty: give at least one token").into());
+    }
+    req.sampling.validate()?;
+    let mut out: Vec<Generation> = (0..n)
+        .map(|_| Generation {
+            tokens: Vec::new(),
+            logprobs: Vec::new(),
+            finish_reason: FinishReason::Length,
+        })
+        .collect();
+    if n == 0 || req.max_new_tokens == 0 {
+        return Ok(out);
+    }
+    let mut rngs: Vec<Rng> = req.seeds.iter().map(|&s| Rng::new(s)).collect();
+    let max_row_len = model.max_row_len();
+    let mut logits = model.prefill(&req.prompts)?;
+    // live[slot] = original row index of the model's row `slot`.
+    let mut live: Vec<usize> = (0..n).collect();
+    let mut scratch = vec![0.0f32; logits.vocab];
+    loop {
+        let mut keep = Vec::with_capacity(live.len());
+        let mut next = Vec::with_capacity(live.len());
+        for (slot, &row) in live.iter().enumerate() {
+            let raw = logits.row(slot);
+            scratch.clear();
+            scratch.extend_from_slice(raw);
+            let tok = req.sampling.select(&mut scratch, &mut rngs[row]);
+            let g = &mut out[row];
+            if !req.ignore_eos && req.eos_token_id == Some(tok) {
+                g.finish_reason = FinishReason::Eos;
+                continue;
+            }
+            g.tokens.push(tok);
+            g.logprobs.push(log_prob(raw, tok as usize));
+            on_token(row, tok);
+            let row_len = req.prompts[row].len() + g.tokens.len();
+            if g.tokens.len() >= req.max_new_tokens {
+                g.finish_reason = FinishReason::Length;
+            } else if max_row_len.is_some_and(|m| row_len > m) {
+                g.finish_reason = FinishReason::Context;
+            } else {
+                keep.push(slot);
+                next.push(tok);
+            }
+        }
+        if keep.is_empty() {
+            return Ok(out);
+        }
+        if keep.len() < live.len() {
+            model.retain(&keep)?;
+            live = keep.iter().map(|&s| live[s]).collect();
+        }
+        logits = model.step(&next)?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Logits;
+
+    /// A fake model whose logits depend on the last token and the row length:
+    /// logit[v] = -((v + 3 * last + len) % V) with ties impossible, so greedy is predictable.
+    struct Table {
+        vocab: usize,
+        max_row: Option<usize>,
+        rows: Vec<Vec<u32>>,
+        retains: usize,
+    }
+
+    impl Table {
+        fn logits(&self) -> Logits {
+            let mut data = Vec::new();
+            for r in &self.rows {
+                let last = *r.last().unwrap() as usize;
+                for v in 0..self.vocab {
+                    data.push(-(((v + 3 * last + r.len()) % self.vocab) as f32));
+                }
+            }
+            Logits {
+                data,
+                vocab: self.vocab,
+            }
+        }
+    }
+
+    impl LanguageModel for Table {
+        fn vocab_size(&self) -> usize {
+            self.vocab
+        }
+        fn context_len(&self) -> usize {
+            self.max_row.unwrap_or(1 << 20)
+        }
+        fn max_row_len(&self) -> Option<usize> {
+            self.max_row
+        }
+        fn prefill(&mut self, prompts: &[Vec<u32>]) -> Result<Logits, ModelError> {
+            self.rows = prompts.to_vec();
+            Ok(self.logits())
+        }
+        fn step(&mut self, tokens: &[u32]) -> Result<Logits, ModelError> {
+            assert_eq!(tokens.len(), self.rows.len());
+            for (r, &t) in self.rows.iter_mut().zip(tokens) {
+                r.push(t);
+            }
+            Ok(self.logits())
+        }
+        fn retain(&mut self, rows: &[usize]) -> Result<(), ModelError> {
+            self.retains += 1;
+            self.rows = rows.iter().map(|&i| self.rows[i].clone()).collect();
+            Ok(())
+        }
+    }
+
+    fn table(vocab: usize) -> Table {
+        Table {
+            vocab,
+            max_row: None,
+            rows: vec![],
+            retains: 0,
+        }
+    }
+
+    /// The greedy token by the table's formula: v with (v + 3 last + len) % V == 0.
+    fn expected_greedy(prompt: &[u32], vocab: usize, n: usize) -> Vec<u32> {
+        let mut seq = prompt.to_vec();
+        let mut out = vec![];
+        for _ in 0..n {
+            let last = *seq.last().unwrap() as usize;
+            let v = (vocab - (3 * last + seq.len()) % vocab) % vocab;
+            seq.push(v as u32);
+            out.push(v as u32);
+        }
+        out
+    }
+
+    fn req(prompts: Vec<Vec<u32>>, max_new: usize, sampling: SamplingParams) -> GenerateRequest {
+        let seeds = (0..prompts.len() as u64).collect();
+        GenerateRequest {
+            prompts,
+            max_new_tokens: max_new,
+            sampling,
+            seeds,
+            eos_token_id: None,
+            ignore_eos: false,
+        }
+    }
+
+    #[test]
+    fn greedy_follows_the_table() {
+        let mut m = table(11);
+        let r = req(vec![vec![4, 2]], 6, SamplingParams::greedy());
+        let g = generate(&mut m, &r, |_, _| {}).unwrap();
+        assert_eq!(g[0].tokens, expected_greedy(&[4, 2], 11, 6));
+        assert_eq!(g[0].finish_reason, FinishReason::Length);
+        // The greedy token has logit 0; the others are -1..-10.
+        let lse = (0..11).map(|i| (-(i as f64)).exp()).sum::<f64>().ln();
+        for lp in &g[0].logprobs {
+            assert!((lp + lse).abs() < 1e-9);
+        }
+    }
+
+    #[test]
+    fn batch_rows_match_single_rows_and_stop_independently() {
+        let prompts = vec![vec![1], vec![3, 4, 5], vec![7, 7]];
+        let eos = expected_greedy(&[3, 4, 5], 13, 3)[2];
+        let mut r = req(prompts.clone(), 5, SamplingParams::greedy());
+        r.eos_token_id = Some(eos);
+        let mut m = table(13);
+        let mut streamed = vec![vec![]; 3];
+        let batch = generate(&mut m, &r, |row, t| streamed[row].push(t)).unwrap();
+        assert!(m.retains >= 1, "finished rows are dropped from the model");
+        for (i, p) in prompts.iter().enumerate() {
+            let mut single = r.clone();
+            single.prompts = vec![p.clone()];
+            single.seeds = vec![r.seeds[i]];
+            let alone = generate(&mut table(13), &single, |_, _| {}).unwrap();
+            assert_eq!(batch[i], alone[0], "row {i}");
+            assert_eq!(streamed[i], batch[i].tokens);
+        }
+        assert_eq!(batch[1].finish_reason, FinishReason::Eos);
+        assert_eq!(batch[1].tokens.len(), 2);
+    }
+
+    #[test]
+    fn sampling_rows_are_independent_of_batch() {
+        let sampling = SamplingParams {
+            temperature: 2.0,
+            top_k: Some(5),
+            ..Default::default()
+        };
+        let prompts = vec![vec![1, 2], vec![5]];
+        let r = req(prompts.clone(), 20, sampling);
+        let batch = generate(&mut table(17), &r, |_, _| {}).unwrap();
+        for i in 0..2 {
+            let mut single = r.clone();
+            single.prompts = vec![prompts[i].clone()];
+            single.seeds = vec![r.seeds[i]];
+            let alone = generate(&mut table(17), &single, |_, _| {}).unwrap();
+            assert_eq!(batch[i].tokens, alone[0].tokens);
+        }
+        // Same seed, same tokens; another seed, other tokens.
+        let again = generate(&mut table(17), &r, |_, _| {}).unwrap();
+        assert_eq!(again, batch);
+        let mut other = r.clone();
+        other.seeds = vec![100, 200];
+        let other = generate(&mut table(17), &other, |_, _| {}).unwrap();
+        assert_ne!(other[0].tokens, batch[0].tokens);
+    }
+
+    #[test]
+    fn context_stop_when_the_model_cannot_slide() {
+        let mut m = table(7);
+        m.max_row = Some(5);
+        let r = req(vec![vec![1, 2, 3]], 10, SamplingParams::greedy());
+        let g = generate(&mut m, &r, |_, _| {}).unwrap();
+        // Rows of length 3, 4, 5 are seen whole; the token predicted from 5 tokens is the last.
+        assert_eq!(g[0].tokens.len(), 3);
+        assert_eq!(g[0].finish_reason, FinishReason::Context);
+    }
+
+    #[test]
+    fn empty_prompt_and_bad_params_are_errors() {
+        let r = req(vec![vec![]], 3, SamplingParams::greedy());
+        let e = generate(&mut table(5), &r, |_, _| {}).unwrap_err();
+        assert!(e.to_string().contains("empty"));
+        let bad = SamplingParams {
+            temperature: -1.0,
+            ..Default::default()
+        };
+        let r = req(vec![vec![1]], 3, bad);
+        assert!(generate(&mut table(5), &r, |_, _| {}).is_err());
+    }
+
+    #[test]
+    fn zero_new_tokens_never_touches_the_model() {
+        let mut m = table(5);
+        let r = req(vec![vec![1]], 0, SamplingParams::greedy());
+        let g = generate(&mut m, &r, |_, _| {}).unwrap();
+        assert!(g[0].tokens.is_empty());
+        assert!(m.rows.is_empty());
+    }
+}
