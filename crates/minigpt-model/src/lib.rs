@@ -1,1 +1,19 @@
-//! GPT-2 on Burn.
+//! GPT-2 on Burn: the architecture, a KV cache, batched decoding behind `minigpt-decode`'s
+//! `LanguageModel` trait, scoring, and Hugging Face checkpoint I/O.
+
+pub mod cache;
+pub mod checkpoint;
+pub mod config;
+pub mod device;
+pub mod error;
+pub mod gpt;
+pub mod runner;
+pub mod score;
+
+pub use checkpoint::{CONFIG_FILE, WEIGHTS_FILE, load_dir, save_dir};
+pub use config::GptConfig;
+pub use device::{DEVICE_NAMES, parse_device};
+pub use error::ModelError;
+pub use gpt::Gpt;
+pub use runner::{ContextPolicy, GptLm};
+pub use score::{Score, score};

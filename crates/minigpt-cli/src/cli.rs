@@ -1,0 +1,128 @@
+//! Every command and flag, in the order `--help` shows them.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// minigpt: study how decoding strategies shape what a GPT writes.
+#[derive(Debug, Parser)]
+#[command(name = "minigpt", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Continue a prompt, streaming the new text to stdout.
+    #[command(after_help = "Examples:
+  minigpt generate --model path/to/gpt2 --prompt \"Machine learning is\" --max-new-tokens 50 --temperature 0.8
+  minigpt generate --model path/to/gpt2 --prompt \"Once upon a time\" --greedy --json
+  minigpt generate --model path/to/gpt2 --prompt \"The\" --top-k 40 --top-p 0.9 --seed 7")]
+    Generate(GenerateArgs),
+    /// Per-token log-probabilities, perplexity and bits per byte of a text.
+    #[command(after_help = "Examples:
+  minigpt score --model path/to/gpt2 --text \"The quick brown fox\"
+  minigpt score --model path/to/gpt2 --file essay.txt --json")]
+    Score(ScoreArgs),
+    /// Prefill and decode speed (tokens/s) at batch 1 and 8.
+    #[command(after_help = "Example:
+  minigpt bench --model /tmp/gpt2-random --prompt-len 128 --new-tokens 64 --batch 1,8")]
+    Bench(BenchArgs),
+}
+
+/// Where the model is and what runs it.
+#[derive(Debug, Args)]
+pub struct ModelArgs {
+    /// Model directory in Hugging Face layout (config.json, model.safetensors, tokenizer files).
+    #[arg(long, value_name = "DIR")]
+    pub model: PathBuf,
+    /// Compute device.
+    #[arg(long, default_value = "flex", value_parser = ["flex", "ndarray", "wgpu"])]
+    pub device: String,
+}
+
+/// `minigpt generate`.
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub model: ModelArgs,
+    /// The text to continue.
+    #[arg(long)]
+    pub prompt: String,
+    /// Most tokens to generate.
+    #[arg(long = "max-new-tokens", visible_alias = "max_new_tokens", default_value_t = 50)]
+    pub max_new_tokens: usize,
+    /// Sampling temperature (> 0); logits are divided by it.
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
+    pub temperature: f32,
+    /// Always take the most likely token (ignores temperature, top-k, top-p, seed).
+    #[arg(long)]
+    pub greedy: bool,
+    /// Keep only the k most likely tokens (k >= 1).
+    #[arg(long = "top-k", visible_alias = "top_k")]
+    pub top_k: Option<usize>,
+    /// Keep the smallest set of tokens whose probability reaches p (0 < p <= 1).
+    #[arg(long = "top-p", visible_alias = "top_p", allow_negative_numbers = true)]
+    pub top_p: Option<f32>,
+    /// Random seed (default: drawn from the clock and reported).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Keep going after the end-of-text token.
+    #[arg(long = "ignore-eos", visible_alias = "ignore_eos")]
+    pub ignore_eos: bool,
+    /// Refuse prompts longer than the context and stop at its end, instead of sliding a window.
+    #[arg(long = "no-crop")]
+    pub no_crop: bool,
+    /// Print one JSON object (prompt, text, tokens, finish_reason, seed, seconds) instead of
+    /// streaming.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `minigpt score`.
+#[derive(Debug, Args)]
+pub struct ScoreArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub model: ModelArgs,
+    /// The text to score.
+    #[arg(long, conflicts_with = "file", required_unless_present = "file")]
+    pub text: Option<String>,
+    /// A UTF-8 file to score.
+    #[arg(long, value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// For texts longer than the context: how far each window advances (default: half the
+    /// context; 1 gives every token a full context).
+    #[arg(long)]
+    pub stride: Option<usize>,
+    /// Print JSON (tokens, logprobs, perplexity, bits_per_byte).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `minigpt bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub model: ModelArgs,
+    /// Prompt length for the prefill measurement and before decoding.
+    #[arg(long = "prompt-len", default_value_t = 128)]
+    pub prompt_len: usize,
+    /// Decode steps to time.
+    #[arg(long = "new-tokens", default_value_t = 64)]
+    pub new_tokens: usize,
+    /// Batch sizes, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,8")]
+    pub batch: Vec<usize>,
+    /// Timed repetitions per batch size (the best is reported).
+    #[arg(long, default_value_t = 3)]
+    pub repeats: usize,
+    /// Print JSON lines instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}

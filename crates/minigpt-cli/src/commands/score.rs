@@ -1,0 +1,47 @@
+//! `minigpt score`: how well the model predicts a text.
+
+use anyhow::{Context, Result, bail};
+use minigpt_model::score;
+
+use crate::cli::ScoreArgs;
+
+/// Runs the command.
+pub fn run(args: ScoreArgs) -> Result<()> {
+    let text = match (&args.text, &args.file) {
+        (Some(t), _) => t.clone(),
+        (None, Some(f)) => std::fs::read_to_string(f)
+            .with_context(|| format!("cannot read {} (a UTF-8 text file)", f.display()))?,
+        (None, None) => bail!("pass --text TEXT or --file FILE"),
+    };
+    if args.stride == Some(0) {
+        bail!("--stride must be at least 1");
+    }
+    let (lm, tok) = crate::load::load(&args.model)?;
+    let tokens = tok.encode(&text)?;
+    if tokens.len() < 2 {
+        bail!(
+            "the text has {} token(s); scoring needs at least two (the first is only context)",
+            tokens.len()
+        );
+    }
+    let stride = args.stride.unwrap_or(lm.config.n_positions / 2).max(1);
+    let s = score(&lm, &tokens, stride);
+    let bytes = tok.decode_bytes(&tokens[1..]).len();
+    let bpb = s.bits_per_byte(bytes);
+    if args.json {
+        let v = serde_json::json!({
+            "tokens": s.tokens,
+            "logprobs": s.logprobs,
+            "perplexity": s.perplexity,
+            "bits_per_byte": bpb,
+            "stride": stride,
+        });
+        println!("{v}");
+    } else {
+        println!("tokens:        {}", s.tokens.len());
+        println!("perplexity:    {:.4}", s.perplexity);
+        println!("bits per byte: {bpb:.4}");
+        println!("mean logprob:  {:.4} nats", -s.nll() / s.logprobs.len() as f64);
+    }
+    Ok(())
+}

@@ -1,0 +1,244 @@
+//! Hugging Face GPT-2 checkpoints: `config.json` + `model.safetensors`, read and written.
+//!
+//! Names follow `GPT2LMHeadModel` (`wte`, `h.{i}.attn.c_attn`, …, with or without the
+//! `transformer.` prefix). GPT-2's Conv1D stores weights `[in, out]`, which is Burn's `Linear`
+//! layout, so nothing is transposed. F32, F16 and BF16 files load; models are saved in F32.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use burn::module::Param;
+use burn::tensor::{Device, Tensor, TensorData};
+use safetensors::{Dtype, SafeTensors, tensor::TensorView};
+
+use crate::config::GptConfig;
+use crate::error::ModelError;
+use crate::gpt::Gpt;
+
+/// File names of a model directory.
+pub const CONFIG_FILE: &str = "config.json";
+/// The weights file.
+pub const WEIGHTS_FILE: &str = "model.safetensors";
+
+/// Reads `config.json` and `model.safetensors` from `dir` onto `device`.
+pub fn load_dir(dir: &Path, device: &Device) -> Result<(GptConfig, Gpt), ModelError> {
+    if !dir.is_dir() {
+        return Err(ModelError::NoModelDir(dir.to_path_buf()));
+    }
+    let cfg_path = dir.join(CONFIG_FILE);
+    if !cfg_path.is_file() {
+        return Err(ModelError::Config {
+            path: cfg_path,
+            reason: "missing: a GPT-2 directory needs config.json and model.safetensors".into(),
+        });
+    }
+    let cfg = GptConfig::load(&cfg_path)?;
+    let path = dir.join(WEIGHTS_FILE);
+    if !path.is_file() {
+        return Err(ModelError::Weights {
+            path,
+            reason: "missing: a GPT-2 directory needs config.json and model.safetensors".into(),
+        });
+    }
+    let bytes = std::fs::read(&path).map_err(|e| ModelError::io(&path, e))?;
+    let model = load_weights(&cfg, &bytes, &path, device)?;
+    Ok((cfg, model))
+}
+
+/// Builds a model from the bytes of a safetensors file (`path` is only for messages).
+pub fn load_weights(
+    cfg: &GptConfig,
+    bytes: &[u8],
+    path: &Path,
+    device: &Device,
+) -> Result<Gpt, ModelError> {
+    let st = SafeTensors::deserialize(bytes).map_err(|e| ModelError::Weights {
+        path: path.to_path_buf(),
+        reason: format!("not a valid safetensors file (truncated or corrupt?): {e}"),
+    })?;
+    let views: HashMap<String, TensorView<'_>> = st
+        .tensors()
+        .into_iter()
+        .map(|(name, view)| {
+            let name = name.strip_prefix("transformer.").unwrap_or(&name).to_string();
+            (name, view)
+        })
+        .collect();
+    let l = Loader {
+        views,
+        path: path.to_path_buf(),
+        device: device.clone(),
+    };
+    let (c, v, p, i) = (cfg.n_embd, cfg.vocab_size, cfg.n_positions, cfg.inner());
+    let mut m = Gpt::init(cfg, device, false);
+    let wte = l.get("wte.weight", [v, c])?;
+    if let Some(head) = l.views.get("lm_head.weight")
+        && head.data() != l.views["wte.weight"].data()
+    {
+        return Err(l.bad("lm_head.weight differs from wte.weight: untied heads are not supported"));
+    }
+    m.set_wte(wte);
+    m.wpe.weight = Param::from_tensor(l.get("wpe.weight", [p, c])?);
+    for (n, block) in m.h.iter_mut().enumerate() {
+        let pre = format!("h.{n}");
+        l.layer_norm(&mut block.ln_1, &format!("{pre}.ln_1"), c)?;
+        l.linear(&mut block.attn.c_attn, &format!("{pre}.attn.c_attn"), c, 3 * c)?;
+        l.linear(&mut block.attn.c_proj, &format!("{pre}.attn.c_proj"), c, c)?;
+        l.layer_norm(&mut block.ln_2, &format!("{pre}.ln_2"), c)?;
+        l.linear(&mut block.mlp.c_fc, &format!("{pre}.mlp.c_fc"), c, i)?;
+        l.linear(&mut block.mlp.c_proj, &format!("{pre}.mlp.c_proj"), i, c)?;
+    }
+    l.layer_norm(&mut m.ln_f, "ln_f", c)?;
+    if l.views.contains_key(&format!("h.{}.ln_1.weight", cfg.n_layer)) {
+        return Err(l.bad(&format!(
+            "the file has more blocks than config.json's n_layer = {}",
+            cfg.n_layer
+        )));
+    }
+    Ok(m)
+}
+
+struct Loader<'a> {
+    views: HashMap<String, TensorView<'a>>,
+    path: PathBuf,
+    device: Device,
+}
+
+impl Loader<'_> {
+    fn bad(&self, reason: &str) -> ModelError {
+        ModelError::Weights {
+            path: self.path.clone(),
+            reason: reason.to_string(),
+        }
+    }
+
+    fn get<const D: usize>(&self, name: &str, shape: [usize; D]) -> Result<Tensor<D>, ModelError> {
+        let view = self
+            .views
+            .get(name)
+            .ok_or_else(|| self.bad(&format!("tensor {name} is missing")))?;
+        if view.shape() != shape {
+            return Err(self.bad(&format!(
+                "tensor {name} has shape {:?}, config.json implies {:?}",
+                view.shape(),
+                shape
+            )));
+        }
+        let values = to_f32(view.dtype(), view.data())
+            .ok_or_else(|| self.bad(&format!("tensor {name} has dtype {:?}; minigpt reads F32, F16 and BF16", view.dtype())))?;
+        Ok(Tensor::from_data(TensorData::new(values, shape), &self.device))
+    }
+
+    fn linear(
+        &self,
+        lin: &mut burn::nn::Linear,
+        name: &str,
+        d_in: usize,
+        d_out: usize,
+    ) -> Result<(), ModelError> {
+        lin.weight = Param::from_tensor(self.get(&format!("{name}.weight"), [d_in, d_out])?);
+        lin.bias = Some(Param::from_tensor(self.get(&format!("{name}.bias"), [d_out])?));
+        Ok(())
+    }
+
+    fn layer_norm(
+        &self,
+        ln: &mut burn::nn::LayerNorm,
+        name: &str,
+        d: usize,
+    ) -> Result<(), ModelError> {
+        ln.gamma = Param::from_tensor(self.get(&format!("{name}.weight"), [d])?);
+        ln.beta = Some(Param::from_tensor(self.get(&format!("{name}.bias"), [d])?));
+        Ok(())
+    }
+}
+
+/// Little-endian F32/F16/BF16 bytes as f32 values.
+fn to_f32(dtype: Dtype, data: &[u8]) -> Option<Vec<f32>> {
+    match dtype {
+        Dtype::F32 => Some(
+            data.chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect(),
+        ),
+        Dtype::F16 => Some(
+            data.chunks_exact(2)
+                .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+                .collect(),
+        ),
+        Dtype::BF16 => Some(
+            data.chunks_exact(2)
+                .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
+                .collect(),
+        ),
+        _ => None,
+    }
+}
+
+/// Every parameter with its Hugging Face name, as F32 values and shape.
+pub fn named_tensors(model: &Gpt) -> Vec<(String, Vec<usize>, Vec<f32>)> {
+    fn put<const D: usize>(out: &mut Vec<(String, Vec<usize>, Vec<f32>)>, name: String, t: Tensor<D>) {
+        let data = t.into_data();
+        let shape = data.shape.to_vec();
+        let values = data.convert::<f32>().to_vec::<f32>().unwrap_or_default();
+        out.push((name, shape, values));
+    }
+    let mut out = Vec::new();
+    put(&mut out, "wte.weight".into(), model.wte.weight.val());
+    put(&mut out, "wpe.weight".into(), model.wpe.weight.val());
+    let mut lin = |out: &mut Vec<_>, name: String, l: &burn::nn::Linear| {
+        put(out, format!("{name}.weight"), l.weight.val());
+        if let Some(b) = &l.bias {
+            put(out, format!("{name}.bias"), b.val());
+        }
+    };
+    let ln = |out: &mut Vec<_>, name: String, l: &burn::nn::LayerNorm| {
+        put(out, format!("{name}.weight"), l.gamma.val());
+        if let Some(b) = &l.beta {
+            put(out, format!("{name}.bias"), b.val());
+        }
+    };
+    for (n, b) in model.h.iter().enumerate() {
+        ln(&mut out, format!("h.{n}.ln_1"), &b.ln_1);
+        lin(&mut out, format!("h.{n}.attn.c_attn"), &b.attn.c_attn);
+        lin(&mut out, format!("h.{n}.attn.c_proj"), &b.attn.c_proj);
+        ln(&mut out, format!("h.{n}.ln_2"), &b.ln_2);
+        lin(&mut out, format!("h.{n}.mlp.c_fc"), &b.mlp.c_fc);
+        lin(&mut out, format!("h.{n}.mlp.c_proj"), &b.mlp.c_proj);
+    }
+    ln(&mut out, "ln_f".into(), &model.ln_f);
+    out
+}
+
+/// Writes `config.json` and an F32 `model.safetensors` to `dir` (created if needed). Each file
+/// is written to a temporary name first and renamed, so an interrupted save leaves no torn file.
+pub fn save_dir(model: &Gpt, cfg: &GptConfig, dir: &Path) -> Result<(), ModelError> {
+    std::fs::create_dir_all(dir).map_err(|e| ModelError::io(dir, e))?;
+    let tensors = named_tensors(model);
+    let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
+        .into_iter()
+        .map(|(n, s, v)| (n, s, v.iter().flat_map(|x| x.to_le_bytes()).collect()))
+        .collect();
+    let mut views = Vec::with_capacity(bytes.len());
+    for (name, shape, data) in &bytes {
+        let view = TensorView::new(Dtype::F32, shape.clone(), data).map_err(|e| {
+            ModelError::Weights {
+                path: dir.join(WEIGHTS_FILE),
+                reason: e.to_string(),
+            }
+        })?;
+        views.push((name.clone(), view));
+    }
+    let meta = HashMap::from([("format".to_string(), "pt".to_string())]);
+    let final_path = dir.join(WEIGHTS_FILE);
+    let tmp = dir.join(format!(".{WEIGHTS_FILE}.tmp"));
+    safetensors::serialize_to_file(views, Some(meta), &tmp).map_err(|e| ModelError::Weights {
+        path: tmp.clone(),
+        reason: e.to_string(),
+    })?;
+    std::fs::rename(&tmp, &final_path).map_err(|e| ModelError::io(&final_path, e))?;
+    let cfg_tmp = dir.join(format!(".{CONFIG_FILE}.tmp"));
+    cfg.save(&cfg_tmp)?;
+    let cfg_path = dir.join(CONFIG_FILE);
+    std::fs::rename(&cfg_tmp, &cfg_path).map_err(|e| ModelError::io(&cfg_path, e))
+}

@@ -1,0 +1,216 @@
+//! Model hyper-parameters, read from and written to Hugging Face's `config.json` (`GPT2Config`).
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::ModelError;
+
+/// GPT-2 hyper-parameters with Hugging Face's field names, so `config.json` round-trips.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GptConfig {
+    /// Number of token ids.
+    pub vocab_size: usize,
+    /// Context length: the number of learned positions.
+    pub n_positions: usize,
+    /// Width of the residual stream.
+    pub n_embd: usize,
+    /// Number of transformer blocks.
+    pub n_layer: usize,
+    /// Attention heads per block (`n_embd` must be divisible by it).
+    pub n_head: usize,
+    /// Hidden width of the MLP; `None` means `4 * n_embd`.
+    #[serde(default)]
+    pub n_inner: Option<usize>,
+    /// LayerNorm epsilon.
+    #[serde(default = "default_eps")]
+    pub layer_norm_epsilon: f64,
+    /// Begin-of-sequence token id.
+    #[serde(default)]
+    pub bos_token_id: Option<u32>,
+    /// End-of-sequence token id (generation stops on it).
+    #[serde(default)]
+    pub eos_token_id: Option<u32>,
+    /// Activation of the MLP; only GPT-2's tanh GELU (`gelu_new`) is implemented.
+    #[serde(default = "default_act")]
+    pub activation_function: String,
+    /// Dropout on embeddings (training only).
+    #[serde(default)]
+    pub embd_pdrop: f64,
+    /// Dropout on attention weights (training only).
+    #[serde(default)]
+    pub attn_pdrop: f64,
+    /// Dropout on residual branches (training only).
+    #[serde(default)]
+    pub resid_pdrop: f64,
+    /// Always `gpt2`: lets `transformers` pick `GPT2LMHeadModel`.
+    #[serde(default = "default_model_type")]
+    pub model_type: String,
+    /// Architecture switches of `GPT2Config` that minigpt does not implement; read so that a
+    /// checkpoint using them is refused instead of silently mis-computed.
+    #[serde(default = "yes", skip_serializing)]
+    pub scale_attn_weights: bool,
+    #[serde(default, skip_serializing)]
+    #[allow(missing_docs)]
+    pub scale_attn_by_inverse_layer_idx: bool,
+    #[serde(default, skip_serializing)]
+    #[allow(missing_docs)]
+    pub reorder_and_upcast_attn: bool,
+    #[serde(default, skip_serializing)]
+    #[allow(missing_docs)]
+    pub add_cross_attention: bool,
+    #[serde(default = "yes", skip_serializing)]
+    #[allow(missing_docs)]
+    pub tie_word_embeddings: bool,
+}
+
+fn default_eps() -> f64 {
+    1e-5
+}
+fn default_act() -> String {
+    "gelu_new".into()
+}
+fn default_model_type() -> String {
+    "gpt2".into()
+}
+fn yes() -> bool {
+    true
+}
+
+impl GptConfig {
+    /// GPT-2 small (124M): transformers' default `GPT2Config`.
+    pub fn gpt2_small() -> Self {
+        Self::new(50257, 1024, 768, 12, 12)
+    }
+
+    /// A config with the given sizes and GPT-2's defaults for everything else.
+    pub fn new(
+        vocab_size: usize,
+        n_positions: usize,
+        n_embd: usize,
+        n_layer: usize,
+        n_head: usize,
+    ) -> Self {
+        Self {
+            vocab_size,
+            n_positions,
+            n_embd,
+            n_layer,
+            n_head,
+            n_inner: None,
+            layer_norm_epsilon: 1e-5,
+            bos_token_id: None,
+            eos_token_id: None,
+            activation_function: default_act(),
+            embd_pdrop: 0.0,
+            attn_pdrop: 0.0,
+            resid_pdrop: 0.0,
+            model_type: default_model_type(),
+            scale_attn_weights: true,
+            scale_attn_by_inverse_layer_idx: false,
+            reorder_and_upcast_attn: false,
+            add_cross_attention: false,
+            tie_word_embeddings: true,
+        }
+    }
+
+    /// Hidden width of the MLP.
+    pub fn inner(&self) -> usize {
+        self.n_inner.unwrap_or(4 * self.n_embd)
+    }
+
+    /// Width of one attention head.
+    pub fn head_dim(&self) -> usize {
+        self.n_embd / self.n_head
+    }
+
+    /// Checks that minigpt can build and run this architecture.
+    pub fn validate(&self) -> Result<(), String> {
+        for (name, v) in [
+            ("vocab_size", self.vocab_size),
+            ("n_positions", self.n_positions),
+            ("n_embd", self.n_embd),
+            ("n_layer", self.n_layer),
+            ("n_head", self.n_head),
+        ] {
+            if v == 0 {
+                return Err(format!("{name} must be at least 1"));
+            }
+        }
+        if self.n_embd % self.n_head != 0 {
+            return Err(format!(
+                "n_embd ({}) must be divisible by n_head ({})",
+                self.n_embd, self.n_head
+            ));
+        }
+        if self.activation_function != "gelu_new" {
+            return Err(format!(
+                "activation_function {:?} is not supported (only \"gelu_new\", GPT-2's)",
+                self.activation_function
+            ));
+        }
+        let unsupported = [
+            ("scale_attn_weights = false", !self.scale_attn_weights),
+            (
+                "scale_attn_by_inverse_layer_idx = true",
+                self.scale_attn_by_inverse_layer_idx,
+            ),
+            ("reorder_and_upcast_attn = true", self.reorder_and_upcast_attn),
+            ("add_cross_attention = true", self.add_cross_attention),
+            ("tie_word_embeddings = false", !self.tie_word_embeddings),
+        ];
+        if let Some((what, _)) = unsupported.iter().find(|(_, on)| *on) {
+            return Err(format!("{what} is not supported by minigpt's GPT-2"));
+        }
+        Ok(())
+    }
+
+    /// Reads and validates `config.json`.
+    pub fn load(path: &Path) -> Result<Self, ModelError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ModelError::io(path, e))?;
+        let cfg: Self = serde_json::from_str(&text).map_err(|e| ModelError::Config {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        cfg.validate().map_err(|reason| ModelError::Config {
+            path: path.to_path_buf(),
+            reason,
+        })?;
+        Ok(cfg)
+    }
+
+    /// Writes `config.json` in Hugging Face's format (with `architectures`).
+    pub fn save(&self, path: &Path) -> Result<(), ModelError> {
+        let mut v = serde_json::to_value(self).map_err(|e| ModelError::Config {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        v["architectures"] = serde_json::json!(["GPT2LMHeadModel"]);
+        let text = serde_json::to_string_pretty(&v).unwrap_or_default();
+        std::fs::write(path, text + "\n").map_err(|e| ModelError::io(path, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_transformers_config_and_refuses_unsupported() {
+        let json = r#"{"activation_function":"gelu_new","n_embd":32,"n_head":4,"n_layer":2,
+            "n_positions":64,"vocab_size":100,"n_inner":null,"resid_pdrop":0.1,"summary_type":"cls_index"}"#;
+        let c: GptConfig = serde_json::from_str(json).unwrap();
+        assert_eq!(c.inner(), 128);
+        assert_eq!(c.head_dim(), 8);
+        assert!(c.validate().is_ok());
+        let mut bad = c.clone();
+        bad.n_head = 5;
+        assert!(bad.validate().unwrap_err().contains("divisible"));
+        let mut bad = c.clone();
+        bad.activation_function = "relu".into();
+        assert!(bad.validate().unwrap_err().contains("gelu_new"));
+        let mut bad = c;
+        bad.tie_word_embeddings = false;
+        assert!(bad.validate().is_err());
+    }
+}
