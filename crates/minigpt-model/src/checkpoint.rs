@@ -178,15 +178,13 @@ fn to_f32(dtype: Dtype, data: &[u8]) -> Option<Vec<f32>> {
 /// Every parameter with its Hugging Face name, as F32 values and shape.
 pub fn named_tensors(model: &Gpt) -> Vec<(String, Vec<usize>, Vec<f32>)> {
     fn put<const D: usize>(out: &mut Vec<(String, Vec<usize>, Vec<f32>)>, name: String, t: Tensor<D>) {
-        let data = t.into_data();
-        let shape = data.shape.to_vec();
-        let values = data.convert::<f32>().to_vec::<f32>().unwrap_or_default();
-        out.push((name, shape, values));
+        let shape = t.dims().to_vec();
+        out.push((name, shape, crate::to_host(t)));
     }
     let mut out = Vec::new();
     put(&mut out, "wte.weight".into(), model.wte.weight.val());
     put(&mut out, "wpe.weight".into(), model.wpe.weight.val());
-    let mut lin = |out: &mut Vec<_>, name: String, l: &burn::nn::Linear| {
+    let lin = |out: &mut Vec<_>, name: String, l: &burn::nn::Linear| {
         put(out, format!("{name}.weight"), l.weight.val());
         if let Some(b) = &l.bias {
             put(out, format!("{name}.bias"), b.val());

@@ -17,3 +17,10 @@ pub use error::ModelError;
 pub use gpt::Gpt;
 pub use runner::{ContextPolicy, GptLm};
 pub use score::{Score, score};
+
+/// Copies a tensor to the host as f32 values (one device read).
+pub(crate) fn to_host<const D: usize>(t: burn::tensor::Tensor<D>) -> Vec<f32> {
+    t.into_data()
+        .try_into_vec_as::<f32>()
+        .expect("a float tensor reads back as f32")
+}

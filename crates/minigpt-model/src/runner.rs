@@ -131,7 +131,7 @@ impl GptLm {
         let [b, t, c] = hidden.dims();
         let last = hidden.narrow(1, t - 1, 1); // [b, 1, c]
         let logits = self.model.logits(last).reshape([b * self.config.vocab_size]);
-        let data = logits.into_data().convert::<f32>().to_vec::<f32>().unwrap_or_default();
+        let data = crate::to_host(logits);
         debug_assert_eq!(c, self.config.n_embd);
         Logits {
             data,
@@ -185,7 +185,7 @@ impl GptLm {
         let idx: Vec<i32> = targets[first..t].iter().map(|&x| x as i32).collect();
         let idx = Tensor::<3, Int>::from_data(TensorData::new(idx, [1, count, 1]), &self.device);
         let picked = lp.gather(2, idx).reshape([count]);
-        let v = picked.into_data().convert::<f32>().to_vec::<f32>().unwrap_or_default();
+        let v = crate::to_host(picked);
         v.into_iter().map(f64::from).collect()
     }
 
@@ -194,7 +194,7 @@ impl GptLm {
         let p = self.pad(&[ids]);
         let hidden = self.model.forward(p.ids, p.positions, None, None);
         let logits = self.model.logits(hidden);
-        logits.into_data().convert::<f32>().to_vec::<f32>().unwrap_or_default()
+        crate::to_host(logits)
     }
 }
 

@@ -1,0 +1,176 @@
+//! End-to-end tests of the `minigpt` binary on the tiny random GPT-2 fixture.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures")
+}
+
+fn model() -> String {
+    fixtures().join("tiny-gpt2").display().to_string()
+}
+
+fn minigpt(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_minigpt"))
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
+fn json(out: &Output) -> serde_json::Value {
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("one JSON object")
+}
+
+fn reference() -> serde_json::Value {
+    let t = std::fs::read_to_string(fixtures().join("reference/tiny-gpt2.json")).unwrap();
+    serde_json::from_str(&t).unwrap()
+}
+
+/// Exit code 2 and exactly one line on stderr that contains every `needle`.
+fn assert_usage_error(args: &[&str], needles: &[&str]) {
+    let out = minigpt(args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+    for n in needles {
+        assert!(err.contains(n), "{args:?}: {err:?} lacks {n:?}");
+    }
+    assert!(out.stdout.is_empty(), "{args:?} printed output");
+}
+
+#[test]
+fn greedy_json_matches_hugging_face() {
+    let m = model();
+    let out = minigpt(&[
+        "generate", "--model", &m, "--prompt", "Machine learning is", "--greedy",
+        "--max-new-tokens", "30", "--json",
+    ]);
+    let v = json(&out);
+    assert_eq!(v["tokens"], reference()["greedy_tokens"]);
+    assert_eq!(v["prompt"], "Machine learning is");
+    assert_eq!(v["finish_reason"], "length");
+    for key in ["text", "seed", "seconds"] {
+        assert!(v.get(key).is_some(), "{key}");
+    }
+}
+
+#[test]
+fn streamed_text_equals_json_text_and_seed_reproduces() {
+    let m = model();
+    let args = |json: bool| {
+        let mut a = vec![
+            "generate", "--model", &m, "--prompt", "Once upon a time", "--temperature", "0.9",
+            "--top-k", "50", "--top-p", "0.95", "--seed", "11", "--max_new_tokens", "25",
+        ];
+        if json {
+            a.push("--json");
+        }
+        minigpt(&a)
+    };
+    let a = json(&args(true));
+    let b = json(&args(true));
+    assert_eq!(a["tokens"], b["tokens"]);
+    assert_eq!(a["tokens"].as_array().unwrap().len(), 25);
+    assert_eq!(a["seed"], 11);
+    let streamed = args(false);
+    assert!(streamed.status.success());
+    let text = String::from_utf8(streamed.stdout).unwrap();
+    assert_eq!(text.strip_suffix('\n').unwrap(), a["text"].as_str().unwrap());
+    let other = json(&minigpt(&[
+        "generate", "--model", &m, "--prompt", "Once upon a time", "--temperature", "0.9",
+        "--top-k", "50", "--top-p", "0.95", "--seed", "12", "--max-new-tokens", "25", "--json",
+    ]));
+    assert_ne!(other["tokens"], a["tokens"]);
+}
+
+#[test]
+fn score_json_matches_hugging_face() {
+    let m = model();
+    let r = reference();
+    let text = r["score_text"].as_str().unwrap();
+    let v = json(&minigpt(&["score", "--model", &m, "--text", text, "--json"]));
+    assert_eq!(v["tokens"], r["score_ids"]);
+    let got = v["logprobs"].as_array().unwrap();
+    let want = r["score_logprobs"].as_array().unwrap();
+    assert_eq!(got.len(), want.len());
+    let mut nll = 0.0;
+    for (g, w) in got.iter().zip(want) {
+        let (g, w) = (g.as_f64().unwrap(), w.as_f64().unwrap());
+        assert!((g - w).abs() <= 1e-4, "{g} vs {w}");
+        nll -= w;
+    }
+    let ppl = (nll / want.len() as f64).exp();
+    assert!((v["perplexity"].as_f64().unwrap() / ppl - 1.0).abs() < 1e-4);
+    // Bits per byte: the bytes of every token after the first ("To" is the first token).
+    let bytes = text.len() - "To".len();
+    let bpb = nll / std::f64::consts::LN_2 / bytes as f64;
+    assert!((v["bits_per_byte"].as_f64().unwrap() / bpb - 1.0).abs() < 1e-4);
+}
+
+#[test]
+fn bad_inputs_exit_2_with_one_line() {
+    let m = model();
+    let gen_args = |extra: &[&str]| {
+        let mut a = vec!["generate", "--model", m.as_str(), "--prompt", "Hi"];
+        a.extend_from_slice(extra);
+        a.into_iter().map(String::from).collect::<Vec<_>>()
+    };
+    let run = |args: Vec<String>, needles: &[&str]| {
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        assert_usage_error(&refs, needles);
+    };
+    run(gen_args(&["--temperature", "0"]), &["temperature", "--greedy"]);
+    run(gen_args(&["--temperature", "NaN"]), &["temperature", "--greedy"]);
+    run(gen_args(&["--temperature", "-1"]), &["temperature"]);
+    run(gen_args(&["--top-p", "1.5"]), &["top-p", "(0, 1]"]);
+    run(gen_args(&["--top-p", "0"]), &["top-p"]);
+    run(gen_args(&["--top-k", "0"]), &["top-k"]);
+    run(gen_args(&["--device", "tpu"]), &["tpu", "flex"]);
+    assert_usage_error(
+        &["generate", "--model", &m, "--prompt", ""],
+        &["prompt is empty"],
+    );
+    assert_usage_error(
+        &["generate", "--model", "/no/such/dir", "--prompt", "Hi"],
+        &["/no/such/dir", "does not exist"],
+    );
+    // "word" and " word" are one GPT-2 token each: 100 tokens.
+    let long = format!("word{}", " word".repeat(99));
+    assert_usage_error(
+        &["generate", "--model", &m, "--prompt", &long, "--no-crop"],
+        &["100 tokens", "at most 64"],
+    );
+    assert_usage_error(&["score", "--model", &m, "--text", "Hi"], &["at least two"]);
+    assert_usage_error(
+        &["score", "--model", &m, "--file", "/no/such/file.txt"],
+        &["/no/such/file.txt"],
+    );
+}
+
+#[test]
+fn truncated_weights_exit_2() {
+    let dir = std::env::temp_dir().join(format!("minigpt-cli-trunc-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let src = fixtures().join("tiny-gpt2");
+    std::fs::copy(src.join("config.json"), dir.join("config.json")).unwrap();
+    let bytes = std::fs::read(src.join("model.safetensors")).unwrap();
+    std::fs::write(dir.join("model.safetensors"), &bytes[..1000]).unwrap();
+    let d = dir.display().to_string();
+    assert_usage_error(
+        &["generate", "--model", &d, "--prompt", "Hi"],
+        &["model.safetensors", "truncated"],
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn long_prompt_slides_by_default() {
+    let m = model();
+    let long = "word ".repeat(100);
+    let v = json(&minigpt(&[
+        "generate", "--model", &m, "--prompt", &long, "--greedy", "--max-new-tokens", "5", "--json",
+    ]));
+    assert_eq!(v["tokens"].as_array().unwrap().len(), 5);
+}

@@ -1,0 +1,209 @@
+//! Parity with Hugging Face transformers on a small random GPT-2 (`tests/fixtures/tiny-gpt2`,
+//! references from `scripts/make_gpt2_fixture.py`), on every CPU device.
+
+use std::path::PathBuf;
+
+use burn::tensor::Device;
+use minigpt_decode::{FinishReason, GenerateRequest, LanguageModel, SamplingParams, generate};
+use minigpt_model::{ContextPolicy, GptLm, parse_device, score};
+use safetensors::SafeTensors;
+
+const TOL: f32 = 1e-4;
+
+fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures")
+}
+
+fn reference() -> serde_json::Value {
+    let text = std::fs::read_to_string(fixtures().join("reference/tiny-gpt2.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+fn ids(v: &serde_json::Value) -> Vec<u32> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as u32)
+        .collect()
+}
+
+fn floats(v: &serde_json::Value) -> Vec<f64> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect()
+}
+
+fn load(device: &Device) -> GptLm {
+    GptLm::load(&fixtures().join("tiny-gpt2"), device).unwrap()
+}
+
+fn greedy(lm: &mut GptLm, prompts: Vec<Vec<u32>>, n: usize) -> Vec<minigpt_decode::Generation> {
+    let seeds = vec![0; prompts.len()];
+    let req = GenerateRequest {
+        prompts,
+        max_new_tokens: n,
+        sampling: SamplingParams::greedy(),
+        seeds,
+        eos_token_id: None,
+        ignore_eos: false,
+    };
+    generate(lm, &req, |_, _| {}).unwrap()
+}
+
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+fn full_logits(device: &Device) {
+    let r = reference();
+    let lm = load(device);
+    let bytes = std::fs::read(fixtures().join("reference/tiny-gpt2-logits.safetensors")).unwrap();
+    let st = SafeTensors::deserialize(&bytes).unwrap();
+    let view = st.tensor("logits").unwrap();
+    let want: Vec<f32> = view
+        .data()
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    let got = lm.sequence_logits(&ids(&r["logits_input_ids"]));
+    let d = max_abs_diff(&got, &want);
+    assert!(d <= TOL, "max |Δlogit| = {d}");
+}
+
+fn score_logprobs(device: &Device) {
+    let r = reference();
+    let lm = load(device);
+    let s = score(&lm, &ids(&r["score_ids"]), 32);
+    let want = floats(&r["score_logprobs"]);
+    assert_eq!(s.logprobs.len(), want.len());
+    for (i, (g, w)) in s.logprobs.iter().zip(&want).enumerate() {
+        assert!((g - w).abs() <= 1e-4, "token {i}: {g} vs {w}");
+    }
+}
+
+fn long_text_sliding_window(device: &Device) {
+    let r = reference();
+    let lm = load(device);
+    let long = ids(&r["long_ids"]);
+    let want = floats(&r["long_logprobs"]);
+    // stride 1: every token sees exactly the n_positions tokens before it, as the reference.
+    let s = score(&lm, &long, 1);
+    assert_eq!(s.logprobs.len(), long.len() - 1);
+    for (i, (g, w)) in s.logprobs.iter().zip(&want).enumerate() {
+        assert!((g - w).abs() <= 1e-4, "token {}: {g} vs {w}", i + 1);
+    }
+    // A coarser stride: windows end at n, n + s, n + 2s, ... (capped at the last token); each
+    // token is scored by the first window reaching it, from that window's start. Recompute every
+    // log-probability from its own context with a plain forward pass.
+    let (n, stride) = (64usize, 16usize);
+    let coarse = score(&lm, &long, stride);
+    assert_eq!(coarse.logprobs.len(), long.len() - 1);
+    let v = lm.config.vocab_size;
+    for j in 1..long.len() {
+        let end = (n + (j.saturating_sub(n)).div_ceil(stride) * stride).min(long.len() - 1);
+        let start = end.saturating_sub(n);
+        assert!(j - start >= (n - stride + 1).min(j), "token {j} context {}", j - start);
+        let logits = lm.sequence_logits(&long[start..j]);
+        let row = &logits[logits.len() - v..];
+        let want = minigpt_decode::sampling::log_prob(row, long[j] as usize);
+        let got = coarse.logprobs[j - 1];
+        assert!((got - want).abs() <= 1e-4, "token {j}: {got} vs {want}");
+        if j <= n {
+            assert!((got - floats(&r["long_logprobs"])[j - 1]).abs() <= 1e-4);
+        }
+    }
+}
+
+fn greedy_30(device: &Device) {
+    let r = reference();
+    let mut lm = load(device);
+    let g = greedy(&mut lm, vec![ids(&r["greedy_prompt"])], 30);
+    assert_eq!(g[0].tokens, ids(&r["greedy_tokens"]));
+}
+
+fn greedy_past_the_context(device: &Device) {
+    let r = reference();
+    let mut lm = load(device);
+    let want = ids(&r["window_greedy_tokens"]);
+    let g = greedy(&mut lm, vec![ids(&r["greedy_prompt"])], want.len());
+    assert_eq!(g[0].tokens, want);
+}
+
+fn cached_equals_uncached(device: &Device) {
+    let r = reference();
+    let mut lm = load(device);
+    let v = lm.config.vocab_size;
+    let mut seq = ids(&r["greedy_prompt"]);
+    let mut logits = lm.prefill(std::slice::from_ref(&seq)).unwrap();
+    // Through the cache's whole capacity and on into the sliding window.
+    for step in 0..70 {
+        let full = lm.sequence_logits(&seq[seq.len().saturating_sub(64)..]);
+        let last = &full[full.len() - v..];
+        let d = max_abs_diff(&logits.data, last);
+        assert!(d <= TOL, "step {step}: max |Δlogit| = {d}");
+        let next = minigpt_decode::sampling::argmax(&logits.data);
+        seq.push(next);
+        logits = lm.step(&[next]).unwrap();
+    }
+}
+
+fn batch_equals_alone(device: &Device) {
+    let mut lm = load(device);
+    let prompts: Vec<Vec<u32>> = [3usize, 17, 1, 40]
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| (0..n).map(|j| ((i * 7919 + j * 104_729) % 50257) as u32).collect())
+        .collect();
+    // 40 + 40 crosses the 64-token context: the batch slides its windows too.
+    let batch = greedy(&mut lm, prompts.clone(), 40);
+    for (i, p) in prompts.into_iter().enumerate() {
+        let alone = greedy(&mut lm, vec![p], 40);
+        assert_eq!(batch[i].tokens, alone[0].tokens, "row {i}");
+        for (a, b) in batch[i].logprobs.iter().zip(&alone[0].logprobs) {
+            assert!((a - b).abs() <= 1e-4);
+        }
+    }
+}
+
+fn refuse_policy_stops_rows_and_rebuilds(device: &Device) {
+    let mut lm = load(device);
+    lm.policy = ContextPolicy::Refuse;
+    let long: Vec<u32> = (0..60).map(|j| (j * 31 % 50257) as u32).collect();
+    let short: Vec<u32> = vec![464, 2068, 7586];
+    let batch = greedy(&mut lm, vec![long.clone(), short.clone()], 20);
+    // 60 tokens: rows of length 60..=64 are seen whole, so 5 tokens, then the context is full.
+    assert_eq!(batch[0].finish_reason, FinishReason::Context);
+    assert_eq!(batch[0].tokens.len(), 5);
+    assert_eq!(batch[1].finish_reason, FinishReason::Length);
+    // The short row outlives the cache width of the batch (60 + 20 > 64): it was rebuilt.
+    let alone = greedy(&mut lm, vec![short], 20);
+    assert_eq!(batch[1].tokens, alone[0].tokens);
+    let too_long: Vec<u32> = vec![1; 65];
+    let e = lm.prefill(&[too_long]).err().unwrap().to_string();
+    assert!(e.contains("at most 64"), "{e}");
+}
+
+macro_rules! on_devices {
+    ($($name:ident),*) => {
+        mod flex {
+            $(#[test] fn $name() { super::$name(&super::parse_device("flex").unwrap()); })*
+        }
+        mod ndarray {
+            $(#[test] fn $name() { super::$name(&super::parse_device("ndarray").unwrap()); })*
+        }
+    };
+}
+
+on_devices!(
+    full_logits,
+    score_logprobs,
+    long_text_sliding_window,
+    greedy_30,
+    greedy_past_the_context,
+    cached_equals_uncached,
+    batch_equals_alone,
+    refuse_policy_stops_rows_and_rebuilds
+);
