@@ -54,7 +54,11 @@ pub struct GenerateArgs {
     #[arg(long)]
     pub prompt: String,
     /// Most tokens to generate.
-    #[arg(long = "max-new-tokens", visible_alias = "max_new_tokens", default_value_t = 50)]
+    #[arg(
+        long = "max-new-tokens",
+        visible_alias = "max_new_tokens",
+        default_value_t = 50
+    )]
     pub max_new_tokens: usize,
     /// Sampling temperature (> 0); logits are divided by it.
     #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]

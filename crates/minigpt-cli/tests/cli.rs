@@ -19,7 +19,11 @@ fn minigpt(args: &[&str]) -> Output {
 }
 
 fn json(out: &Output) -> serde_json::Value {
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).expect("one JSON object")
 }
 
@@ -44,8 +48,15 @@ fn assert_usage_error(args: &[&str], needles: &[&str]) {
 fn greedy_json_matches_hugging_face() {
     let m = model();
     let out = minigpt(&[
-        "generate", "--model", &m, "--prompt", "Machine learning is", "--greedy",
-        "--max-new-tokens", "30", "--json",
+        "generate",
+        "--model",
+        &m,
+        "--prompt",
+        "Machine learning is",
+        "--greedy",
+        "--max-new-tokens",
+        "30",
+        "--json",
     ]);
     let v = json(&out);
     assert_eq!(v["tokens"], reference()["greedy_tokens"]);
@@ -61,8 +72,21 @@ fn streamed_text_equals_json_text_and_seed_reproduces() {
     let m = model();
     let args = |json: bool| {
         let mut a = vec![
-            "generate", "--model", &m, "--prompt", "Once upon a time", "--temperature", "0.9",
-            "--top-k", "50", "--top-p", "0.95", "--seed", "11", "--max_new_tokens", "25",
+            "generate",
+            "--model",
+            &m,
+            "--prompt",
+            "Once upon a time",
+            "--temperature",
+            "0.9",
+            "--top-k",
+            "50",
+            "--top-p",
+            "0.95",
+            "--seed",
+            "11",
+            "--max_new_tokens",
+            "25",
         ];
         if json {
             a.push("--json");
@@ -77,10 +101,27 @@ fn streamed_text_equals_json_text_and_seed_reproduces() {
     let streamed = args(false);
     assert!(streamed.status.success());
     let text = String::from_utf8(streamed.stdout).unwrap();
-    assert_eq!(text.strip_suffix('\n').unwrap(), a["text"].as_str().unwrap());
+    assert_eq!(
+        text.strip_suffix('\n').unwrap(),
+        a["text"].as_str().unwrap()
+    );
     let other = json(&minigpt(&[
-        "generate", "--model", &m, "--prompt", "Once upon a time", "--temperature", "0.9",
-        "--top-k", "50", "--top-p", "0.95", "--seed", "12", "--max-new-tokens", "25", "--json",
+        "generate",
+        "--model",
+        &m,
+        "--prompt",
+        "Once upon a time",
+        "--temperature",
+        "0.9",
+        "--top-k",
+        "50",
+        "--top-p",
+        "0.95",
+        "--seed",
+        "12",
+        "--max-new-tokens",
+        "25",
+        "--json",
     ]));
     assert_ne!(other["tokens"], a["tokens"]);
 }
@@ -90,7 +131,9 @@ fn score_json_matches_hugging_face() {
     let m = model();
     let r = reference();
     let text = r["score_text"].as_str().unwrap();
-    let v = json(&minigpt(&["score", "--model", &m, "--text", text, "--json"]));
+    let v = json(&minigpt(&[
+        "score", "--model", &m, "--text", text, "--json",
+    ]));
     assert_eq!(v["tokens"], r["score_ids"]);
     let got = v["logprobs"].as_array().unwrap();
     let want = r["score_logprobs"].as_array().unwrap();
@@ -121,8 +164,14 @@ fn bad_inputs_exit_2_with_one_line() {
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
         assert_usage_error(&refs, needles);
     };
-    run(gen_args(&["--temperature", "0"]), &["temperature", "--greedy"]);
-    run(gen_args(&["--temperature", "NaN"]), &["temperature", "--greedy"]);
+    run(
+        gen_args(&["--temperature", "0"]),
+        &["temperature", "--greedy"],
+    );
+    run(
+        gen_args(&["--temperature", "NaN"]),
+        &["temperature", "--greedy"],
+    );
     run(gen_args(&["--temperature", "-1"]), &["temperature"]);
     run(gen_args(&["--top-p", "1.5"]), &["top-p", "(0, 1]"]);
     run(gen_args(&["--top-p", "0"]), &["top-p"]);
@@ -150,18 +199,28 @@ fn bad_inputs_exit_2_with_one_line() {
 }
 
 #[test]
-fn truncated_weights_exit_2() {
-    let dir = std::env::temp_dir().join(format!("minigpt-cli-trunc-{}", std::process::id()));
+fn broken_model_dirs_exit_2() {
+    let dir = std::env::temp_dir().join(format!("minigpt-cli-broken-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let src = fixtures().join("tiny-gpt2");
+    let d = dir.display().to_string();
+    let args = ["generate", "--model", d.as_str(), "--prompt", "Hi"];
     std::fs::copy(src.join("config.json"), dir.join("config.json")).unwrap();
+    assert_usage_error(&args, &["model.safetensors", "missing"]);
+
     let bytes = std::fs::read(src.join("model.safetensors")).unwrap();
     std::fs::write(dir.join("model.safetensors"), &bytes[..1000]).unwrap();
-    let d = dir.display().to_string();
-    assert_usage_error(
-        &["generate", "--model", &d, "--prompt", "Hi"],
-        &["model.safetensors", "truncated"],
-    );
+    assert_usage_error(&args, &["model.safetensors", "truncated"]);
+
+    // The right file under a config whose n_embd disagrees with it.
+    std::fs::write(dir.join("model.safetensors"), &bytes).unwrap();
+    let cfg = std::fs::read_to_string(src.join("config.json")).unwrap();
+    let cfg = cfg.replace("\"n_embd\": 32", "\"n_embd\": 64");
+    std::fs::write(dir.join("config.json"), cfg).unwrap();
+    assert_usage_error(&args, &["wte.weight", "shape [50257, 32]", "[50257, 64]"]);
+
+    std::fs::write(dir.join("config.json"), "{ not json").unwrap();
+    assert_usage_error(&args, &["config.json"]);
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -170,7 +229,15 @@ fn long_prompt_slides_by_default() {
     let m = model();
     let long = "word ".repeat(100);
     let v = json(&minigpt(&[
-        "generate", "--model", &m, "--prompt", &long, "--greedy", "--max-new-tokens", "5", "--json",
+        "generate",
+        "--model",
+        &m,
+        "--prompt",
+        &long,
+        "--greedy",
+        "--max-new-tokens",
+        "5",
+        "--json",
     ]));
     assert_eq!(v["tokens"].as_array().unwrap().len(), 5);
 }

@@ -147,10 +147,7 @@ pub fn softmax(logits: &[f32]) -> Vec<f64> {
     if max == f32::NEG_INFINITY || max.is_nan() {
         return vec![0.0; logits.len()];
     }
-    let mut out: Vec<f64> = logits
-        .iter()
-        .map(|&l| ((l - max) as f64).exp())
-        .collect();
+    let mut out: Vec<f64> = logits.iter().map(|&l| ((l - max) as f64).exp()).collect();
     let sum: f64 = out.iter().sum();
     out.iter_mut().for_each(|p| *p /= sum);
     out

@@ -73,7 +73,10 @@ impl LayerCache {
     pub fn append(&mut self, k: Tensor<4>, v: Tensor<4>) -> (Tensor<4>, Tensor<4>) {
         let [b, h, t, d] = k.dims();
         let (start, end) = (self.len, self.len + t);
-        assert!(end <= self.k.dims()[2], "KV cache overflow: the caller must rebuild first");
+        assert!(
+            end <= self.k.dims()[2],
+            "KV cache overflow: the caller must rebuild first"
+        );
         // The buffers have a single owner here, so the writes happen in place.
         self.k
             .inplace(|c| c.slice_assign([0..b, 0..h, start..end, 0..d], k));

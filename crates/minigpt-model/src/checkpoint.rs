@@ -60,7 +60,10 @@ pub fn load_weights(
         .tensors()
         .into_iter()
         .map(|(name, view)| {
-            let name = name.strip_prefix("transformer.").unwrap_or(&name).to_string();
+            let name = name
+                .strip_prefix("transformer.")
+                .unwrap_or(&name)
+                .to_string();
             (name, view)
         })
         .collect();
@@ -82,14 +85,21 @@ pub fn load_weights(
     for (n, block) in m.h.iter_mut().enumerate() {
         let pre = format!("h.{n}");
         l.layer_norm(&mut block.ln_1, &format!("{pre}.ln_1"), c)?;
-        l.linear(&mut block.attn.c_attn, &format!("{pre}.attn.c_attn"), c, 3 * c)?;
+        l.linear(
+            &mut block.attn.c_attn,
+            &format!("{pre}.attn.c_attn"),
+            c,
+            3 * c,
+        )?;
         l.linear(&mut block.attn.c_proj, &format!("{pre}.attn.c_proj"), c, c)?;
         l.layer_norm(&mut block.ln_2, &format!("{pre}.ln_2"), c)?;
         l.linear(&mut block.mlp.c_fc, &format!("{pre}.mlp.c_fc"), c, i)?;
         l.linear(&mut block.mlp.c_proj, &format!("{pre}.mlp.c_proj"), i, c)?;
     }
     l.layer_norm(&mut m.ln_f, "ln_f", c)?;
-    if l.views.contains_key(&format!("h.{}.ln_1.weight", cfg.n_layer)) {
+    if l.views
+        .contains_key(&format!("h.{}.ln_1.weight", cfg.n_layer))
+    {
         return Err(l.bad(&format!(
             "the file has more blocks than config.json's n_layer = {}",
             cfg.n_layer
@@ -124,9 +134,16 @@ impl Loader<'_> {
                 shape
             )));
         }
-        let values = to_f32(view.dtype(), view.data())
-            .ok_or_else(|| self.bad(&format!("tensor {name} has dtype {:?}; minigpt reads F32, F16 and BF16", view.dtype())))?;
-        Ok(Tensor::from_data(TensorData::new(values, shape), &self.device))
+        let values = to_f32(view.dtype(), view.data()).ok_or_else(|| {
+            self.bad(&format!(
+                "tensor {name} has dtype {:?}; minigpt reads F32, F16 and BF16",
+                view.dtype()
+            ))
+        })?;
+        Ok(Tensor::from_data(
+            TensorData::new(values, shape),
+            &self.device,
+        ))
     }
 
     fn linear(
@@ -137,7 +154,9 @@ impl Loader<'_> {
         d_out: usize,
     ) -> Result<(), ModelError> {
         lin.weight = Param::from_tensor(self.get(&format!("{name}.weight"), [d_in, d_out])?);
-        lin.bias = Some(Param::from_tensor(self.get(&format!("{name}.bias"), [d_out])?));
+        lin.bias = Some(Param::from_tensor(
+            self.get(&format!("{name}.bias"), [d_out])?,
+        ));
         Ok(())
     }
 
@@ -177,7 +196,11 @@ fn to_f32(dtype: Dtype, data: &[u8]) -> Option<Vec<f32>> {
 
 /// Every parameter with its Hugging Face name, as F32 values and shape.
 pub fn named_tensors(model: &Gpt) -> Vec<(String, Vec<usize>, Vec<f32>)> {
-    fn put<const D: usize>(out: &mut Vec<(String, Vec<usize>, Vec<f32>)>, name: String, t: Tensor<D>) {
+    fn put<const D: usize>(
+        out: &mut Vec<(String, Vec<usize>, Vec<f32>)>,
+        name: String,
+        t: Tensor<D>,
+    ) {
         let shape = t.dims().to_vec();
         out.push((name, shape, crate::to_host(t)));
     }
@@ -219,12 +242,11 @@ pub fn save_dir(model: &Gpt, cfg: &GptConfig, dir: &Path) -> Result<(), ModelErr
         .collect();
     let mut views = Vec::with_capacity(bytes.len());
     for (name, shape, data) in &bytes {
-        let view = TensorView::new(Dtype::F32, shape.clone(), data).map_err(|e| {
-            ModelError::Weights {
+        let view =
+            TensorView::new(Dtype::F32, shape.clone(), data).map_err(|e| ModelError::Weights {
                 path: dir.join(WEIGHTS_FILE),
                 reason: e.to_string(),
-            }
-        })?;
+            })?;
         views.push((name.clone(), view));
     }
     let meta = HashMap::from([("format".to_string(), "pt".to_string())]);

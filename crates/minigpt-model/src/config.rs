@@ -155,7 +155,10 @@ impl GptConfig {
                 "scale_attn_by_inverse_layer_idx = true",
                 self.scale_attn_by_inverse_layer_idx,
             ),
-            ("reorder_and_upcast_attn = true", self.reorder_and_upcast_attn),
+            (
+                "reorder_and_upcast_attn = true",
+                self.reorder_and_upcast_attn,
+            ),
             ("add_cross_attention = true", self.add_cross_attention),
             ("tie_word_embeddings = false", !self.tie_word_embeddings),
         ];

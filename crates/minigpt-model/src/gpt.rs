@@ -154,8 +154,12 @@ impl Gpt {
     /// - hidden: `[batch, t, n_embd]`
     /// - output: `[batch, t, vocab_size]`
     pub fn logits(&self, hidden: Tensor<3>) -> Tensor<3> {
+        let [b, t, c] = hidden.dims();
         let wte = self.wte.weight.val(); // [v, c]
-        hidden.matmul(wte.transpose().unsqueeze::<3>())
+        let [v, _] = wte.dims();
+        // A 2-D matmul against the transposed view: a 3-D one copies the whole table each call.
+        let logits = hidden.reshape([b * t, c]).matmul(wte.transpose()); // [b t, v]
+        logits.reshape([b, t, v])
     }
 
     /// Replaces the token embedding (and so the head) with `weight` `[vocab_size, n_embd]`.

@@ -130,7 +130,10 @@ impl GptLm {
     fn last_logits(&self, hidden: Tensor<3>) -> Logits {
         let [b, t, c] = hidden.dims();
         let last = hidden.narrow(1, t - 1, 1); // [b, 1, c]
-        let logits = self.model.logits(last).reshape([b * self.config.vocab_size]);
+        let logits = self
+            .model
+            .logits(last)
+            .reshape([b * self.config.vocab_size]);
         let data = crate::to_host(logits);
         debug_assert_eq!(c, self.config.n_embd);
         Logits {
@@ -150,7 +153,10 @@ impl GptLm {
         let n = self.config.n_positions;
         let rows = std::mem::take(&mut batch.rows);
         let fits = rows.iter().all(|r| r.len() <= n);
-        let windows: Vec<&[u32]> = rows.iter().map(|r| &r[r.len().saturating_sub(n)..]).collect();
+        let windows: Vec<&[u32]> = rows
+            .iter()
+            .map(|r| &r[r.len().saturating_sub(n)..])
+            .collect();
         let p = self.pad(&windows);
         let mask = self.mask(&p.pads, p.width, p.width);
         let cfg = &self.config;
@@ -163,7 +169,9 @@ impl GptLm {
                 cfg.head_dim(),
                 &self.device,
             );
-            let h = self.model.forward(p.ids, p.positions, mask, Some(&mut cache));
+            let h = self
+                .model
+                .forward(p.ids, p.positions, mask, Some(&mut cache));
             (h, Some((cache, p.pads)))
         } else {
             (self.model.forward(p.ids, p.positions, mask, None), None)

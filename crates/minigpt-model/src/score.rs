@@ -40,7 +40,11 @@ pub fn score(lm: &GptLm, tokens: &[u32], stride: usize) -> Score {
     while next < t {
         end = if next == 1 { n } else { end + stride }.min(t - 1);
         let start = end.saturating_sub(n);
-        let lp = lm.window_logprobs(&tokens[start..end], &tokens[start + 1..=end], next - 1 - start);
+        let lp = lm.window_logprobs(
+            &tokens[start..end],
+            &tokens[start + 1..=end],
+            next - 1 - start,
+        );
         logprobs.extend(lp);
         next = end + 1;
     }

@@ -74,11 +74,27 @@ fn f32_with_transformer_prefix_lm_head_and_mask_buffers_loads_identically() {
     let dir = tmp("f32");
     let mut t: Vec<_> = fixture_tensors()
         .into_iter()
-        .map(|(n, s, v)| (format!("transformer.{n}"), s, Dtype::F32, encode(&v, Dtype::F32)))
+        .map(|(n, s, v)| {
+            (
+                format!("transformer.{n}"),
+                s,
+                Dtype::F32,
+                encode(&v, Dtype::F32),
+            )
+        })
         .collect();
-    let wte = t.iter().find(|x| x.0 == "transformer.wte.weight").unwrap().clone();
+    let wte = t
+        .iter()
+        .find(|x| x.0 == "transformer.wte.weight")
+        .unwrap()
+        .clone();
     t.push(("lm_head.weight".into(), wte.1, Dtype::F32, wte.3));
-    t.push(("transformer.h.0.attn.bias".into(), vec![1, 1, 2, 2], Dtype::F32, encode(&[1.0, 0.0, 1.0, 1.0], Dtype::F32)));
+    t.push((
+        "transformer.h.0.attn.bias".into(),
+        vec![1, 1, 2, 2],
+        Dtype::F32,
+        encode(&[1.0, 0.0, 1.0, 1.0], Dtype::F32),
+    ));
     write_dir(&dir, &t);
     assert_eq!(logits(&dir), base, "F32 holds the F16 values exactly");
     std::fs::remove_dir_all(&dir).unwrap();
@@ -94,7 +110,11 @@ fn bf16_loads_rounded_values() {
         .collect();
     write_dir(&dir, &t);
     let got = logits(&dir);
-    let d = got.iter().zip(&base).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    let d = got
+        .iter()
+        .zip(&base)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
     // bf16 keeps 8 bits of mantissa: close, but not equal.
     assert!(d > 0.0 && d < 0.1, "max |Δlogit| = {d}");
     std::fs::remove_dir_all(&dir).unwrap();
@@ -116,7 +136,10 @@ fn save_then_load_gives_identical_logits() {
     assert_eq!(cfg["n_embd"], 32);
     let st_bytes = std::fs::read(dir.join("model.safetensors")).unwrap();
     let st = SafeTensors::deserialize(&st_bytes).unwrap();
-    assert_eq!(st.tensor("h.1.mlp.c_fc.weight").unwrap().shape(), &[32, 128]);
+    assert_eq!(
+        st.tensor("h.1.mlp.c_fc.weight").unwrap().shape(),
+        &[32, 128]
+    );
     assert_eq!(st.len(), 2 + 2 * 12 + 2);
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -136,7 +159,10 @@ fn bad_checkpoints_are_clear_errors() {
     let dir = tmp("missing");
     std::fs::copy(fixture().join("config.json"), dir.join("config.json")).unwrap();
     let e = load_err(&dir);
-    assert!(e.contains("model.safetensors") && e.contains("missing"), "{e}");
+    assert!(
+        e.contains("model.safetensors") && e.contains("missing"),
+        "{e}"
+    );
 
     let bytes = std::fs::read(fixture().join("model.safetensors")).unwrap();
     std::fs::write(dir.join("model.safetensors"), &bytes[..bytes.len() / 2]).unwrap();
@@ -148,11 +174,17 @@ fn bad_checkpoints_are_clear_errors() {
         .into_iter()
         .map(|(n, s, v)| (n, s, Dtype::F32, encode(&v, Dtype::F32)))
         .collect();
-    let i = t.iter().position(|x| x.0 == "h.0.attn.c_proj.weight").unwrap();
+    let i = t
+        .iter()
+        .position(|x| x.0 == "h.0.attn.c_proj.weight")
+        .unwrap();
     t[i].1 = vec![16, 64];
     write_dir(&dir, &t);
     let e = load_err(&dir);
-    assert!(e.contains("h.0.attn.c_proj.weight") && e.contains("[16, 64]"), "{e}");
+    assert!(
+        e.contains("h.0.attn.c_proj.weight") && e.contains("[16, 64]"),
+        "{e}"
+    );
 
     // A missing tensor.
     t.remove(i);
@@ -163,7 +195,11 @@ fn bad_checkpoints_are_clear_errors() {
     let t: Vec<_> = fixture_tensors()
         .into_iter()
         .map(|(n, s, v)| {
-            let d = if n == "ln_f.bias" { Dtype::I32 } else { Dtype::F32 };
+            let d = if n == "ln_f.bias" {
+                Dtype::I32
+            } else {
+                Dtype::F32
+            };
             (n, s, d, encode(&v, Dtype::F32))
         })
         .collect();
@@ -172,9 +208,14 @@ fn bad_checkpoints_are_clear_errors() {
 
     // An architecture minigpt does not implement.
     let mut cfg: HashMap<String, serde_json::Value> =
-        serde_json::from_str(&std::fs::read_to_string(fixture().join("config.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(fixture().join("config.json")).unwrap())
+            .unwrap();
     cfg.insert("activation_function".into(), "relu".into());
-    std::fs::write(dir.join("config.json"), serde_json::to_string(&cfg).unwrap()).unwrap();
+    std::fs::write(
+        dir.join("config.json"),
+        serde_json::to_string(&cfg).unwrap(),
+    )
+    .unwrap();
     assert!(load_err(&dir).contains("gelu_new"));
     std::fs::remove_dir_all(&dir).unwrap();
     let _: Option<ModelError> = None;

@@ -54,7 +54,10 @@ fn greedy(lm: &mut GptLm, prompts: Vec<Vec<u32>>, n: usize) -> Vec<minigpt_decod
 
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 fn full_logits(device: &Device) {
@@ -105,7 +108,11 @@ fn long_text_sliding_window(device: &Device) {
     for j in 1..long.len() {
         let end = (n + (j.saturating_sub(n)).div_ceil(stride) * stride).min(long.len() - 1);
         let start = end.saturating_sub(n);
-        assert!(j - start >= (n - stride + 1).min(j), "token {j} context {}", j - start);
+        assert!(
+            j - start >= (n - stride + 1).min(j),
+            "token {j} context {}",
+            j - start
+        );
         let logits = lm.sequence_logits(&long[start..j]);
         let row = &logits[logits.len() - v..];
         let want = minigpt_decode::sampling::log_prob(row, long[j] as usize);
@@ -155,7 +162,11 @@ fn batch_equals_alone(device: &Device) {
     let prompts: Vec<Vec<u32>> = [3usize, 17, 1, 40]
         .iter()
         .enumerate()
-        .map(|(i, &n)| (0..n).map(|j| ((i * 7919 + j * 104_729) % 50257) as u32).collect())
+        .map(|(i, &n)| {
+            (0..n)
+                .map(|j| ((i * 7919 + j * 104_729) % 50257) as u32)
+                .collect()
+        })
         .collect();
     // 40 + 40 crosses the 64-token context: the batch slides its windows too.
     let batch = greedy(&mut lm, prompts.clone(), 40);

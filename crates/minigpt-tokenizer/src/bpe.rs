@@ -161,7 +161,8 @@ impl MergesBpe {
         let mut decoder = HashMap::with_capacity(encoder.len() + specials.len());
         for (sym, &id) in &encoder {
             // A symbol is a string of byte-characters; anything else (a special) is its UTF-8.
-            let bytes: Option<Vec<u8>> = sym.chars().map(|c| char_to_byte.get(&c).copied()).collect();
+            let bytes: Option<Vec<u8>> =
+                sym.chars().map(|c| char_to_byte.get(&c).copied()).collect();
             decoder.insert(id, bytes.unwrap_or_else(|| sym.as_bytes().to_vec()));
         }
         for (s, id) in &specials {
@@ -231,10 +232,13 @@ impl MergesBpe {
                 .collect();
             for sym in self.bpe(symbols) {
                 // Every byte is in a byte-level vocabulary; a vocabulary missing one is malformed.
-                let id = self.encoder.get(&sym).ok_or_else(|| TokenizerError::Format {
-                    path: "<vocabulary>".into(),
-                    reason: format!("symbol {sym:?} has no id"),
-                })?;
+                let id = self
+                    .encoder
+                    .get(&sym)
+                    .ok_or_else(|| TokenizerError::Format {
+                        path: "<vocabulary>".into(),
+                        reason: format!("symbol {sym:?} has no id"),
+                    })?;
                 out.push(*id);
             }
         }

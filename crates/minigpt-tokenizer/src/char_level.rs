@@ -117,7 +117,10 @@ mod tests {
         assert_eq!(t.encode("w").unwrap(), vec![9]);
         let ids = t.encode("hello world").unwrap();
         assert_eq!(t.decode(&ids), "hello world");
-        assert!(matches!(t.encode("hi"), Err(TokenizerError::UnknownChar('i'))));
+        assert!(matches!(
+            t.encode("hi"),
+            Err(TokenizerError::UnknownChar('i'))
+        ));
     }
 
     #[test]
@@ -130,7 +133,12 @@ mod tests {
         let u = CharTokenizer::load(&p).unwrap();
         assert_eq!(u.chars, t.chars);
         std::fs::write(&p, r#"{"chars": ["ab"]}"#).unwrap();
-        assert!(CharTokenizer::load(&p).unwrap_err().to_string().contains("single character"));
+        assert!(
+            CharTokenizer::load(&p)
+                .unwrap_err()
+                .to_string()
+                .contains("single character")
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -46,7 +46,10 @@ pub fn run(args: GenerateArgs) -> Result<()> {
     let out = generate(&mut lm, &req, |_, t| {
         if !args.json && write_err.is_none() {
             let piece = stream.push(tok.as_ref(), t);
-            if let Err(e) = stdout.write_all(piece.as_bytes()).and_then(|_| stdout.flush()) {
+            if let Err(e) = stdout
+                .write_all(piece.as_bytes())
+                .and_then(|_| stdout.flush())
+            {
                 write_err = Some(e);
             }
         }

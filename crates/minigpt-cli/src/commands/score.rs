@@ -41,7 +41,10 @@ pub fn run(args: ScoreArgs) -> Result<()> {
         println!("tokens:        {}", s.tokens.len());
         println!("perplexity:    {:.4}", s.perplexity);
         println!("bits per byte: {bpb:.4}");
-        println!("mean logprob:  {:.4} nats", -s.nll() / s.logprobs.len() as f64);
+        println!(
+            "mean logprob:  {:.4} nats",
+            -s.nll() / s.logprobs.len() as f64
+        );
     }
     Ok(())
 }
