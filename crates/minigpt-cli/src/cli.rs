@@ -6,7 +6,15 @@ use clap::{Args, Parser, Subcommand};
 
 /// minigpt: study how decoding strategies shape what a GPT writes.
 #[derive(Debug, Parser)]
-#[command(name = "minigpt", version, about, long_about = None)]
+#[command(
+    name = "minigpt",
+    version,
+    about = "minigpt: study how decoding strategies shape what a GPT-style model writes",
+    after_help = "Examples:
+  minigpt generate --model path/to/gpt2 --prompt \"Machine learning is\" --max-new-tokens 50 --temperature 0.8
+  minigpt score --model path/to/gpt2 --text \"The quick brown fox\" --json
+  minigpt bench --model path/to/gpt2 --batch 1,8"
+)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
