@@ -232,7 +232,7 @@ impl LanguageModel for GptLm {
             if self.policy == ContextPolicy::Refuse && p.len() > n {
                 return Err(ModelError::Input(format!(
                     "the prompt has {} tokens but the model sees at most {n} (n_positions); \
-                     shorten it or allow cropping",
+                     shorten it, or allow cropping (leave out --no-crop)",
                     p.len()
                 ))
                 .into());
@@ -247,7 +247,6 @@ impl LanguageModel for GptLm {
 
     fn step(&mut self, tokens: &[u32]) -> Result<Logits, minigpt_decode::ModelError> {
         self.check_ids(tokens)?;
-        let n = self.config.n_positions;
         let batch = self
             .batch
             .as_mut()
@@ -263,24 +262,18 @@ impl LanguageModel for GptLm {
         for (r, &t) in batch.rows.iter_mut().zip(tokens) {
             r.push(t);
         }
-        let cached = batch
-            .cache
-            .as_ref()
-            .is_some_and(|(c, _)| c.len() < c.capacity() && c.len() < n);
-        if !cached {
+        // The cache is used while it has room (every row then fits the context).
+        let Some((mut cache, pads)) = batch.cache.take().filter(|(c, _)| c.len() < c.capacity())
+        else {
             return Ok(self.rebuild());
-        }
+        };
         let b = tokens.len();
         let ids: Vec<i32> = tokens.iter().map(|&t| t as i32).collect();
         // The new token's position is the number of real tokens before it.
         let pos: Vec<i32> = batch.rows.iter().map(|r| (r.len() - 1) as i32).collect();
-        let (cache, pads) = batch.cache.as_mut().expect("checked above");
-        let t_k = cache.len() + 1;
-        let pads = pads.clone();
-        let mut cache = std::mem::replace(cache, KvCache { layers: vec![] });
         let ids = Tensor::<2, Int>::from_data(TensorData::new(ids, [b, 1]), &self.device);
         let pos = Tensor::<2, Int>::from_data(TensorData::new(pos, [b, 1]), &self.device);
-        let mask = self.mask(&pads, 1, t_k);
+        let mask = self.mask(&pads, 1, cache.len() + 1);
         let hidden = self.model.forward(ids, pos, mask, Some(&mut cache));
         let logits = self.last_logits(hidden);
         if let Some(batch) = self.batch.as_mut() {
