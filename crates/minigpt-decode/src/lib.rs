@@ -1,13 +1,28 @@
-//! Decoding: the model seen through a batched trait, token selection, and the generation loop.
+//! Decoding: the model seen through a batched trait, logits processors and token selectors as
+//! plugins composed into user-ordered chains, strategy files, and the generation loop.
 //!
 //! This crate has no Burn dependency: every piece is tested against tiny table-driven fake models.
 
+pub mod builtin;
+pub mod dist;
 pub mod generate;
 pub mod model;
+pub mod pipeline;
+pub mod processor;
+pub mod processors;
+pub mod registry;
 pub mod rng;
 pub mod sampling;
+pub mod selector;
+pub mod selectors;
+pub mod strategy;
 
 pub use generate::{FinishReason, GenerateRequest, Generation, generate};
 pub use model::{LanguageModel, Logits, ModelError};
+pub use pipeline::Pipeline;
+pub use processor::{LogitsProcessor, StepContext};
+pub use registry::{BuildContext, ParamInfo, PluginInfo, PluginKind, Registry};
 pub use rng::Rng;
 pub use sampling::{SamplingError, SamplingParams};
+pub use selector::{Choice, TokenSelector};
+pub use strategy::{PluginSpec, Strategy, StrategyError};

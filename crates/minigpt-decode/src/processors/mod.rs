@@ -1,0 +1,47 @@
+//! Built-in logits processors, one per file. Definitions use p = softmax(current logits).
+
+pub mod epsilon;
+pub mod eta;
+pub mod frequency_penalty;
+pub mod logit_bias;
+pub mod min_new_tokens;
+pub mod min_p;
+pub mod no_repeat_ngram;
+pub mod presence_penalty;
+pub mod repetition_penalty;
+pub mod temperature;
+pub mod top_k;
+pub mod top_n_sigma;
+pub mod top_p;
+pub mod typical_p;
+
+/// Runs a processor on hand-made logits (tests only).
+#[cfg(test)]
+pub(crate) fn apply(
+    p: &mut dyn crate::processor::LogitsProcessor,
+    logits: &[f32],
+    tokens: &[u32],
+    prompt_len: usize,
+) -> Vec<f32> {
+    let mut l = logits.to_vec();
+    let cx = crate::processor::StepContext {
+        tokens,
+        prompt_len,
+        eos_token_id: Some(0),
+    };
+    p.process(&cx, &mut l);
+    l
+}
+
+/// −∞, for tests.
+#[cfg(test)]
+pub(crate) const NEG: f32 = f32::NEG_INFINITY;
+
+/// A finite float parameter in a range, or a message naming it and the range.
+pub(crate) fn check(name: &str, v: f64, ok: bool, range: &str) -> Result<(), String> {
+    if v.is_finite() && ok {
+        Ok(())
+    } else {
+        Err(format!("{name} must be {range} (got {v})"))
+    }
+}

@@ -1,0 +1,94 @@
+//! `temperature`: logits / t.
+
+use std::fmt;
+
+use super::check;
+use crate::processor::{LogitsProcessor, StepContext};
+use crate::registry::{BuildContext, ParamInfo, PluginInfo, PluginKind, params};
+
+/// Registry entry.
+pub const INFO: PluginInfo = PluginInfo {
+    name: "temperature",
+    kind: PluginKind::Processor,
+    description: "Divide the logits by t: t < 1 sharpens, t > 1 flattens.",
+    params: &[ParamInfo {
+        name: "t",
+        ty: "float > 0",
+        default: Some("1.0"),
+    }],
+};
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Params {
+    #[serde(default = "one")]
+    t: f64,
+}
+fn one() -> f64 {
+    1.0
+}
+
+/// Divides logits by `t`.
+#[derive(Debug, Clone)]
+pub struct Temperature {
+    t: f32,
+}
+
+impl Temperature {
+    /// Temperature `t` (finite, > 0).
+    pub fn new(t: f64) -> Result<Self, String> {
+        check(
+            "t",
+            t,
+            t > 0.0,
+            "a number > 0 (for deterministic decoding use the greedy selector)",
+        )?;
+        Ok(Self { t: t as f32 })
+    }
+}
+
+/// Builds it from a TOML table.
+pub fn build(t: &toml::Table, _: &BuildContext<'_>) -> Result<Box<dyn LogitsProcessor>, String> {
+    let p: Params = params(t)?;
+    Ok(Box::new(Temperature::new(p.t)?))
+}
+
+impl fmt::Display for Temperature {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "temperature({})", self.t)
+    }
+}
+
+impl LogitsProcessor for Temperature {
+    fn name(&self) -> &'static str {
+        INFO.name
+    }
+    fn process(&mut self, _: &StepContext<'_>, logits: &mut [f32]) {
+        let inv = 1.0 / self.t;
+        logits.iter_mut().for_each(|l| *l *= inv);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::processors::{NEG, apply};
+
+    #[test]
+    fn divides_and_keeps_masks() {
+        let mut t = Temperature::new(0.5).unwrap();
+        assert_eq!(
+            apply(&mut t, &[1.0, -2.0, NEG, 0.0], &[], 0),
+            [2.0, -4.0, NEG, 0.0]
+        );
+        assert_eq!(apply(&mut t, &[3.0], &[], 0), [6.0]);
+        for bad in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+            assert!(Temperature::new(bad).is_err());
+        }
+        assert!(
+            build(&toml::toml! { t = 0.0 }, &BuildContext::default())
+                .unwrap_err()
+                .contains("greedy")
+        );
+    }
+}

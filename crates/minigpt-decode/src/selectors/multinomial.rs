@@ -1,0 +1,123 @@
+//! `multinomial`: a draw from softmax(logits).
+
+use std::fmt;
+
+use crate::dist::{argmax, entropy_of, softmax};
+use crate::registry::{PluginInfo, PluginKind, params};
+use crate::rng::Rng;
+use crate::selector::{Choice, TokenSelector};
+
+/// Registry entry.
+pub const INFO: PluginInfo = PluginInfo {
+    name: "multinomial",
+    kind: PluginKind::Selector,
+    description: "Draw a token from softmax(logits) with the row's seeded RNG.",
+    params: &[],
+};
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Params {}
+
+/// Sampling selector.
+#[derive(Debug, Clone, Default)]
+pub struct Multinomial;
+
+/// Builds it from a TOML table (no parameters).
+pub fn build(t: &toml::Table) -> Result<Box<dyn TokenSelector>, String> {
+    let _: Params = params(t)?;
+    Ok(Box::new(Multinomial))
+}
+
+/// Draws an index from `probs` with one uniform number: the first index whose cumulative
+/// probability exceeds it.
+pub fn draw(probs: &[f64], rng: &mut Rng) -> Option<usize> {
+    let u = rng.next_f64();
+    let mut acc = 0.0;
+    let mut last = None;
+    for (i, &p) in probs.iter().enumerate() {
+        if p > 0.0 {
+            acc += p;
+            last = Some(i);
+            if u < acc {
+                return Some(i);
+            }
+        }
+    }
+    // Rounding left the sum just under 1 and `u` above it.
+    last
+}
+
+impl fmt::Display for Multinomial {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("multinomial")
+    }
+}
+
+impl TokenSelector for Multinomial {
+    fn name(&self) -> &'static str {
+        INFO.name
+    }
+    fn select(&mut self, logits: &mut [f32], rng: &mut Rng) -> Choice {
+        let probs = softmax(logits);
+        let token = draw(&probs, rng).map_or_else(|| argmax(logits), |i| i as u32);
+        Choice {
+            token,
+            entropy: entropy_of(&probs),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chi_square_against_softmax() {
+        let logits = [0.0f32, 1.0, 2.0, -1.0, 0.5];
+        let probs = softmax(&logits);
+        let mut rng = Rng::new(42);
+        let n = 10_000;
+        let mut counts = [0usize; 5];
+        for _ in 0..n {
+            counts[Multinomial.select(&mut logits.clone(), &mut rng).token as usize] += 1;
+        }
+        let chi2: f64 = counts
+            .iter()
+            .zip(&probs)
+            .map(|(&c, &p)| (c as f64 - p * n as f64).powi(2) / (p * n as f64))
+            .sum();
+        // 4 degrees of freedom: the 99.9 % quantile is 18.47.
+        assert!(chi2 < 18.47, "chi2 = {chi2}, counts = {counts:?}");
+    }
+
+    #[test]
+    fn never_picks_masked_and_reports_entropy() {
+        let mut rng = Rng::new(1);
+        for _ in 0..1000 {
+            let c = Multinomial.select(&mut [f32::NEG_INFINITY, 0.0, f32::NEG_INFINITY], &mut rng);
+            assert_eq!(
+                c,
+                Choice {
+                    token: 1,
+                    entropy: 0.0
+                }
+            );
+        }
+        let c = Multinomial.select(&mut [0.0, 0.0], &mut rng);
+        assert!((c.entropy - 2f64.ln()).abs() < 1e-12);
+    }
+
+    #[test]
+    fn same_seed_same_tokens() {
+        let logits = [0.3f32, 0.1, 0.9, 0.2];
+        let run = |seed| {
+            let mut rng = Rng::new(seed);
+            (0..50)
+                .map(|_| Multinomial.select(&mut logits.clone(), &mut rng).token)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(run(5), run(5));
+        assert_ne!(run(5), run(6));
+    }
+}
