@@ -28,13 +28,23 @@ pub enum Command {
     #[command(after_help = "Examples:
   minigpt generate --model path/to/gpt2 --prompt \"Machine learning is\" --max-new-tokens 50 --temperature 0.8
   minigpt generate --model path/to/gpt2 --prompt \"Once upon a time\" --greedy --json
-  minigpt generate --model path/to/gpt2 --prompt \"The\" --top-k 40 --top-p 0.9 --seed 7")]
+  minigpt generate --model path/to/gpt2 --prompt \"The\" --top-k 40 --top-p 0.9 --seed 7
+  minigpt generate --model path/to/gpt2 --prompt \"The\" --strategy configs/decode/min_p_0.05.toml --temperature 0.7 --show-chain
+
+Without --strategy, the flags build this chain (each step only when its flag is given):
+  logits -> repetition_penalty -> temperature -> top_k -> top_p -> min_p -> multinomial (or greedy)")]
     Generate(GenerateArgs),
     /// Per-token log-probabilities, perplexity and bits per byte of a text.
     #[command(after_help = "Examples:
   minigpt score --model path/to/gpt2 --text \"The quick brown fox\"
   minigpt score --model path/to/gpt2 --file essay.txt --json")]
     Score(ScoreArgs),
+    /// List every decoding plugin (processors, selectors) with its parameters, and the
+    /// strategy files in configs/decode.
+    #[command(after_help = "Examples:
+  minigpt strategies
+  minigpt strategies --configs my/strategies")]
+    Strategies(StrategiesArgs),
     /// Prefill and decode speed (tokens/s) at batch 1 and 8.
     #[command(after_help = "Example:
   minigpt bench --model /tmp/gpt2-random --prompt-len 128 --new-tokens 64 --batch 1,8")]
@@ -69,8 +79,8 @@ pub struct GenerateArgs {
     )]
     pub max_new_tokens: usize,
     /// Sampling temperature (> 0); logits are divided by it.
-    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
-    pub temperature: f32,
+    #[arg(long, allow_negative_numbers = true)]
+    pub temperature: Option<f32>,
     /// Always take the most likely token (ignores temperature, top-k, top-p, seed).
     #[arg(long)]
     pub greedy: bool,
@@ -80,6 +90,19 @@ pub struct GenerateArgs {
     /// Keep the smallest set of tokens whose probability reaches p (0 < p <= 1).
     #[arg(long = "top-p", visible_alias = "top_p", allow_negative_numbers = true)]
     pub top_p: Option<f32>,
+    /// Keep tokens with p >= m * p_max (0 <= m <= 1).
+    #[arg(long = "min-p", visible_alias = "min_p")]
+    pub min_p: Option<f32>,
+    /// CTRL repetition penalty over the whole sequence (> 0; 1 = off).
+    #[arg(long = "repetition-penalty", visible_alias = "repetition_penalty")]
+    pub repetition_penalty: Option<f32>,
+    /// A strategy file (TOML chain of processors and a selector, see configs/decode/);
+    /// --temperature may be combined with it, the other sampling flags may not.
+    #[arg(long, value_name = "FILE")]
+    pub strategy: Option<PathBuf>,
+    /// Print the decoding chain on stderr before generating.
+    #[arg(long = "show-chain")]
+    pub show_chain: bool,
     /// Random seed (default: drawn from the clock and reported).
     #[arg(long)]
     pub seed: Option<u64>,
@@ -114,6 +137,14 @@ pub struct ScoreArgs {
     /// Print JSON (tokens, logprobs, perplexity, bits_per_byte).
     #[arg(long)]
     pub json: bool,
+}
+
+/// `minigpt strategies`.
+#[derive(Debug, Args)]
+pub struct StrategiesArgs {
+    /// Directory of strategy files to list after the plugins.
+    #[arg(long, value_name = "DIR", default_value = "configs/decode")]
+    pub configs: PathBuf,
 }
 
 /// `minigpt bench`.

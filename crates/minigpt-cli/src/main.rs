@@ -1,6 +1,7 @@
 //! The `minigpt` binary: parse the command line, dispatch, and turn errors into one line and
 //! exit code 2.
 
+mod chain;
 mod cli;
 mod commands;
 mod load;
@@ -30,6 +31,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         cli::Command::Generate(args) => commands::generate::run(args),
         cli::Command::Score(args) => commands::score::run(args),
+        cli::Command::Strategies(args) => commands::strategies::run(args),
         cli::Command::Bench(args) => commands::bench::run(args),
     };
     match result {

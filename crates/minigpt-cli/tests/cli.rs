@@ -241,3 +241,168 @@ fn long_prompt_slides_by_default() {
     ]));
     assert_eq!(v["tokens"].as_array().unwrap().len(), 5);
 }
+
+fn configs() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../configs/decode")
+}
+
+#[test]
+fn strategy_files_and_flags_build_the_same_chain() {
+    let m = model();
+    let file = configs().join("top_p_0.9.toml").display().to_string();
+    let base = [
+        "generate",
+        "--model",
+        &m,
+        "--prompt",
+        "Once upon a time",
+        "--seed",
+        "3",
+        "--max-new-tokens",
+        "20",
+        "--json",
+    ];
+    let mut a: Vec<&str> = base.to_vec();
+    a.extend(["--strategy", &file, "--temperature", "0.8"]);
+    let from_file = json(&minigpt(&a));
+    let mut b: Vec<&str> = base.to_vec();
+    b.extend(["--temperature", "0.8", "--top-p", "0.9"]);
+    let from_flags = json(&minigpt(&b));
+    assert_eq!(
+        from_file["chain"],
+        "logits -> temperature(0.8) -> top_p(0.9) -> multinomial"
+    );
+    assert_eq!(from_file["chain"], from_flags["chain"]);
+    assert_eq!(from_file["tokens"], from_flags["tokens"]);
+
+    // Greedy with no repeated trigram never repeats a 3-gram of the continuation.
+    let file = configs().join("no_repeat_3.toml").display().to_string();
+    let v = json(&minigpt(&[
+        "generate",
+        "--model",
+        &m,
+        "--prompt",
+        "Machine learning is",
+        "--max-new-tokens",
+        "40",
+        "--strategy",
+        &file,
+        "--json",
+    ]));
+    let t: Vec<u64> = v["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap())
+        .collect();
+    let mut grams: Vec<&[u64]> = t.windows(3).collect();
+    let n = grams.len();
+    grams.sort();
+    grams.dedup();
+    assert_eq!(grams.len(), n);
+    // The plain greedy continuation of this prompt does repeat one (29262 three times).
+    let greedy = &reference()["greedy_tokens"];
+    assert_ne!(&v["tokens"], greedy);
+}
+
+#[test]
+fn show_chain_and_strategies_listing() {
+    let m = model();
+    let out = minigpt(&[
+        "generate",
+        "--model",
+        &m,
+        "--prompt",
+        "Hi",
+        "--max-new-tokens",
+        "2",
+        "--seed",
+        "1",
+        "--repetition-penalty",
+        "1.3",
+        "--top-k",
+        "40",
+        "--min-p",
+        "0.05",
+        "--show-chain",
+    ]);
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(
+            "logits -> repetition_penalty(1.3) -> top_k(40) -> min_p(0.05) -> multinomial"
+        ),
+        "{err}"
+    );
+    let out = minigpt(&["strategies", "--configs", &configs().display().to_string()]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for needle in [
+        "top_p",
+        "mirostat_v2",
+        "tau = float > 0",
+        "default 5.0",
+        "typical_0.95",
+        "logits -> min_p(0.05) -> multinomial",
+    ] {
+        assert!(text.contains(needle), "{needle} missing from:\n{text}");
+    }
+}
+
+#[test]
+fn bad_strategy_use_exits_2() {
+    let m = model();
+    let dir = std::env::temp_dir().join(format!("minigpt-cli-strategy-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[[processors]]\nname = \"top_p\"\np = 1.5\n[selector]\nname = \"multinomial\"\n",
+    )
+    .unwrap();
+    let b = bad.display().to_string();
+    assert_usage_error(
+        &[
+            "generate",
+            "--model",
+            &m,
+            "--prompt",
+            "Hi",
+            "--strategy",
+            &b,
+        ],
+        &["bad.toml", "processors[0] (top_p)", "(0, 1]"],
+    );
+    let good = configs().join("top_k_40.toml").display().to_string();
+    assert_usage_error(
+        &[
+            "generate",
+            "--model",
+            &m,
+            "--prompt",
+            "Hi",
+            "--strategy",
+            &good,
+            "--top-k",
+            "5",
+        ],
+        &["--top-k", "--strategy"],
+    );
+    assert_usage_error(
+        &[
+            "generate",
+            "--model",
+            &m,
+            "--prompt",
+            "Hi",
+            "--strategy",
+            "/no/such.toml",
+        ],
+        &["/no/such.toml", "cannot read"],
+    );
+    assert_usage_error(
+        &["generate", "--model", &m, "--prompt", "Hi", "--min-p", "2"],
+        &["--min-p", "[0, 1]"],
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -1,8 +1,10 @@
 //! The generation loop: prefill, then select / stop / step until every row has finished.
 
+use crate::dist::{entropy, log_prob};
 use crate::model::{LanguageModel, ModelError};
+use crate::pipeline::Pipeline;
+use crate::processor::StepContext;
 use crate::rng::Rng;
-use crate::sampling::{SamplingParams, log_prob};
 
 /// Why a row stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,8 +35,6 @@ pub struct GenerateRequest {
     pub prompts: Vec<Vec<u32>>,
     /// Upper bound on generated tokens per row.
     pub max_new_tokens: usize,
-    /// How tokens are chosen.
-    pub sampling: SamplingParams,
     /// One RNG seed per row: a row's tokens depend only on its prompt and seed.
     pub seeds: Vec<u64>,
     /// Token that ends a row, if the model has one.
@@ -50,29 +50,40 @@ pub struct Generation {
     pub tokens: Vec<u32>,
     /// Per generated token: its log-probability under the raw model distribution.
     pub logprobs: Vec<f64>,
+    /// Per step: entropy (nats) of the raw next-token distribution.
+    pub entropies: Vec<f64>,
+    /// Per step: entropy of the distribution the token was actually drawn from.
+    pub sampling_entropies: Vec<f64>,
     /// Why the row stopped.
     pub finish_reason: FinishReason,
 }
 
-/// Runs the batch to completion. `on_token(row, token)` is called as each token is accepted,
-/// so callers can stream.
+/// Runs the batch to completion, choosing row `i`'s tokens with `pipelines[i]`.
+/// `on_token(row, token)` is called as each token is accepted, so callers can stream.
 pub fn generate(
     model: &mut dyn LanguageModel,
     req: &GenerateRequest,
+    pipelines: &mut [Pipeline],
     mut on_token: impl FnMut(usize, u32),
 ) -> Result<Vec<Generation>, ModelError> {
     let n = req.prompts.len();
-    if req.seeds.len() != n {
-        return Err(format!("{} prompts but {} seeds", n, req.seeds.len()).into());
+    if req.seeds.len() != n || pipelines.len() != n {
+        return Err(format!(
+            "{n} prompts but {} seeds and {} pipelines",
+            req.seeds.len(),
+            pipelines.len()
+        )
+        .into());
     }
     if let Some(i) = req.prompts.iter().position(|p| p.is_empty()) {
         return Err(format!("prompt {i} is empty: give at least one token").into());
     }
-    req.sampling.validate()?;
     let mut out: Vec<Generation> = (0..n)
         .map(|_| Generation {
             tokens: Vec::new(),
             logprobs: Vec::new(),
+            entropies: Vec::new(),
+            sampling_entropies: Vec::new(),
             finish_reason: FinishReason::Length,
         })
         .collect();
@@ -85,6 +96,8 @@ pub fn generate(
     // live[slot] = original row index of the model's row `slot`.
     let mut live: Vec<usize> = (0..n).collect();
     let mut scratch = vec![0.0f32; logits.vocab];
+    // Each row's full sequence, for the processors' context.
+    let mut seqs: Vec<Vec<u32>> = req.prompts.clone();
     loop {
         let mut keep = Vec::with_capacity(live.len());
         let mut next = Vec::with_capacity(live.len());
@@ -92,7 +105,13 @@ pub fn generate(
             let raw = logits.row(slot);
             scratch.clear();
             scratch.extend_from_slice(raw);
-            let tok = req.sampling.select(&mut scratch, &mut rngs[row]);
+            let cx = StepContext {
+                tokens: &seqs[row],
+                prompt_len: req.prompts[row].len(),
+                eos_token_id: req.eos_token_id,
+            };
+            let choice = pipelines[row].choose(&cx, &mut scratch, &mut rngs[row]);
+            let tok = choice.token;
             let g = &mut out[row];
             if !req.ignore_eos && req.eos_token_id == Some(tok) {
                 g.finish_reason = FinishReason::Eos;
@@ -100,6 +119,9 @@ pub fn generate(
             }
             g.tokens.push(tok);
             g.logprobs.push(log_prob(raw, tok as usize));
+            g.entropies.push(entropy(raw));
+            g.sampling_entropies.push(choice.entropy);
+            seqs[row].push(tok);
             on_token(row, tok);
             let row_len = req.prompts[row].len() + g.tokens.len();
             if g.tokens.len() >= req.max_new_tokens {
@@ -126,6 +148,8 @@ pub fn generate(
 mod tests {
     use super::*;
     use crate::model::Logits;
+    use crate::registry::{BuildContext, Registry};
+    use crate::strategy::Strategy;
 
     /// A fake model whose logits depend on the last token and the row length:
     /// logit[v] = -((v + 3 * last + len) % V) with ties impossible, so greedy is predictable.
@@ -202,29 +226,46 @@ mod tests {
         out
     }
 
-    fn req(prompts: Vec<Vec<u32>>, max_new: usize, sampling: SamplingParams) -> GenerateRequest {
+    fn req(prompts: Vec<Vec<u32>>, max_new: usize) -> GenerateRequest {
         let seeds = (0..prompts.len() as u64).collect();
         GenerateRequest {
             prompts,
             max_new_tokens: max_new,
-            sampling,
             seeds,
             eos_token_id: None,
             ignore_eos: false,
         }
     }
 
+    const GREEDY: &str = "[selector]\nname = \"greedy\"";
+    const SAMPLE: &str = "[[processors]]\nname = \"temperature\"\nt = 2.0\n[[processors]]\nname = \"top_k\"\nk = 5\n[selector]\nname = \"multinomial\"";
+
+    fn pipes(spec: &str, n: usize) -> Vec<Pipeline> {
+        let r = Registry::builtin();
+        let cx = BuildContext::default();
+        let s = Strategy::parse("t", "test", spec, &r, &cx).unwrap();
+        s.pipelines(&r, &cx, n).unwrap()
+    }
+
+    fn run(m: &mut Table, r: &GenerateRequest, spec: &str) -> Vec<Generation> {
+        generate(m, r, &mut pipes(spec, r.prompts.len()), |_, _| {}).unwrap()
+    }
+
     #[test]
     fn greedy_follows_the_table() {
         let mut m = table(11);
-        let r = req(vec![vec![4, 2]], 6, SamplingParams::greedy());
-        let g = generate(&mut m, &r, |_, _| {}).unwrap();
+        let g = run(&mut m, &req(vec![vec![4, 2]], 6), GREEDY);
         assert_eq!(g[0].tokens, expected_greedy(&[4, 2], 11, 6));
         assert_eq!(g[0].finish_reason, FinishReason::Length);
         // The greedy token has logit 0; the others are -1..-10.
         let lse = (0..11).map(|i| (-(i as f64)).exp()).sum::<f64>().ln();
-        for lp in &g[0].logprobs {
-            assert!((lp + lse).abs() < 1e-9);
+        let h: f64 = (0..11)
+            .map(|i| (-(i as f64) - lse).exp() * (i as f64 + lse))
+            .sum();
+        for i in 0..6 {
+            assert!((g[0].logprobs[i] + lse).abs() < 1e-9);
+            assert!((g[0].entropies[i] - h).abs() < 1e-9);
+            assert_eq!(g[0].sampling_entropies[i], 0.0);
         }
     }
 
@@ -232,17 +273,18 @@ mod tests {
     fn batch_rows_match_single_rows_and_stop_independently() {
         let prompts = vec![vec![1], vec![3, 4, 5], vec![7, 7]];
         let eos = expected_greedy(&[3, 4, 5], 13, 3)[2];
-        let mut r = req(prompts.clone(), 5, SamplingParams::greedy());
+        let mut r = req(prompts.clone(), 5);
         r.eos_token_id = Some(eos);
         let mut m = table(13);
         let mut streamed = vec![vec![]; 3];
-        let batch = generate(&mut m, &r, |row, t| streamed[row].push(t)).unwrap();
+        let mut p = pipes(GREEDY, 3);
+        let batch = generate(&mut m, &r, &mut p, |row, t| streamed[row].push(t)).unwrap();
         assert!(m.retains >= 1, "finished rows are dropped from the model");
         for (i, p) in prompts.iter().enumerate() {
             let mut single = r.clone();
             single.prompts = vec![p.clone()];
             single.seeds = vec![r.seeds[i]];
-            let alone = generate(&mut table(13), &single, |_, _| {}).unwrap();
+            let alone = run(&mut table(13), &single, GREEDY);
             assert_eq!(batch[i], alone[0], "row {i}");
             assert_eq!(streamed[i], batch[i].tokens);
         }
@@ -252,59 +294,70 @@ mod tests {
 
     #[test]
     fn sampling_rows_are_independent_of_batch() {
-        let sampling = SamplingParams {
-            temperature: 2.0,
-            top_k: Some(5),
-            ..Default::default()
-        };
         let prompts = vec![vec![1, 2], vec![5]];
-        let r = req(prompts.clone(), 20, sampling);
-        let batch = generate(&mut table(17), &r, |_, _| {}).unwrap();
+        let r = req(prompts.clone(), 20);
+        let batch = run(&mut table(17), &r, SAMPLE);
         for i in 0..2 {
             let mut single = r.clone();
             single.prompts = vec![prompts[i].clone()];
             single.seeds = vec![r.seeds[i]];
-            let alone = generate(&mut table(17), &single, |_, _| {}).unwrap();
+            let alone = run(&mut table(17), &single, SAMPLE);
             assert_eq!(batch[i].tokens, alone[0].tokens);
         }
         // Same seed, same tokens; another seed, other tokens.
-        let again = generate(&mut table(17), &r, |_, _| {}).unwrap();
-        assert_eq!(again, batch);
+        assert_eq!(run(&mut table(17), &r, SAMPLE), batch);
         let mut other = r.clone();
         other.seeds = vec![100, 200];
-        let other = generate(&mut table(17), &other, |_, _| {}).unwrap();
-        assert_ne!(other[0].tokens, batch[0].tokens);
+        assert_ne!(
+            run(&mut table(17), &other, SAMPLE)[0].tokens,
+            batch[0].tokens
+        );
+        // The sampled distribution is the top 5 at temperature 2: its entropy is below the raw one's
+        // only through the truncation, so both are positive and differ.
+        assert!(
+            batch[0]
+                .sampling_entropies
+                .iter()
+                .all(|&h| h > 0.0 && h < 5f64.ln() + 1e-12)
+        );
+    }
+
+    #[test]
+    fn processors_see_prompt_and_generated_tokens() {
+        // n = 1 blocks every token already in the row: with vocab 7 and a 2-token prompt,
+        // 5 tokens can be generated, all distinct and none from the prompt.
+        let spec =
+            "[[processors]]\nname = \"no_repeat_ngram\"\nn = 1\n[selector]\nname = \"greedy\"";
+        let g = run(&mut table(7), &req(vec![vec![0, 1]], 5), spec);
+        let mut seen = vec![0, 1];
+        seen.extend(&g[0].tokens);
+        seen.sort_unstable();
+        assert_eq!(seen, vec![0, 1, 2, 3, 4, 5, 6]);
     }
 
     #[test]
     fn context_stop_when_the_model_cannot_slide() {
         let mut m = table(7);
         m.max_row = Some(5);
-        let r = req(vec![vec![1, 2, 3]], 10, SamplingParams::greedy());
-        let g = generate(&mut m, &r, |_, _| {}).unwrap();
+        let g = run(&mut m, &req(vec![vec![1, 2, 3]], 10), GREEDY);
         // Rows of length 3, 4, 5 are seen whole; the token predicted from 5 tokens is the last.
         assert_eq!(g[0].tokens.len(), 3);
         assert_eq!(g[0].finish_reason, FinishReason::Context);
     }
 
     #[test]
-    fn empty_prompt_and_bad_params_are_errors() {
-        let r = req(vec![vec![]], 3, SamplingParams::greedy());
-        let e = generate(&mut table(5), &r, |_, _| {}).unwrap_err();
+    fn empty_prompt_and_mismatched_pipelines_are_errors() {
+        let r = req(vec![vec![]], 3);
+        let e = generate(&mut table(5), &r, &mut pipes(GREEDY, 1), |_, _| {}).unwrap_err();
         assert!(e.to_string().contains("empty"));
-        let bad = SamplingParams {
-            temperature: -1.0,
-            ..Default::default()
-        };
-        let r = req(vec![vec![1]], 3, bad);
-        assert!(generate(&mut table(5), &r, |_, _| {}).is_err());
+        let r = req(vec![vec![1]], 3);
+        assert!(generate(&mut table(5), &r, &mut pipes(GREEDY, 2), |_, _| {}).is_err());
     }
 
     #[test]
     fn zero_new_tokens_never_touches_the_model() {
         let mut m = table(5);
-        let r = req(vec![vec![1]], 0, SamplingParams::greedy());
-        let g = generate(&mut m, &r, |_, _| {}).unwrap();
+        let g = run(&mut m, &req(vec![vec![1]], 0), GREEDY);
         assert!(g[0].tokens.is_empty());
         assert!(m.rows.is_empty());
     }

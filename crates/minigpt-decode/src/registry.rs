@@ -49,11 +49,14 @@ pub struct PluginInfo {
     pub params: &'static [ParamInfo],
 }
 
+/// Text to token ids, as the model's tokenizer does it.
+pub type EncodeFn<'a> = &'a dyn Fn(&str) -> Vec<u32>;
+
 /// What constructors may need beyond their parameters.
 #[derive(Clone, Copy, Default)]
 pub struct BuildContext<'a> {
     /// Encodes a string to token ids (for `logit_bias` keys given as text).
-    pub encode: Option<&'a dyn Fn(&str) -> Vec<u32>>,
+    pub encode: Option<EncodeFn<'a>>,
 }
 
 /// Builds a processor from its TOML table (without the `name` key), or says what is wrong.

@@ -176,6 +176,16 @@ impl Strategy {
         Ok(Pipeline::new(procs, sel))
     }
 
+    /// `n` fresh pipelines, one per row.
+    pub fn pipelines(
+        &self,
+        registry: &Registry,
+        cx: &BuildContext<'_>,
+        n: usize,
+    ) -> Result<Vec<Pipeline>, StrategyError> {
+        (0..n).map(|_| self.pipeline(registry, cx)).collect()
+    }
+
     /// True when the selector is `greedy` (temperature does not apply).
     pub fn is_greedy(&self) -> bool {
         self.selector.name == "greedy"

@@ -4,7 +4,9 @@
 use std::path::PathBuf;
 
 use burn::tensor::Device;
-use minigpt_decode::{FinishReason, GenerateRequest, LanguageModel, SamplingParams, generate};
+use minigpt_decode::{
+    BuildContext, FinishReason, GenerateRequest, LanguageModel, Registry, Strategy, generate,
+};
 use minigpt_model::{ContextPolicy, GptLm, parse_device, score};
 use safetensors::SafeTensors;
 
@@ -41,15 +43,26 @@ fn load(device: &Device) -> GptLm {
 
 fn greedy(lm: &mut GptLm, prompts: Vec<Vec<u32>>, n: usize) -> Vec<minigpt_decode::Generation> {
     let seeds = vec![0; prompts.len()];
+    let (registry, cx) = (Registry::builtin(), BuildContext::default());
+    let greedy = Strategy::parse(
+        "greedy",
+        "test",
+        "[selector]\nname = \"greedy\"",
+        &registry,
+        &cx,
+    );
+    let mut pipes = greedy
+        .unwrap()
+        .pipelines(&registry, &cx, prompts.len())
+        .unwrap();
     let req = GenerateRequest {
         prompts,
         max_new_tokens: n,
-        sampling: SamplingParams::greedy(),
         seeds,
         eos_token_id: None,
         ignore_eos: false,
     };
-    generate(lm, &req, |_, _| {}).unwrap()
+    generate(lm, &req, &mut pipes, |_, _| {}).unwrap()
 }
 
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
@@ -115,7 +128,7 @@ fn long_text_sliding_window(device: &Device) {
         );
         let logits = lm.sequence_logits(&long[start..j]);
         let row = &logits[logits.len() - v..];
-        let want = minigpt_decode::sampling::log_prob(row, long[j] as usize);
+        let want = minigpt_decode::dist::log_prob(row, long[j] as usize);
         let got = coarse.logprobs[j - 1];
         assert!((got - want).abs() <= 1e-4, "token {j}: {got} vs {want}");
         if j <= n {
@@ -151,7 +164,7 @@ fn cached_equals_uncached(device: &Device) {
         let last = &full[full.len() - v..];
         let d = max_abs_diff(&logits.data, last);
         assert!(d <= TOL, "step {step}: max |Δlogit| = {d}");
-        let next = minigpt_decode::sampling::argmax(&logits.data);
+        let next = minigpt_decode::dist::argmax(&logits.data);
         seq.push(next);
         logits = lm.step(&[next]).unwrap();
     }

@@ -3,7 +3,7 @@
 use std::time::Instant;
 
 use anyhow::{Result, bail};
-use minigpt_decode::{LanguageModel, Rng, sampling::argmax};
+use minigpt_decode::{LanguageModel, Rng, dist::argmax};
 
 use crate::cli::BenchArgs;
 

@@ -4,7 +4,7 @@ use std::io::Write;
 use std::time::Instant;
 
 use anyhow::{Result, bail};
-use minigpt_decode::{GenerateRequest, SamplingParams, generate};
+use minigpt_decode::{BuildContext, GenerateRequest, Registry, generate};
 use minigpt_model::ContextPolicy;
 use minigpt_tokenizer::StreamDecoder;
 
@@ -15,14 +15,23 @@ pub fn run(args: GenerateArgs) -> Result<()> {
     if args.prompt.is_empty() {
         bail!("the prompt is empty: pass some text with --prompt");
     }
-    let sampling = SamplingParams {
-        greedy: args.greedy,
-        temperature: args.temperature,
-        top_k: args.top_k,
-        top_p: args.top_p,
-    };
-    sampling.validate()?;
+    let registry = Registry::builtin();
+    // Flags are checked before the model loads, so a typo costs no load time. (A strategy
+    // file may need the tokenizer, for logit_bias keys given as text: it is checked after.)
+    if args.strategy.is_none() {
+        crate::chain::strategy(&args, &registry, &BuildContext::default())?;
+    }
     let (mut lm, tok) = crate::load::load(&args.model)?;
+    let encode = |s: &str| tok.encode(s).unwrap_or_default();
+    let cx = BuildContext {
+        encode: Some(&encode),
+    };
+    let strategy = crate::chain::strategy(&args, &registry, &cx)?;
+    let mut pipelines = strategy.pipelines(&registry, &cx, 1)?;
+    let chain = pipelines[0].to_string();
+    if args.show_chain {
+        eprintln!("{chain}");
+    }
     if args.no_crop {
         lm.policy = ContextPolicy::Refuse;
     }
@@ -34,7 +43,6 @@ pub fn run(args: GenerateArgs) -> Result<()> {
     let req = GenerateRequest {
         prompts: vec![prompt],
         max_new_tokens: args.max_new_tokens,
-        sampling,
         seeds: vec![seed],
         eos_token_id: lm.config.eos_token_id.or(tok.eos_token_id()),
         ignore_eos: args.ignore_eos,
@@ -43,7 +51,7 @@ pub fn run(args: GenerateArgs) -> Result<()> {
     let mut stdout = std::io::stdout().lock();
     let mut stream = StreamDecoder::new();
     let mut write_err = None;
-    let out = generate(&mut lm, &req, |_, t| {
+    let out = generate(&mut lm, &req, &mut pipelines, |_, t| {
         if !args.json && write_err.is_none() {
             let piece = stream.push(tok.as_ref(), t);
             if let Err(e) = stdout
@@ -65,6 +73,7 @@ pub fn run(args: GenerateArgs) -> Result<()> {
             "finish_reason": g.finish_reason.as_str(),
             "seed": seed,
             "seconds": seconds,
+            "chain": chain,
         });
         writeln!(stdout, "{v}")?;
     } else {

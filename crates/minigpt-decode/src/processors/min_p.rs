@@ -11,7 +11,7 @@ use crate::registry::{BuildContext, ParamInfo, PluginInfo, PluginKind, params};
 pub const INFO: PluginInfo = PluginInfo {
     name: "min_p",
     kind: PluginKind::Processor,
-    description: "Drop tokens with p < m * p_max (Nguyen et al. 2024).",
+    description: "Drop tokens whose probability is below p times the top probability (Nguyen et al. 2024).",
     params: &[ParamInfo {
         name: "p",
         ty: "float in [0, 1]",
