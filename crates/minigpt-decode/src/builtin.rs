@@ -27,6 +27,8 @@ impl Registry {
             (p::no_repeat_ngram::INFO, p::no_repeat_ngram::build),
             (p::logit_bias::INFO, p::logit_bias::build),
             (p::min_new_tokens::INFO, p::min_new_tokens::build),
+            (p::xtc::INFO, p::xtc::build),
+            (p::dry::INFO, p::dry::build),
         ];
         for (info, build) in processors {
             r.register_processor(info, build)

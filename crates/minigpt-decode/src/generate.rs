@@ -109,6 +109,7 @@ pub fn generate(
                 tokens: &seqs[row],
                 prompt_len: req.prompts[row].len(),
                 eos_token_id: req.eos_token_id,
+                seed: req.seeds[row],
             };
             let choice = pipelines[row].choose(&cx, &mut scratch, &mut rngs[row]);
             let tok = choice.token;

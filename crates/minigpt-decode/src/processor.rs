@@ -11,6 +11,9 @@ pub struct StepContext<'a> {
     pub prompt_len: usize,
     /// The model's end-of-sequence token, if any.
     pub eos_token_id: Option<u32>,
+    /// The row's seed, for processors that draw random numbers of their own (`xtc`): they
+    /// seed a private stream from it, so the selector's draws do not depend on them.
+    pub seed: u64,
 }
 
 impl<'a> StepContext<'a> {

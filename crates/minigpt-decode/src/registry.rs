@@ -196,3 +196,21 @@ pub fn params<T: DeserializeOwned>(table: &toml::Table) -> Result<T, String> {
         .try_into::<T>()
         .map_err(|e| e.to_string().trim().replace('\n', " "))
 }
+
+/// A token named in a strategy file: a decimal id (`"50256"`), or text that the model's
+/// tokenizer encodes to exactly one token (`" the"`).
+pub fn resolve_token(key: &str, cx: &BuildContext<'_>) -> Result<u32, String> {
+    if let Ok(id) = key.parse::<u32>() {
+        return Ok(id);
+    }
+    let enc = cx.encode.ok_or_else(|| {
+        format!("token {key:?} is text, but no tokenizer is available: use a token id")
+    })?;
+    match enc(key)[..] {
+        [id] => Ok(id),
+        ref ids => Err(format!(
+            "token {key:?} encodes to {} tokens {ids:?}; it must be exactly one",
+            ids.len()
+        )),
+    }
+}

@@ -2,6 +2,7 @@
 
 use anyhow::Result;
 use minigpt_decode::{BuildContext, PluginKind, Registry, Strategy};
+use minigpt_tokenizer::{Gpt2Bpe, Tokenizer};
 
 use crate::cli::StrategiesArgs;
 
@@ -41,14 +42,21 @@ pub fn run(args: StrategiesArgs) -> Result<()> {
         }
     };
     files.sort();
+    // Text tokens in strategy files (logit_bias keys, dry breakers) are resolved with GPT-2's
+    // vocabulary for this listing; `generate` uses the model's own tokenizer.
+    let gpt2 = Gpt2Bpe::builtin();
+    let encode = |s: &str| gpt2.encode(s).unwrap_or_default();
+    let cx = BuildContext {
+        encode: Some(&encode),
+    };
     println!(
         "Strategy files in {} (use with --strategy FILE):",
         args.configs.display()
     );
     for f in files {
-        match Strategy::load(&f, &registry, &BuildContext::default()) {
+        match Strategy::load(&f, &registry, &cx) {
             Ok(s) => {
-                let chain = s.pipeline(&registry, &BuildContext::default())?;
+                let chain = s.pipeline(&registry, &cx)?;
                 println!("  {:<24} {}", s.name, s.description);
                 println!("  {:<24}   {chain}", "");
             }

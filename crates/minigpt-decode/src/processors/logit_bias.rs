@@ -5,7 +5,7 @@ use std::fmt;
 
 use crate::dist::mask_where;
 use crate::processor::{LogitsProcessor, StepContext};
-use crate::registry::{BuildContext, ParamInfo, PluginInfo, PluginKind, params};
+use crate::registry::{BuildContext, ParamInfo, PluginInfo, PluginKind, params, resolve_token};
 
 /// Registry entry.
 pub const INFO: PluginInfo = PluginInfo {
@@ -46,26 +46,7 @@ pub fn build(t: &toml::Table, cx: &BuildContext<'_>) -> Result<Box<dyn LogitsPro
     let p: Params = params(t)?;
     let mut bias = Vec::with_capacity(p.bias.len());
     for (key, b) in p.bias {
-        let id = match key.parse::<u32>() {
-            Ok(id) => id,
-            Err(_) => {
-                let enc = cx.encode.ok_or_else(|| {
-                    format!(
-                        "bias key {key:?} is text, but no tokenizer is available: use a token id"
-                    )
-                })?;
-                match enc(&key)[..] {
-                    [id] => id,
-                    ref ids => {
-                        return Err(format!(
-                            "bias key {key:?} encodes to {} tokens {ids:?}; it must be exactly one",
-                            ids.len()
-                        ));
-                    }
-                }
-            }
-        };
-        bias.push((id, b as f32));
+        bias.push((resolve_token(&key, cx)?, b as f32));
     }
     Ok(Box::new(LogitBias::new(bias)?))
 }

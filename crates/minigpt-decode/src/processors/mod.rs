@@ -1,5 +1,6 @@
 //! Built-in logits processors, one per file. Definitions use p = softmax(current logits).
 
+pub mod dry;
 pub mod epsilon;
 pub mod eta;
 pub mod frequency_penalty;
@@ -14,6 +15,7 @@ pub mod top_k;
 pub mod top_n_sigma;
 pub mod top_p;
 pub mod typical_p;
+pub mod xtc;
 
 /// Runs a processor on hand-made logits (tests only).
 #[cfg(test)]
@@ -28,6 +30,7 @@ pub(crate) fn apply(
         tokens,
         prompt_len,
         eos_token_id: Some(0),
+        seed: 7,
     };
     p.process(&cx, &mut l);
     l
