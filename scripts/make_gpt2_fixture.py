@@ -170,6 +170,30 @@ def model_fixture(tok):
     print("window min margin:", min_margin)
 
 
+def beam_fixture():
+    """Hugging Face beam search on the saved tiny model (loaded back from its F16 file)."""
+    model = GPT2LMHeadModel.from_pretrained(os.path.join(FIX, "tiny-gpt2"), dtype=torch.float32).eval()
+    prompt = [37573, 4673, 318]  # "Machine learning is"
+    cases = []
+    for num_beams, n_ret, lp, early in [(4, 1, 1.0, False), (3, 3, 1.0, False), (5, 2, 2.0, True)]:
+        with torch.no_grad():
+            out = model.generate(torch.tensor([prompt]), max_new_tokens=12, num_beams=num_beams,
+                                 num_return_sequences=n_ret, length_penalty=lp, early_stopping=early,
+                                 do_sample=False, pad_token_id=50256, eos_token_id=None,
+                                 output_scores=True, return_dict_in_generate=True)
+        seqs = [row[len(prompt):].tolist() for row in out.sequences]
+        cases.append({"num_beams": num_beams, "num_return_sequences": n_ret, "length_penalty": lp,
+                      "early_stopping": early, "sequences": seqs,
+                      "scores": [float(x) for x in out.sequences_scores]})
+    with open(os.path.join(FIX, "reference", "tiny-gpt2-beam.json"), "w") as f:
+        json.dump({"prompt": prompt, "max_new_tokens": 12, "cases": cases}, f, indent=1)
+    print("beam:", [c["scores"] for c in cases])
+
+
 if __name__ == "__main__":
     os.makedirs(os.path.join(FIX, "reference"), exist_ok=True)
-    model_fixture(tokenizer_fixtures())
+    if sys.argv[1:] == ["--beam-only"]:
+        beam_fixture()
+    else:
+        model_fixture(tokenizer_fixtures())
+        beam_fixture()

@@ -1,7 +1,7 @@
 //! The decoding chain of `generate`: a strategy file, or the simple flags in canonical order.
 
 use anyhow::{Result, bail};
-use minigpt_decode::{BuildContext, PluginSpec, Registry, Strategy};
+use minigpt_decode::{BuildContext, Last, PluginSpec, Registry, Strategy};
 
 use crate::cli::GenerateArgs;
 
@@ -35,7 +35,7 @@ pub fn strategy(
         }
         let s = Strategy::load(path, registry, cx)?;
         return Ok(match args.temperature {
-            Some(t) if !s.is_greedy() => s.with_temperature(t as f64),
+            Some(t) if !s.is_deterministic() => s.with_temperature(t as f64),
             _ => s,
         });
     }
@@ -96,7 +96,7 @@ pub fn strategy(
         name: "flags".into(),
         description: description.into(),
         processors,
-        selector: PluginSpec::new(selector, toml::Table::new()),
+        last: Last::Selector(PluginSpec::new(selector, toml::Table::new())),
     })
 }
 

@@ -3,10 +3,11 @@
 
 use crate::processors as p;
 use crate::registry::Registry;
+use crate::searches as q;
 use crate::selectors as s;
 
 impl Registry {
-    /// Every built-in processor and selector, in the order `minigpt strategies` lists them.
+    /// Every built-in processor, selector and search strategy, in the order `minigpt strategies` lists them.
     pub fn builtin() -> Self {
         let mut r = Self::empty();
         let processors = [
@@ -44,6 +45,17 @@ impl Registry {
         ];
         for (info, build) in selectors {
             r.register_selector(info, build)
+                .expect("built-in names are unique");
+        }
+        let searches = [
+            (
+                q::beam_search::INFO,
+                q::beam_search::build as crate::registry::SearchCtor,
+            ),
+            (q::contrastive_search::INFO, q::contrastive_search::build),
+        ];
+        for (info, build) in searches {
+            r.register_search(info, build)
                 .expect("built-in names are unique");
         }
         r

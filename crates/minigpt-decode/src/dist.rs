@@ -12,11 +12,19 @@ pub fn softmax(logits: &[f32]) -> Vec<f64> {
     out
 }
 
+/// `log Σ exp(logits)` in f64 (−∞ for an all-masked row).
+pub fn log_sum_exp(logits: &[f32]) -> f64 {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+    if max == f64::NEG_INFINITY {
+        return max;
+    }
+    let sum: f64 = logits.iter().map(|&l| (l as f64 - max).exp()).sum();
+    max + sum.ln()
+}
+
 /// `logits[i] - logsumexp(logits)` in f64.
 pub fn log_prob(logits: &[f32], i: usize) -> f64 {
-    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
-    let sum: f64 = logits.iter().map(|&l| (l as f64 - max).exp()).sum();
-    logits[i] as f64 - max - sum.ln()
+    logits[i] as f64 - log_sum_exp(logits)
 }
 
 /// Shannon entropy (nats) of softmax(logits).

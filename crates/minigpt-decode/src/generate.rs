@@ -5,6 +5,8 @@ use crate::model::{LanguageModel, ModelError};
 use crate::pipeline::Pipeline;
 use crate::processor::StepContext;
 use crate::rng::Rng;
+use crate::search::SearchRequest;
+use crate::strategy::Decoding;
 
 /// Why a row stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,6 +58,39 @@ pub struct Generation {
     pub sampling_entropies: Vec<f64>,
     /// Why the row stopped.
     pub finish_reason: FinishReason,
+}
+
+/// Decodes every prompt with a built strategy: pipelines run the batch together; a search runs
+/// each prompt alone and returns its best hypothesis (whose tokens are then streamed).
+pub fn decode(
+    model: &mut dyn LanguageModel,
+    req: &GenerateRequest,
+    decoding: &mut Decoding,
+    mut on_token: impl FnMut(usize, u32),
+) -> Result<Vec<Generation>, ModelError> {
+    match decoding {
+        Decoding::Sample(pipelines) => generate(model, req, pipelines, on_token),
+        Decoding::Search { search, processors } => {
+            let mut out = Vec::with_capacity(req.prompts.len());
+            for (row, prompt) in req.prompts.iter().enumerate() {
+                if prompt.is_empty() {
+                    return Err(format!("prompt {row} is empty: give at least one token").into());
+                }
+                let sreq = SearchRequest {
+                    prompt,
+                    max_new_tokens: req.max_new_tokens,
+                    eos_token_id: req.eos_token_id,
+                    ignore_eos: req.ignore_eos,
+                    seed: req.seeds.get(row).copied().unwrap_or(0),
+                };
+                processors.iter_mut().for_each(|p| p.reset());
+                let best = search.search(model, &sreq, processors)?.swap_remove(0);
+                best.tokens.iter().for_each(|&t| on_token(row, t));
+                out.push(best);
+            }
+            Ok(out)
+        }
+    }
 }
 
 /// Runs the batch to completion, choosing row `i`'s tokens with `pipelines[i]`.

@@ -24,6 +24,28 @@ impl Logits {
     }
 }
 
+/// Last-layer hidden states (after the final LayerNorm) of the positions a call processed,
+/// row-major `[rows, positions, dim]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hidden {
+    /// `rows * positions * dim` values.
+    pub data: Vec<f32>,
+    /// Rows of the call.
+    pub rows: usize,
+    /// Positions per row (left padding included for a padded prefill).
+    pub positions: usize,
+    /// Hidden size.
+    pub dim: usize,
+}
+
+impl Hidden {
+    /// The vector of `row` at `position`.
+    pub fn at(&self, row: usize, position: usize) -> &[f32] {
+        let start = (row * self.positions + position) * self.dim;
+        &self.data[start..start + self.dim]
+    }
+}
+
 /// A causal language model that decodes a batch of rows together.
 ///
 /// The model owns each row's history: `prefill` starts a batch, `step` appends one token to every
@@ -48,6 +70,23 @@ pub trait LanguageModel {
     /// Appends `tokens[i]` to live row `i` and returns the next-token logits of every live row.
     fn step(&mut self, tokens: &[u32]) -> Result<Logits, ModelError>;
 
-    /// Keeps only the given live rows, in the given order (indices into the current rows).
+    /// Keeps the given live rows in the given order (indices into the current rows); an index
+    /// may repeat, which duplicates the row (beam search).
     fn retain(&mut self, rows: &[usize]) -> Result<(), ModelError>;
+
+    /// Starts (or stops) recording hidden states for [`LanguageModel::last_hidden`]; strategies
+    /// that compare representations (contrastive search) need it. Models that cannot expose
+    /// them say so.
+    fn record_hidden(&mut self, on: bool) -> Result<(), ModelError> {
+        if on {
+            Err("this model does not expose hidden states".into())
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Hidden states of the positions processed by the last `prefill` or `step`, when recording.
+    fn last_hidden(&self) -> Option<&Hidden> {
+        None
+    }
 }

@@ -5,6 +5,7 @@ use std::fmt;
 use serde::de::DeserializeOwned;
 
 use crate::processor::LogitsProcessor;
+use crate::search::SearchStrategy;
 use crate::selector::TokenSelector;
 
 /// What kind of plugin a name refers to.
@@ -14,6 +15,8 @@ pub enum PluginKind {
     Processor,
     /// Chooses the token; exactly one, last.
     Selector,
+    /// Drives the model over whole sequences (beam search); replaces the selector.
+    Search,
 }
 
 impl fmt::Display for PluginKind {
@@ -21,6 +24,7 @@ impl fmt::Display for PluginKind {
         f.write_str(match self {
             Self::Processor => "processor",
             Self::Selector => "selector",
+            Self::Search => "search",
         })
     }
 }
@@ -64,11 +68,14 @@ pub type ProcessorCtor =
     fn(&toml::Table, &BuildContext<'_>) -> Result<Box<dyn LogitsProcessor>, String>;
 /// Builds a selector from its TOML table (without the `name` key), or says what is wrong.
 pub type SelectorCtor = fn(&toml::Table) -> Result<Box<dyn TokenSelector>, String>;
+/// Builds a search strategy from its TOML table (without the `name` key).
+pub type SearchCtor = fn(&toml::Table) -> Result<Box<dyn SearchStrategy>, String>;
 
 #[derive(Clone, Copy)]
 enum Ctor {
     Processor(ProcessorCtor),
     Selector(SelectorCtor),
+    Search(SearchCtor),
 }
 
 /// A registered plugin.
@@ -110,6 +117,11 @@ impl Registry {
         self.add(info, Ctor::Selector(ctor))
     }
 
+    /// Adds a search strategy. A name that is already taken is an error.
+    pub fn register_search(&mut self, info: PluginInfo, ctor: SearchCtor) -> Result<(), String> {
+        self.add(info, Ctor::Search(ctor))
+    }
+
     fn add(&mut self, info: PluginInfo, ctor: Ctor) -> Result<(), String> {
         if self.get(info.name).is_some() {
             return Err(format!(
@@ -120,6 +132,7 @@ impl Registry {
         let kind = match ctor {
             Ctor::Processor(_) => PluginKind::Processor,
             Ctor::Selector(_) => PluginKind::Selector,
+            Ctor::Search(_) => PluginKind::Search,
         };
         self.entries.push(Entry {
             info: PluginInfo { kind, ..info },
@@ -164,6 +177,9 @@ impl Registry {
             Some(Ctor::Selector(_)) => Err(format!(
                 "{name:?} is a selector, not a processor: put it in [selector]"
             )),
+            Some(Ctor::Search(_)) => Err(format!(
+                "{name:?} is a search strategy, not a processor: put it in [search]"
+            )),
             None => Err(format!(
                 "unknown processor {name:?}; known processors: {}",
                 self.known(PluginKind::Processor)
@@ -182,9 +198,31 @@ impl Registry {
             Some(Ctor::Processor(_)) => Err(format!(
                 "{name:?} is a processor, not a selector: put it in [[processors]]"
             )),
+            Some(Ctor::Search(_)) => Err(format!(
+                "{name:?} is a search strategy, not a selector: put it in [search] instead of [selector]"
+            )),
             None => Err(format!(
                 "unknown selector {name:?}; known selectors: {}",
                 self.known(PluginKind::Selector)
+            )),
+        }
+    }
+
+    /// Builds the search strategy `name` from `params`.
+    pub fn search(
+        &self,
+        name: &str,
+        params: &toml::Table,
+    ) -> Result<Box<dyn SearchStrategy>, String> {
+        match self.get(name).map(|e| e.ctor) {
+            Some(Ctor::Search(f)) => f(params),
+            Some(_) => Err(format!(
+                "{name:?} is not a search strategy; known search strategies: {}",
+                self.known(PluginKind::Search)
+            )),
+            None => Err(format!(
+                "unknown search strategy {name:?}; known search strategies: {}",
+                self.known(PluginKind::Search)
             )),
         }
     }

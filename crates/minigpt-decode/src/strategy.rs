@@ -12,7 +12,9 @@
 use std::path::Path;
 
 use crate::pipeline::Pipeline;
+use crate::processor::LogitsProcessor;
 use crate::registry::{BuildContext, PluginKind, Registry};
+use crate::search::SearchStrategy;
 
 /// A strategy file that cannot be used, with where and why.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -43,7 +45,16 @@ impl PluginSpec {
     }
 }
 
-/// A validated chain: processors in order, then the selector.
+/// What ends a chain: a per-token selector, or a whole-sequence search.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Last {
+    /// `[selector]`: one token per row per step.
+    Selector(PluginSpec),
+    /// `[search]`: beam or contrastive search over whole sequences.
+    Search(PluginSpec),
+}
+
+/// A validated chain: processors in order, then exactly one selector or search.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Strategy {
     /// The strategy's name (a file's stem).
@@ -53,10 +64,23 @@ pub struct Strategy {
     /// Processors, in application order.
     pub processors: Vec<PluginSpec>,
     /// The final choice.
-    pub selector: PluginSpec,
+    pub last: Last,
 }
 
-const TOP_KEYS: &str = "description, processors, selector";
+/// A strategy built for decoding: per-row pipelines, or a search with its processors.
+pub enum Decoding {
+    /// One pipeline per row.
+    Sample(Vec<Pipeline>),
+    /// A search and the processors it applies to each hypothesis.
+    Search {
+        /// The search.
+        search: Box<dyn SearchStrategy>,
+        /// The chain's processors.
+        processors: Vec<Box<dyn LogitsProcessor>>,
+    },
+}
+
+const TOP_KEYS: &str = "description, processors, selector, search";
 
 impl Strategy {
     /// Reads and validates a strategy file; its stem is the strategy's name.
@@ -92,7 +116,7 @@ impl Strategy {
             .parse()
             .map_err(|e: toml::de::Error| err(format!("not valid TOML: {}", e.message())))?;
         for key in doc.keys() {
-            if !["description", "processors", "selector"].contains(&key.as_str()) {
+            if !["description", "processors", "selector", "search"].contains(&key.as_str()) {
                 return Err(err(format!(
                     "unknown key `{key}`; allowed keys: {TOP_KEYS}"
                 )));
@@ -125,55 +149,88 @@ impl Strategy {
                 ));
             }
         }
-        let selector = match doc.get("selector") {
-            None => {
+        let last = match (doc.get("selector"), doc.get("search")) {
+            (Some(_), Some(_)) => {
+                return Err(err(
+                    "both [selector] and [search]: a chain ends in exactly one of them".into(),
+                ));
+            }
+            (None, None) => {
                 return Err(err(format!(
-                    "no [selector]: a chain needs exactly one, one of {}",
-                    registry.known(PluginKind::Selector)
+                    "no [selector]: a chain needs exactly one, one of {} (or a [search]: {})",
+                    registry.known(PluginKind::Selector),
+                    registry.known(PluginKind::Search)
                 )));
             }
-            Some(toml::Value::Array(_)) => {
+            (Some(toml::Value::Array(_)), _) => {
                 return Err(err(
                     "exactly one selector: write a single [selector] table, not [[selector]]"
                         .into(),
                 ));
             }
-            Some(v) => plugin_table(v, "selector").map_err(&err)?,
+            (_, Some(toml::Value::Array(_))) => {
+                return Err(err(
+                    "exactly one search: write a single [search] table, not [[search]]".into(),
+                ));
+            }
+            (Some(v), None) => Last::Selector(plugin_table(v, "selector").map_err(&err)?),
+            (None, Some(v)) => Last::Search(plugin_table(v, "search").map_err(&err)?),
         };
         let s = Self {
             name: name.to_string(),
             description,
             processors,
-            selector,
+            last,
         };
-        s.pipeline(registry, cx).map_err(|e| StrategyError {
+        s.build(registry, cx, 1).map_err(|e| StrategyError {
             source_name: source_name.to_string(),
             ..e
         })?;
         Ok(s)
     }
 
-    /// A fresh pipeline (one per row: plugins keep per-row state).
+    fn processors(
+        &self,
+        registry: &Registry,
+        cx: &BuildContext<'_>,
+    ) -> Result<Vec<Box<dyn LogitsProcessor>>, StrategyError> {
+        self.processors
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                registry
+                    .processor(&p.name, &p.params, cx)
+                    .map_err(|e| self.err(format!("processors[{i}] ({}): {e}", p.name)))
+            })
+            .collect()
+    }
+
+    fn err(&self, message: String) -> StrategyError {
+        StrategyError {
+            source_name: self.name.clone(),
+            message,
+        }
+    }
+
+    /// A fresh pipeline (one per row: plugins keep per-row state). Search strategies have none.
     pub fn pipeline(
         &self,
         registry: &Registry,
         cx: &BuildContext<'_>,
     ) -> Result<Pipeline, StrategyError> {
-        let err = |message: String| StrategyError {
-            source_name: self.name.clone(),
-            message,
-        };
-        let mut procs = Vec::with_capacity(self.processors.len());
-        for (i, p) in self.processors.iter().enumerate() {
-            let built = registry
-                .processor(&p.name, &p.params, cx)
-                .map_err(|e| err(format!("processors[{i}] ({}): {e}", p.name)))?;
-            procs.push(built);
+        match &self.last {
+            Last::Selector(sel) => {
+                let procs = self.processors(registry, cx)?;
+                let s = registry
+                    .selector(&sel.name, &sel.params)
+                    .map_err(|e| self.err(format!("selector ({}): {e}", sel.name)))?;
+                Ok(Pipeline::new(procs, s))
+            }
+            Last::Search(s) => Err(self.err(format!(
+                "`{}` is a search strategy: it decodes whole sequences, not one token per row",
+                s.name
+            ))),
         }
-        let sel = registry
-            .selector(&self.selector.name, &self.selector.params)
-            .map_err(|e| err(format!("selector ({}): {e}", self.selector.name)))?;
-        Ok(Pipeline::new(procs, sel))
     }
 
     /// `n` fresh pipelines, one per row.
@@ -186,9 +243,50 @@ impl Strategy {
         (0..n).map(|_| self.pipeline(registry, cx)).collect()
     }
 
-    /// True when the selector is `greedy` (temperature does not apply).
-    pub fn is_greedy(&self) -> bool {
-        self.selector.name == "greedy"
+    /// Builds the strategy for `n` rows: pipelines, or the search.
+    pub fn build(
+        &self,
+        registry: &Registry,
+        cx: &BuildContext<'_>,
+        n: usize,
+    ) -> Result<Decoding, StrategyError> {
+        match &self.last {
+            Last::Selector(_) => Ok(Decoding::Sample(self.pipelines(registry, cx, n)?)),
+            Last::Search(s) => {
+                let processors = self.processors(registry, cx)?;
+                let search = registry
+                    .search(&s.name, &s.params)
+                    .map_err(|e| self.err(format!("search ({}): {e}", s.name)))?;
+                Ok(Decoding::Search { search, processors })
+            }
+        }
+    }
+
+    /// The chain as text: `logits -> top_p(0.9) -> multinomial`.
+    pub fn chain(
+        &self,
+        registry: &Registry,
+        cx: &BuildContext<'_>,
+    ) -> Result<String, StrategyError> {
+        Ok(match self.build(registry, cx, 1)? {
+            Decoding::Sample(p) => p[0].to_string(),
+            Decoding::Search { search, processors } => {
+                let mut s = String::from("logits");
+                for p in &processors {
+                    s.push_str(&format!(" -> {p}"));
+                }
+                format!("{s} -> {search}")
+            }
+        })
+    }
+
+    /// True when the strategy does not sample (greedy selector or a search), so temperature
+    /// does not apply.
+    pub fn is_deterministic(&self) -> bool {
+        match &self.last {
+            Last::Selector(s) => s.name == "greedy",
+            Last::Search(_) => true,
+        }
     }
 
     /// The same chain at temperature `t`: the `temperature` processor's value is replaced, or

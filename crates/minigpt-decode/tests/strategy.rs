@@ -79,8 +79,17 @@ fn temperature_is_set_or_put_first() {
         chain,
         "logits -> temperature(0.5) -> top_k(5) -> multinomial"
     );
-    assert!(!s.is_greedy());
-    assert!(parse("[selector]\nname = \"greedy\"").unwrap().is_greedy());
+    assert!(!s.is_deterministic());
+    assert!(
+        parse("[selector]\nname = \"greedy\"")
+            .unwrap()
+            .is_deterministic()
+    );
+    assert!(
+        parse("[search]\nname = \"beam_search\"")
+            .unwrap()
+            .is_deterministic()
+    );
 }
 
 fn assert_err(text: &str, needles: &[&str]) {

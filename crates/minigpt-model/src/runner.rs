@@ -14,7 +14,7 @@
 
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
-use minigpt_decode::{LanguageModel, Logits};
+use minigpt_decode::{Hidden, LanguageModel, Logits};
 
 use crate::cache::KvCache;
 use crate::config::GptConfig;
@@ -42,6 +42,9 @@ pub struct GptLm {
     /// How rows longer than the context are handled.
     pub policy: ContextPolicy,
     batch: Option<Batch>,
+    /// Copy each call's final hidden states to the host (contrastive search).
+    record_hidden: bool,
+    hidden: Option<Hidden>,
 }
 
 struct Batch {
@@ -68,6 +71,8 @@ impl GptLm {
             device,
             policy: ContextPolicy::Sliding,
             batch: None,
+            record_hidden: false,
+            hidden: None,
         }
     }
 
@@ -126,9 +131,18 @@ impl GptLm {
         Some(mask.expand([b, self.config.n_head, t_q, t_k]))
     }
 
-    /// Next-token logits of the last column, `[b, vocab]` on the host.
-    fn last_logits(&self, hidden: Tensor<3>) -> Logits {
+    /// Next-token logits of the last column, `[b, vocab]` on the host (and the hidden states,
+    /// when recording).
+    fn last_logits(&mut self, hidden: Tensor<3>) -> Logits {
         let [b, t, c] = hidden.dims();
+        if self.record_hidden {
+            self.hidden = Some(Hidden {
+                data: crate::to_host(hidden.clone()),
+                rows: b,
+                positions: t,
+                dim: c,
+            });
+        }
         let last = hidden.narrow(1, t - 1, 1); // [b, 1, c]
         let logits = self
             .model
@@ -280,6 +294,16 @@ impl LanguageModel for GptLm {
             batch.cache = Some((cache, pads));
         }
         Ok(logits)
+    }
+
+    fn record_hidden(&mut self, on: bool) -> Result<(), minigpt_decode::ModelError> {
+        self.record_hidden = on;
+        self.hidden = None;
+        Ok(())
+    }
+
+    fn last_hidden(&self) -> Option<&Hidden> {
+        self.hidden.as_ref()
     }
 
     fn retain(&mut self, rows: &[usize]) -> Result<(), minigpt_decode::ModelError> {

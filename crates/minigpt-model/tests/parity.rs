@@ -210,6 +210,46 @@ fn refuse_policy_stops_rows_and_rebuilds(device: &Device) {
     assert!(e.contains("at most 64"), "{e}");
 }
 
+fn beam_search_matches_hugging_face(device: &Device) {
+    let text = std::fs::read_to_string(fixtures().join("reference/tiny-gpt2-beam.json")).unwrap();
+    let r: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let prompt = ids(&r["prompt"]);
+    let max_new = r["max_new_tokens"].as_u64().unwrap() as usize;
+    let (registry, cx) = (Registry::builtin(), BuildContext::default());
+    for case in r["cases"].as_array().unwrap() {
+        let lp = case["length_penalty"].as_f64().unwrap();
+        let toml = format!(
+            "[search]\nname = \"beam_search\"\nnum_beams = {}\nnum_return_sequences = {}\nlength_penalty = {lp:?}\nearly_stopping = {}",
+            case["num_beams"], case["num_return_sequences"], case["early_stopping"]
+        );
+        let s = Strategy::parse("beam", "test", &toml, &registry, &cx).unwrap();
+        let minigpt_decode::Decoding::Search {
+            mut search,
+            mut processors,
+        } = s.build(&registry, &cx, 1).unwrap()
+        else {
+            panic!("beam_search is a search")
+        };
+        let req = minigpt_decode::SearchRequest {
+            prompt: &prompt,
+            max_new_tokens: max_new,
+            eos_token_id: None,
+            ignore_eos: false,
+            seed: 0,
+        };
+        let mut lm = load(device);
+        let got = search.search(&mut lm, &req, &mut processors).unwrap();
+        let want = case["sequences"].as_array().unwrap();
+        assert_eq!(got.len(), want.len());
+        for (i, (g, w)) in got.iter().zip(want).enumerate() {
+            assert_eq!(g.tokens, ids(w), "{toml}: sequence {i}");
+            let score = g.logprobs.iter().sum::<f64>() / (g.tokens.len() as f64).powf(lp);
+            let hf = case["scores"][i].as_f64().unwrap();
+            assert!((score - hf).abs() <= 1e-4, "{toml}: score {score} vs {hf}");
+        }
+    }
+}
+
 macro_rules! on_devices {
     ($($name:ident),*) => {
         mod flex {
@@ -229,5 +269,6 @@ on_devices!(
     greedy_past_the_context,
     cached_equals_uncached,
     batch_equals_alone,
-    refuse_policy_stops_rows_and_rebuilds
+    refuse_policy_stops_rows_and_rebuilds,
+    beam_search_matches_hugging_face
 );

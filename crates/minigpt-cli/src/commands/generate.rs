@@ -4,7 +4,7 @@ use std::io::Write;
 use std::time::Instant;
 
 use anyhow::{Result, bail};
-use minigpt_decode::{BuildContext, GenerateRequest, Registry, generate};
+use minigpt_decode::{BuildContext, GenerateRequest, Registry, decode};
 use minigpt_model::ContextPolicy;
 use minigpt_tokenizer::StreamDecoder;
 
@@ -27,8 +27,8 @@ pub fn run(args: GenerateArgs) -> Result<()> {
         encode: Some(&encode),
     };
     let strategy = crate::chain::strategy(&args, &registry, &cx)?;
-    let mut pipelines = strategy.pipelines(&registry, &cx, 1)?;
-    let chain = pipelines[0].to_string();
+    let chain = strategy.chain(&registry, &cx)?;
+    let mut decoding = strategy.build(&registry, &cx, 1)?;
     if args.show_chain {
         eprintln!("{chain}");
     }
@@ -51,7 +51,7 @@ pub fn run(args: GenerateArgs) -> Result<()> {
     let mut stdout = std::io::stdout().lock();
     let mut stream = StreamDecoder::new();
     let mut write_err = None;
-    let out = generate(&mut lm, &req, &mut pipelines, |_, t| {
+    let out = decode(&mut lm, &req, &mut decoding, |_, t| {
         if !args.json && write_err.is_none() {
             let piece = stream.push(tok.as_ref(), t);
             if let Err(e) = stdout

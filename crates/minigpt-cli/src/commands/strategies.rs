@@ -15,6 +15,10 @@ pub fn run(args: StrategiesArgs) -> Result<()> {
             "Logits processors (any number, applied in the order written):",
         ),
         (PluginKind::Selector, "Selectors (exactly one, last):"),
+        (
+            PluginKind::Search,
+            "Search strategies (instead of a selector, in [search]):",
+        ),
     ] {
         println!("{title}");
         for p in registry.plugins().filter(|p| p.kind == kind) {
@@ -56,7 +60,7 @@ pub fn run(args: StrategiesArgs) -> Result<()> {
     for f in files {
         match Strategy::load(&f, &registry, &cx) {
             Ok(s) => {
-                let chain = s.pipeline(&registry, &cx)?;
+                let chain = s.chain(&registry, &cx)?;
                 println!("  {:<24} {}", s.name, s.description);
                 println!("  {:<24}   {chain}", "");
             }
