@@ -106,6 +106,10 @@ pub struct GenerateArgs {
     /// Random seed (default: drawn from the clock and reported).
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Stop as soon as the continuation contains this text (repeatable); the token that
+    /// completes it is kept.
+    #[arg(long, value_name = "TEXT")]
+    pub stop: Vec<String>,
     /// Keep going after the end-of-text token.
     #[arg(long = "ignore-eos", visible_alias = "ignore_eos")]
     pub ignore_eos: bool,

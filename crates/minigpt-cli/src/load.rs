@@ -1,5 +1,7 @@
 //! Loading a model directory and its tokenizer for a command.
 
+use std::sync::Arc;
+
 use anyhow::{Context, Result};
 use minigpt_model::{GptLm, parse_device};
 use minigpt_tokenizer::Tokenizer;
@@ -7,7 +9,7 @@ use minigpt_tokenizer::Tokenizer;
 use crate::cli::ModelArgs;
 
 /// The model on its device and the tokenizer its directory names.
-pub fn load(args: &ModelArgs) -> Result<(GptLm, Box<dyn Tokenizer>)> {
+pub fn load(args: &ModelArgs) -> Result<(GptLm, Arc<dyn Tokenizer>)> {
     let device = parse_device(&args.device)?;
     let lm = GptLm::load(&args.model, &device)?;
     let tok = minigpt_tokenizer::load_from_dir(&args.model, lm.config.vocab_size)
@@ -20,5 +22,5 @@ pub fn load(args: &ModelArgs) -> Result<(GptLm, Box<dyn Tokenizer>)> {
             lm.config.vocab_size
         );
     }
-    Ok((lm, tok))
+    Ok((lm, Arc::from(tok)))
 }

@@ -406,3 +406,59 @@ fn bad_strategy_use_exits_2() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn stop_string_ends_on_the_completing_token() {
+    let m = model();
+    let v = json(&minigpt(&[
+        "generate",
+        "--model",
+        &m,
+        "--prompt",
+        "Machine learning is",
+        "--greedy",
+        "--max-new-tokens",
+        "30",
+        "--stop",
+        " murderer",
+        "--stop",
+        "never produced",
+        "--json",
+    ]));
+    let greedy = reference()["greedy_tokens"].as_array().unwrap().clone();
+    // HF's greedy continuation: the 12th token (29262) is the first " murderer".
+    assert_eq!(v["tokens"].as_array().unwrap()[..], greedy[..12]);
+    assert_eq!(v["finish_reason"], "stop");
+    assert!(v["text"].as_str().unwrap().ends_with(" murderer"));
+}
+
+#[test]
+fn search_strategies_run_end_to_end() {
+    let m = model();
+    for (file, chain) in [
+        (
+            "beam_4.toml",
+            "logits -> beam_search(num_beams=4, length_penalty=1, early_stopping=false)",
+        ),
+        (
+            "contrastive_4_0.6.toml",
+            "logits -> contrastive_search(top_k=4, penalty_alpha=0.6)",
+        ),
+    ] {
+        let f = configs().join(file).display().to_string();
+        let v = json(&minigpt(&[
+            "generate",
+            "--model",
+            &m,
+            "--prompt",
+            "Machine learning is",
+            "--max-new-tokens",
+            "12",
+            "--strategy",
+            &f,
+            "--json",
+        ]));
+        assert_eq!(v["chain"], chain);
+        assert_eq!(v["tokens"].as_array().unwrap().len(), 12);
+    }
+}

@@ -127,6 +127,7 @@ pub fn run() -> Result<(String, Vec<u32>), ModelError> {
         seeds: vec![42],
         eos_token_id: None,
         ignore_eos: false,
+        stop: Default::default(),
     };
     let out = generate(
         &mut Counter { rows: vec![] },

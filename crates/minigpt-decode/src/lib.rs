@@ -18,7 +18,7 @@ pub mod selector;
 pub mod selectors;
 pub mod strategy;
 
-pub use generate::{FinishReason, GenerateRequest, Generation, decode, generate};
+pub use generate::{FinishReason, GenerateRequest, Generation, StopStrings, decode, generate};
 pub use model::{Hidden, LanguageModel, Logits, ModelError};
 pub use pipeline::Pipeline;
 pub use processor::{LogitsProcessor, StepContext};

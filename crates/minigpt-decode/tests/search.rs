@@ -229,6 +229,7 @@ fn beams_find_what_greedy_misses() {
             seeds: vec![0],
             eos_token_id: None,
             ignore_eos: false,
+            stop: Default::default(),
         };
         let g = decode(
             &mut Fake::new(vocab),

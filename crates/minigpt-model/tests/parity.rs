@@ -61,6 +61,7 @@ fn greedy(lm: &mut GptLm, prompts: Vec<Vec<u32>>, n: usize) -> Vec<minigpt_decod
         seeds,
         eos_token_id: None,
         ignore_eos: false,
+        stop: Default::default(),
     };
     generate(lm, &req, &mut pipes, |_, _| {}).unwrap()
 }

@@ -4,7 +4,9 @@ use std::io::Write;
 use std::time::Instant;
 
 use anyhow::{Result, bail};
-use minigpt_decode::{BuildContext, GenerateRequest, Registry, decode};
+use std::sync::Arc;
+
+use minigpt_decode::{BuildContext, GenerateRequest, Registry, StopStrings, decode};
 use minigpt_model::ContextPolicy;
 use minigpt_tokenizer::StreamDecoder;
 
@@ -46,6 +48,10 @@ pub fn run(args: GenerateArgs) -> Result<()> {
         seeds: vec![seed],
         eos_token_id: lm.config.eos_token_id.or(tok.eos_token_id()),
         ignore_eos: args.ignore_eos,
+        stop: StopStrings::new(args.stop.clone(), {
+            let tok = tok.clone();
+            Arc::new(move |t| tok.decode_bytes(&[t]))
+        }),
     };
     let start = Instant::now();
     let mut stdout = std::io::stdout().lock();

@@ -78,6 +78,7 @@ mod tests {
         assert_eq!(run(0.25, &[1.0; 4]), [1.0; 4]);
         assert_eq!(run(0.3, &[1.0; 4]), [1.0, NEG, NEG, NEG]);
         assert_eq!(run(0.5, &[NEG, 1.0]), [NEG, 1.0]);
+        assert_eq!(run(0.5, &[3.0]), [3.0]);
         assert!(Epsilon::new(1.0).is_err());
     }
 }

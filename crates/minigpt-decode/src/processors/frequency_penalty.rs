@@ -76,6 +76,7 @@ mod tests {
         // Prompt [3]; generated [1, 1, 2].
         let got = apply(&mut p, &[0.0, 0.0, 0.0, 0.0, NEG], &[3, 1, 1, 2], 1);
         assert_eq!(got, [0.0, -1.0, -0.5, 0.0, NEG]);
+        assert_eq!(apply(&mut p, &[1.0], &[0, 0], 1), [0.5]);
         assert!(FrequencyPenalty::new(f64::NAN).is_err());
     }
 }

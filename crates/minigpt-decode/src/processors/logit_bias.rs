@@ -88,6 +88,7 @@ mod tests {
         assert_eq!(apply(&mut p, &[0.0, 0.0, 0.0], &[], 0), [0.0, 2.0, NEG]);
         let mut ban = LogitBias::new(vec![(0, NEG), (1, NEG)]).unwrap();
         assert_eq!(apply(&mut ban, &[1.0, 3.0], &[], 0), [NEG, 3.0]);
+        assert_eq!(apply(&mut ban, &[2.0], &[], 0), [2.0]);
         let cx = BuildContext::default();
         let t = toml::toml! { bias = { "7" = -1.5 } };
         assert_eq!(build(&t, &cx).unwrap().to_string(), "logit_bias(7:-1.5)");

@@ -78,6 +78,7 @@ mod tests {
         assert_eq!(run(1.0, &[3.0, 3.0, 1.0]), [3.0, 3.0, NEG]);
         assert_eq!(run(0.9, &[NEG, 0.0, NEG]), [NEG, 0.0, NEG]);
         assert_eq!(run(1.0, &[2.0]), [2.0]);
+        assert_eq!(run(0.5, &[2.0; 3]), [2.0; 3]);
         assert!(MinP::new(1.1).is_err());
     }
 }

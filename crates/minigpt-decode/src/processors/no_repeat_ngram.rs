@@ -104,6 +104,11 @@ mod tests {
         let mut one = NoRepeatNgram::new(1).unwrap();
         assert_eq!(apply(&mut one, &[0.5, 1.0], &[0, 1], 0), [NEG, 1.0]);
         assert_eq!(apply(&mut one, &[0.5], &[0], 0), [0.5]);
+        // −∞ entries stay −∞; the best finite token survives a full ban.
+        assert_eq!(
+            apply(&mut one, &[NEG, 0.3, 0.1], &[1, 2], 0),
+            [NEG, 0.3, NEG]
+        );
         assert!(NoRepeatNgram::new(0).is_err());
     }
 }

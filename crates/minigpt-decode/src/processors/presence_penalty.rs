@@ -70,12 +70,14 @@ impl LogitsProcessor for PresencePenalty {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::processors::apply;
+    use crate::processors::{NEG, apply};
 
     #[test]
     fn once_per_distinct_generated_token() {
         let mut p = PresencePenalty::new(0.5).unwrap();
         let got = apply(&mut p, &[0.0, 0.0, 0.0, 0.0], &[3, 1, 1, 2], 1);
+        assert_eq!(apply(&mut p, &[NEG, 1.0], &[1, 0, 1], 1), [NEG, 0.5]);
+        assert_eq!(apply(&mut p, &[1.0], &[0, 0], 1), [0.5]);
         assert_eq!(got, [0.0, -0.5, -0.5, 0.0]);
     }
 }

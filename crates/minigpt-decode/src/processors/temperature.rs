@@ -82,6 +82,7 @@ mod tests {
             [2.0, -4.0, NEG, 0.0]
         );
         assert_eq!(apply(&mut t, &[3.0], &[], 0), [6.0]);
+        assert_eq!(apply(&mut t, &[1.5; 3], &[], 0), [3.0; 3]);
         for bad in [0.0, -1.0, f64::NAN, f64::INFINITY] {
             assert!(Temperature::new(bad).is_err());
         }

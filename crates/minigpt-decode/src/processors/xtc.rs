@@ -144,6 +144,11 @@ mod tests {
         // All equal (0.25 each): the highest id is kept.
         assert_eq!(apply(&mut always, &[1.0; 4], &[], 0), [NEG, NEG, NEG, 1.0]);
         assert_eq!(apply(&mut always, &[0.0], &[], 0), [0.0]);
+        // −∞ entries are never above the threshold.
+        assert_eq!(
+            apply(&mut always, &[0.0, NEG, 0.0], &[], 0),
+            [NEG, NEG, 0.0]
+        );
         assert!(Xtc::new(0.6, 0.5).is_err());
     }
 
