@@ -45,6 +45,12 @@ Without --strategy, the flags build this chain (each step only when its flag is 
   minigpt strategies
   minigpt strategies --configs my/strategies")]
     Strategies(StrategiesArgs),
+    /// Train a GPT from scratch on a text file (character-level), resumably.
+    #[command(after_help = "Examples:
+  minigpt train --config configs/train-shakespeare.toml
+  minigpt train --config configs/train-shakespeare.toml --resume
+  minigpt train --config configs/train-shakespeare.toml --stop-after 500   # then --resume later")]
+    Train(TrainArgs),
     /// Prefill and decode speed (tokens/s) at batch 1 and 8.
     #[command(after_help = "Example:
   minigpt bench --model /tmp/gpt2-random --prompt-len 128 --new-tokens 64 --batch 1,8")]
@@ -141,6 +147,20 @@ pub struct ScoreArgs {
     /// Print JSON (tokens, logprobs, perplexity, bits_per_byte).
     #[arg(long)]
     pub json: bool,
+}
+
+/// `minigpt train`.
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Training config (TOML: [data], [model], [train], [output]).
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// Continue from the output folder's checkpoint.
+    #[arg(long)]
+    pub resume: bool,
+    /// Stop after this many steps of this invocation, saving a checkpoint (continue with --resume).
+    #[arg(long = "stop-after", value_name = "STEPS")]
+    pub stop_after: Option<usize>,
 }
 
 /// `minigpt strategies`.

@@ -11,6 +11,17 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // Burn materialises some state (optimizer records) on its default device, which is the
+    // GPU backend whenever wgpu is compiled in; on a machine without a GPU driver that fails.
+    // Pin the default to the CPU unless the user chose one.
+    if std::env::var_os("BURN_DEVICE").is_none() {
+        // SAFETY: first statement of main, before any thread exists: nothing reads the
+        // environment concurrently.
+        #[allow(unsafe_code)]
+        unsafe {
+            std::env::set_var("BURN_DEVICE", "flex");
+        }
+    }
     let cli = match cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => {
@@ -32,6 +43,7 @@ fn main() -> ExitCode {
         cli::Command::Generate(args) => commands::generate::run(args),
         cli::Command::Score(args) => commands::score::run(args),
         cli::Command::Strategies(args) => commands::strategies::run(args),
+        cli::Command::Train(args) => commands::train::run(args),
         cli::Command::Bench(args) => commands::bench::run(args),
     };
     match result {

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use burn::module::Param;
+use burn::module::{Param, ParamId};
 use burn::tensor::{Device, Tensor, TensorData};
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 
@@ -20,8 +20,17 @@ pub const CONFIG_FILE: &str = "config.json";
 /// The weights file.
 pub const WEIGHTS_FILE: &str = "model.safetensors";
 
-/// Reads `config.json` and `model.safetensors` from `dir` onto `device`.
+/// Reads `config.json` and `model.safetensors` from `dir` onto `device`, for inference.
 pub fn load_dir(dir: &Path, device: &Device) -> Result<(GptConfig, Gpt), ModelError> {
+    load_dir_with(dir, device, false)
+}
+
+/// As [`load_dir`]; with `train`, the config's dropout is active (on an autodiff device).
+pub fn load_dir_with(
+    dir: &Path,
+    device: &Device,
+    train: bool,
+) -> Result<(GptConfig, Gpt), ModelError> {
     if !dir.is_dir() {
         return Err(ModelError::NoModelDir(dir.to_path_buf()));
     }
@@ -41,16 +50,18 @@ pub fn load_dir(dir: &Path, device: &Device) -> Result<(GptConfig, Gpt), ModelEr
         });
     }
     let bytes = std::fs::read(&path).map_err(|e| ModelError::io(&path, e))?;
-    let model = load_weights(&cfg, &bytes, &path, device)?;
+    let model = load_weights(&cfg, &bytes, &path, device, train)?;
     Ok((cfg, model))
 }
 
 /// Builds a model from the bytes of a safetensors file (`path` is only for messages).
+/// Parameter ids derive from the names, so optimizer state follows a model across a reload.
 pub fn load_weights(
     cfg: &GptConfig,
     bytes: &[u8],
     path: &Path,
     device: &Device,
+    train: bool,
 ) -> Result<Gpt, ModelError> {
     let st = SafeTensors::deserialize(bytes).map_err(|e| ModelError::Weights {
         path: path.to_path_buf(),
@@ -73,15 +84,15 @@ pub fn load_weights(
         device: device.clone(),
     };
     let (c, v, p, i) = (cfg.n_embd, cfg.vocab_size, cfg.n_positions, cfg.inner());
-    let mut m = Gpt::init(cfg, device, false);
+    let mut m = Gpt::init(cfg, device, train);
     let wte = l.get("wte.weight", [v, c])?;
     if let Some(head) = l.views.get("lm_head.weight")
         && head.data() != l.views["wte.weight"].data()
     {
         return Err(l.bad("lm_head.weight differs from wte.weight: untied heads are not supported"));
     }
-    m.set_wte(wte);
-    m.wpe.weight = Param::from_tensor(l.get("wpe.weight", [p, c])?);
+    m.wte.weight = stable("wte.weight", wte);
+    m.wpe.weight = stable("wpe.weight", l.get("wpe.weight", [p, c])?);
     for (n, block) in m.h.iter_mut().enumerate() {
         let pre = format!("h.{n}");
         l.layer_norm(&mut block.ln_1, &format!("{pre}.ln_1"), c)?;
@@ -153,10 +164,9 @@ impl Loader<'_> {
         d_in: usize,
         d_out: usize,
     ) -> Result<(), ModelError> {
-        lin.weight = Param::from_tensor(self.get(&format!("{name}.weight"), [d_in, d_out])?);
-        lin.bias = Some(Param::from_tensor(
-            self.get(&format!("{name}.bias"), [d_out])?,
-        ));
+        let (w, b) = (format!("{name}.weight"), format!("{name}.bias"));
+        lin.weight = stable(&w, self.get(&w, [d_in, d_out])?);
+        lin.bias = Some(stable(&b, self.get(&b, [d_out])?));
         Ok(())
     }
 
@@ -166,10 +176,23 @@ impl Loader<'_> {
         name: &str,
         d: usize,
     ) -> Result<(), ModelError> {
-        ln.gamma = Param::from_tensor(self.get(&format!("{name}.weight"), [d])?);
-        ln.beta = Some(Param::from_tensor(self.get(&format!("{name}.bias"), [d])?));
+        let (w, b) = (format!("{name}.weight"), format!("{name}.bias"));
+        ln.gamma = stable(&w, self.get(&w, [d])?);
+        ln.beta = Some(stable(&b, self.get(&b, [d])?));
         Ok(())
     }
+}
+
+/// A trainable parameter whose id is derived from its checkpoint name (FNV-1a), so optimizer
+/// state saved for one instance of a model applies to the same model loaded again.
+fn stable<const D: usize>(name: &str, value: Tensor<D>) -> Param<Tensor<D>> {
+    let mut p = Param::from_tensor(value);
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in name.bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    p.id = ParamId::from(h);
+    p
 }
 
 /// Little-endian F32/F16/BF16 bytes as f32 values.
@@ -231,34 +254,46 @@ pub fn named_tensors(model: &Gpt) -> Vec<(String, Vec<usize>, Vec<f32>)> {
     out
 }
 
-/// Writes `config.json` and an F32 `model.safetensors` to `dir` (created if needed). Each file
-/// is written to a temporary name first and renamed, so an interrupted save leaves no torn file.
-pub fn save_dir(model: &Gpt, cfg: &GptConfig, dir: &Path) -> Result<(), ModelError> {
-    std::fs::create_dir_all(dir).map_err(|e| ModelError::io(dir, e))?;
+/// The model as the bytes of an F32 safetensors file.
+pub fn to_safetensors(model: &Gpt) -> Result<Vec<u8>, ModelError> {
     let tensors = named_tensors(model);
     let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
         .into_iter()
         .map(|(n, s, v)| (n, s, v.iter().flat_map(|x| x.to_le_bytes()).collect()))
         .collect();
+    let bad = |e: safetensors::SafeTensorError| ModelError::Weights {
+        path: WEIGHTS_FILE.into(),
+        reason: e.to_string(),
+    };
     let mut views = Vec::with_capacity(bytes.len());
     for (name, shape, data) in &bytes {
-        let view =
-            TensorView::new(Dtype::F32, shape.clone(), data).map_err(|e| ModelError::Weights {
-                path: dir.join(WEIGHTS_FILE),
-                reason: e.to_string(),
-            })?;
-        views.push((name.clone(), view));
+        views.push((
+            name.clone(),
+            TensorView::new(Dtype::F32, shape.clone(), data).map_err(bad)?,
+        ));
     }
     let meta = HashMap::from([("format".to_string(), "pt".to_string())]);
-    let final_path = dir.join(WEIGHTS_FILE);
-    let tmp = dir.join(format!(".{WEIGHTS_FILE}.tmp"));
-    safetensors::serialize_to_file(views, Some(meta), &tmp).map_err(|e| ModelError::Weights {
-        path: tmp.clone(),
-        reason: e.to_string(),
-    })?;
-    std::fs::rename(&tmp, &final_path).map_err(|e| ModelError::io(&final_path, e))?;
+    safetensors::serialize(views, Some(meta)).map_err(bad)
+}
+
+/// Writes `config.json` and an F32 `model.safetensors` to `dir` (created if needed). Each file
+/// is written to a temporary name first and renamed, so an interrupted save leaves no torn file.
+pub fn save_dir(model: &Gpt, cfg: &GptConfig, dir: &Path) -> Result<(), ModelError> {
+    std::fs::create_dir_all(dir).map_err(|e| ModelError::io(dir, e))?;
+    let bytes = to_safetensors(model)?;
+    write_atomic(&dir.join(WEIGHTS_FILE), &bytes)?;
     let cfg_tmp = dir.join(format!(".{CONFIG_FILE}.tmp"));
     cfg.save(&cfg_tmp)?;
     let cfg_path = dir.join(CONFIG_FILE);
     std::fs::rename(&cfg_tmp, &cfg_path).map_err(|e| ModelError::io(&cfg_path, e))
+}
+
+/// Writes `bytes` to a temporary file beside `path`, then renames it over `path`.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ModelError> {
+    let name = path
+        .file_name()
+        .map_or_else(|| "file".into(), |n| n.to_string_lossy().into_owned());
+    let tmp = path.with_file_name(format!(".{name}.tmp"));
+    std::fs::write(&tmp, bytes).map_err(|e| ModelError::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| ModelError::io(path, e))
 }

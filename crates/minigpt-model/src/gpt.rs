@@ -4,7 +4,7 @@
 //! token + learned position embeddings → n_layer × [x + attn(ln_1(x)); x + mlp(ln_2(x))] →
 //! ln_f → logits against the token embedding (tied LM head).
 
-use burn::module::{Module, Param};
+use burn::module::Module;
 use burn::nn::{
     Dropout, DropoutConfig, Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig,
     Linear, LinearConfig,
@@ -160,11 +160,6 @@ impl Gpt {
         // A 2-D matmul against the transposed view: a 3-D one copies the whole table each call.
         let logits = hidden.reshape([b * t, c]).matmul(wte.transpose()); // [b t, v]
         logits.reshape([b, t, v])
-    }
-
-    /// Replaces the token embedding (and so the head) with `weight` `[vocab_size, n_embd]`.
-    pub fn set_wte(&mut self, weight: Tensor<2>) {
-        self.wte.weight = Param::from_tensor(weight);
     }
 }
 

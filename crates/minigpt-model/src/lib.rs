@@ -10,7 +10,10 @@ pub mod gpt;
 pub mod runner;
 pub mod score;
 
-pub use checkpoint::{CONFIG_FILE, WEIGHTS_FILE, load_dir, save_dir};
+pub use checkpoint::{
+    CONFIG_FILE, WEIGHTS_FILE, load_dir, load_dir_with, load_weights, save_dir, to_safetensors,
+    write_atomic,
+};
 pub use config::GptConfig;
 pub use device::{DEVICE_NAMES, parse_device};
 pub use error::ModelError;

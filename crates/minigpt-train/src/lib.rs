@@ -1,0 +1,11 @@
+//! Training minigpt's GPT from scratch (nanoGPT's recipe) on Burn autodiff: character-level
+//! data, AdamW with linear warm-up then cosine decay, gradient clipping, dropout, a held-out
+//! split, periodic evaluation, a CSV log, and checkpoints that resume exactly.
+
+pub mod config;
+pub mod data;
+pub mod trainer;
+
+pub use config::TrainConfig;
+pub use data::Corpus;
+pub use trainer::{Progress, TrainError, TrainSummary, lr_at, train};
