@@ -30,16 +30,19 @@ pub fn run(args: TrainArgs) -> Result<()> {
         args.stop_after.is_none_or(|n| this_run < n)
     })?;
     bar.finish();
-    let val = summary.val_losses.last().map_or(f64::NAN, |v| v.1);
+    let val = summary.val_losses.last().map_or_else(
+        || "not evaluated yet".to_string(),
+        |v| format!("{:.4}", v.1),
+    );
     if summary.stopped {
         eprintln!(
-            "stopped after step {} (val {val:.4}); a checkpoint is in {}: continue with --resume",
+            "stopped after step {} (val loss {val}); a checkpoint is in {}: continue with --resume",
             summary.train_losses.len(),
             cfg.output.dir.join("checkpoint").display()
         );
     } else {
         eprintln!(
-            "done: {} steps, final val loss {val:.4} nats/token, {:.1} s; model in {}",
+            "done: {} steps, final val loss {val} nats/token, {:.1} s; model in {}",
             summary.train_losses.len(),
             summary.seconds,
             cfg.output.dir.display()
