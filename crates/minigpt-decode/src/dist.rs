@@ -27,6 +27,24 @@ pub fn log_prob(logits: &[f32], i: usize) -> f64 {
     logits[i] as f64 - log_sum_exp(logits)
 }
 
+/// `(logsumexp(logits), entropy of softmax(logits))` in one pass over the row (f64): the loop's
+/// per-step statistics of the raw distribution.
+pub fn lse_and_entropy(logits: &[f32]) -> (f64, f64) {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+    if max == f64::NEG_INFINITY {
+        return (max, 0.0);
+    }
+    let (mut z, mut zl) = (0.0f64, 0.0f64);
+    for &l in logits.iter().filter(|l| l.is_finite()) {
+        let d = l as f64 - max;
+        let e = d.exp();
+        z += e;
+        zl += e * d;
+    }
+    // H = log Z - E[l - max] with Z = Σ exp(l - max).
+    (max + z.ln(), z.ln() - zl / z)
+}
+
 /// Shannon entropy (nats) of softmax(logits).
 pub fn entropy(logits: &[f32]) -> f64 {
     entropy_of(&softmax(logits))
@@ -88,6 +106,16 @@ mod tests {
         assert!((entropy(&[0.0, 0.0, NEG, 0.0]) - 3f64.ln()).abs() < 1e-12);
         assert_eq!(entropy(&[5.0]), 0.0);
         assert_eq!(softmax(&[NEG, NEG]), vec![0.0, 0.0]);
+    }
+
+    #[test]
+    fn one_pass_statistics_agree() {
+        let l = [0.3f32, -1.2, NEG, 2.0, 0.0];
+        let (lse, h) = lse_and_entropy(&l);
+        assert!((lse - log_sum_exp(&l)).abs() < 1e-12);
+        // `entropy` subtracts the max in f32, this one in f64: they agree to f32 rounding.
+        assert!((h - entropy(&l)).abs() < 1e-6);
+        assert_eq!(lse_and_entropy(&[NEG, NEG]).1, 0.0);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::dist::{entropy, log_prob};
+use crate::dist::lse_and_entropy;
 use crate::model::{LanguageModel, ModelError};
 use crate::pipeline::Pipeline;
 use crate::processor::StepContext;
@@ -205,8 +205,9 @@ pub fn generate(
                 continue;
             }
             g.tokens.push(tok);
-            g.logprobs.push(log_prob(raw, tok as usize));
-            g.entropies.push(entropy(raw));
+            let (lse, h) = lse_and_entropy(raw);
+            g.logprobs.push(raw[tok as usize] as f64 - lse);
+            g.entropies.push(h);
             g.sampling_entropies.push(choice.entropy);
             seqs[row].push(tok);
             on_token(row, tok);

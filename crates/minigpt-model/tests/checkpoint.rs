@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use minigpt_model::{GptLm, ModelError, parse_device, save_dir};
+use minigpt_model::{GptLm, parse_device, save_dir};
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 
 fn fixture() -> PathBuf {
@@ -218,5 +218,4 @@ fn bad_checkpoints_are_clear_errors() {
     .unwrap();
     assert!(load_err(&dir).contains("gelu_new"));
     std::fs::remove_dir_all(&dir).unwrap();
-    let _: Option<ModelError> = None;
 }

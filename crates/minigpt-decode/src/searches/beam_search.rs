@@ -16,7 +16,7 @@
 
 use std::fmt;
 
-use crate::dist::{entropy, log_sum_exp};
+use crate::dist::lse_and_entropy;
 use crate::generate::{FinishReason, Generation};
 use crate::model::{LanguageModel, ModelError};
 use crate::processor::{LogitsProcessor, StepContext};
@@ -214,7 +214,7 @@ impl SearchStrategy for BeamSearch {
             let mut cands: Vec<(f64, usize, u32, f64, f64)> = Vec::new();
             for (bi, beam) in running.iter().enumerate() {
                 let raw = logits.row(bi);
-                let lse = log_sum_exp(raw);
+                let (lse, h) = lse_and_entropy(raw);
                 let mut lp: Vec<f32> = raw.iter().map(|&l| (l as f64 - lse) as f32).collect();
                 seq.clear();
                 seq.extend_from_slice(req.prompt);
@@ -228,7 +228,6 @@ impl SearchStrategy for BeamSearch {
                 for p in processors.iter_mut() {
                     p.process(&cx, &mut lp);
                 }
-                let h = entropy(raw);
                 for (v, &l) in lp.iter().enumerate() {
                     if l.is_finite() {
                         cands.push((beam.score + l as f64, bi, v as u32, raw[v] as f64 - lse, h));
