@@ -4,6 +4,7 @@
 mod chain;
 mod cli;
 mod commands;
+mod interrupt;
 mod load;
 
 use std::process::ExitCode;

@@ -107,3 +107,89 @@ fn stopped_and_resumed_run_equals_the_uninterrupted_one() {
     std::fs::remove_dir_all(&whole).unwrap();
     std::fs::remove_dir_all(&parts).unwrap();
 }
+
+#[test]
+fn ctrl_c_saves_a_checkpoint_and_exits_130() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    let dir = setup("sigint");
+    let cfg_path = dir.join("train.toml");
+    let cfg = std::fs::read_to_string(&cfg_path).unwrap();
+    std::fs::write(
+        &cfg_path,
+        cfg.replace("max_steps = 30", "max_steps = 1000000"),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_minigpt"))
+        .args(["train", "--config", &cfg_path.display().to_string()])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Without a terminal, every evaluation prints a line: interrupt after the first.
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    assert!(first.starts_with("step 10/1000000 |"), "{first}");
+    #[allow(unsafe_code)]
+    // SAFETY: sending a signal to our own child process.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGINT);
+    }
+    let rest: Vec<String> = lines.map(Result::unwrap).collect();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{rest:?}");
+    let last = rest.last().unwrap();
+    assert!(
+        last.starts_with("stopped after step ") && last.ends_with("continue with --resume"),
+        "{last}"
+    );
+    let step: usize = last["stopped after step ".len()..]
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((10..1_000_000).contains(&step), "{last}");
+    let state = std::fs::read_to_string(dir.join("out/checkpoint/state.json")).unwrap();
+    assert!(state.starts_with(&format!("{{\"step\":{step},")), "{state}");
+    let log = std::fs::read_to_string(dir.join("out/training_log.csv")).unwrap();
+    assert_eq!(log.lines().count(), step + 1);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn bad_training_inputs_exit_2_with_one_line() {
+    let dir = setup("bad");
+    let cfg_path = dir.join("train.toml");
+    let base = std::fs::read_to_string(&cfg_path).unwrap();
+    let run = |text: &str, needle: &str| {
+        std::fs::write(&cfg_path, text).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_minigpt"))
+            .args(["train", "--config", &cfg_path.display().to_string()])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+        assert!(err.contains(needle), "{err:?} lacks {needle:?}");
+    };
+    run(&base.replace("corpus.txt", "nope.txt"), "nope.txt");
+    run(&base.replace("n_embd = 32", "n_embd = 31"), "divisible");
+    run(
+        &base.replace("block_size = 16", "block_size = 5000"),
+        "too short",
+    );
+    run(
+        &base.replace("n_layer = 2", "n_layer = 2\nn_layers = 3"),
+        "n_layers",
+    );
+    std::fs::write(dir.join("out"), "a file, not a folder").unwrap();
+    run(&base, "output folder");
+    let out = Command::new(env!("CARGO_BIN_EXE_minigpt"))
+        .args(["train", "--config", "/nonexistent/train.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/train.toml"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

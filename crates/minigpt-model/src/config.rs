@@ -31,7 +31,9 @@ pub struct GptConfig {
     /// End-of-sequence token id (generation stops on it).
     #[serde(default)]
     pub eos_token_id: Option<u32>,
-    /// Activation of the MLP; only GPT-2's tanh GELU (`gelu_new`) is implemented.
+    /// Activation of the MLP: GPT-2's tanh GELU (`gelu_new`, alias `gelu_pytorch_tanh`) or the
+    /// exact erf GELU (`gelu`, nanoGPT's `nn.GELU()`; minigpt's training default, because
+    /// Burn runs it as one fused kernel forward and backward).
     #[serde(default = "default_act")]
     pub activation_function: String,
     /// Dropout on embeddings (training only).
@@ -62,6 +64,16 @@ pub struct GptConfig {
     #[serde(default = "yes", skip_serializing)]
     #[allow(missing_docs)]
     pub tie_word_embeddings: bool,
+}
+
+/// The MLP activations minigpt implements, by their `transformers` names.
+pub const ACTIVATIONS: [&str; 3] = ["gelu_new", "gelu_pytorch_tanh", "gelu"];
+
+impl GptConfig {
+    /// True when the MLP uses the exact erf GELU rather than GPT-2's tanh approximation.
+    pub fn exact_gelu(&self) -> bool {
+        self.activation_function == "gelu"
+    }
 }
 
 fn default_eps() -> f64 {
@@ -143,10 +155,11 @@ impl GptConfig {
                 self.n_embd, self.n_head
             ));
         }
-        if self.activation_function != "gelu_new" {
+        if !ACTIVATIONS.contains(&self.activation_function.as_str()) {
             return Err(format!(
-                "activation_function {:?} is not supported (only \"gelu_new\", GPT-2's)",
-                self.activation_function
+                "activation_function {:?} is not supported (use one of {})",
+                self.activation_function,
+                ACTIVATIONS.join(", ")
             ));
         }
         let unsupported = [
@@ -171,7 +184,12 @@ impl GptConfig {
     /// Reads and validates `config.json`.
     pub fn load(path: &Path) -> Result<Self, ModelError> {
         let text = std::fs::read_to_string(path).map_err(|e| ModelError::io(path, e))?;
-        let cfg: Self = serde_json::from_str(&text).map_err(|e| ModelError::Config {
+        Self::from_json(&text, path)
+    }
+
+    /// Parses and validates the text of a `config.json` (`path` is only for messages).
+    pub fn from_json(text: &str, path: &Path) -> Result<Self, ModelError> {
+        let cfg: Self = serde_json::from_str(text).map_err(|e| ModelError::Config {
             path: path.to_path_buf(),
             reason: e.to_string(),
         })?;

@@ -9,7 +9,7 @@ use burn::nn::{
     Dropout, DropoutConfig, Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig,
     Linear, LinearConfig,
 };
-use burn::tensor::activation::gelu_approximate;
+use burn::tensor::activation::{gelu, sigmoid};
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Bool, Device, Int, Tensor};
@@ -58,9 +58,11 @@ pub struct Attention {
     pub n_head: usize,
 }
 
-/// Two-layer MLP with GPT-2's tanh GELU.
+/// Two-layer MLP with a GELU between.
 #[derive(Module, Debug)]
 pub struct Mlp {
+    /// Exact erf GELU (`gelu`) instead of GPT-2's tanh approximation (`gelu_new`).
+    pub exact_gelu: bool,
     /// `[n_embd, n_inner]`.
     pub c_fc: Linear,
     /// `[n_inner, n_embd]`.
@@ -107,6 +109,7 @@ impl Gpt {
                 },
                 ln_2: layer_norm(cfg, device),
                 mlp: Mlp {
+                    exact_gelu: cfg.exact_gelu(),
                     c_fc: linear(cfg.n_embd, cfg.inner(), std, device),
                     c_proj: linear(cfg.inner(), cfg.n_embd, proj_std, device),
                     drop: p(cfg.resid_pdrop),
@@ -209,7 +212,23 @@ impl Attention {
 
 impl Mlp {
     fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let x = gelu_approximate(self.c_fc.forward(x));
+        let x = self.c_fc.forward(x);
+        let x = if self.exact_gelu {
+            gelu(x)
+        } else {
+            gelu_tanh(x)
+        };
         self.drop.forward(self.c_proj.forward(x))
     }
+}
+
+/// GPT-2's tanh GELU, `0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))`, written as the identical
+/// `x·σ(2√(2/π)·(x + 0.044715·x³))`: Burn's `gelu_approximate` calls scalar `powf` and `tanh`
+/// per element (a fifth of a training step on flex), while `σ` is one fused op with a fused
+/// backward and the cube is two multiplications.
+fn gelu_tanh(x: Tensor<3>) -> Tensor<3> {
+    const TWO_SQRT_2_OVER_PI: f64 = 2.0 * 0.797_884_560_802_865_4;
+    let cube = x.clone() * x.clone() * x.clone();
+    let inner = (x.clone() + cube * 0.044715) * TWO_SQRT_2_OVER_PI;
+    x * sigmoid(inner)
 }

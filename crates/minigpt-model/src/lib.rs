@@ -14,7 +14,7 @@ pub use checkpoint::{
     CONFIG_FILE, WEIGHTS_FILE, load_dir, load_dir_with, load_weights, save_dir, to_safetensors,
     write_atomic,
 };
-pub use config::GptConfig;
+pub use config::{ACTIVATIONS, GptConfig};
 pub use device::{DEVICE_NAMES, parse_device};
 pub use error::ModelError;
 pub use gpt::Gpt;

@@ -251,6 +251,26 @@ fn beam_search_matches_hugging_face(device: &Device) {
     }
 }
 
+/// The exact-erf GELU (`activation_function: "gelu"`, what minigpt trains with) against
+/// transformers; the fixture's logits move by more than 10 × the tolerance under GPT-2's tanh
+/// GELU, so a model that ignored the setting would fail.
+fn exact_gelu_logits(device: &Device) {
+    let text = std::fs::read_to_string(fixtures().join("reference/tiny-char-gelu.json")).unwrap();
+    let r: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert!(r["max_abs_gap_to_gelu_new"].as_f64().unwrap() > 10.0 * f64::from(TOL));
+    let lm = GptLm::load(&fixtures().join("tiny-char-gelu"), device).unwrap();
+    assert!(lm.config.exact_gelu());
+    let want: Vec<f32> = r["logits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|row| floats(row).into_iter().map(|x| x as f32))
+        .collect();
+    let got = lm.sequence_logits(&ids(&r["ids"]));
+    let d = max_abs_diff(&got, &want);
+    assert!(d <= TOL, "max |Δlogit| = {d}");
+}
+
 macro_rules! on_devices {
     ($($name:ident),*) => {
         mod flex {
@@ -264,6 +284,7 @@ macro_rules! on_devices {
 
 on_devices!(
     full_logits,
+    exact_gelu_logits,
     score_logprobs,
     long_text_sliding_window,
     greedy_30,

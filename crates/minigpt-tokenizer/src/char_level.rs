@@ -45,12 +45,16 @@ impl CharTokenizer {
 
     /// Reads a vocabulary written by [`CharTokenizer::save`].
     pub fn load(path: &Path) -> Result<Self, TokenizerError> {
+        Self::from_json(&read(path)?, path)
+    }
+
+    /// Parses the text of a vocabulary file (`path` is only for messages).
+    pub fn from_json(text: &str, path: &Path) -> Result<Self, TokenizerError> {
         let bad = |reason: String| TokenizerError::Format {
             path: path.to_path_buf(),
             reason,
         };
-        let file: CharVocabFile =
-            serde_json::from_str(&read(path)?).map_err(|e| bad(e.to_string()))?;
+        let file: CharVocabFile = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
         let mut chars = Vec::with_capacity(file.chars.len());
         for s in &file.chars {
             let mut it = s.chars();

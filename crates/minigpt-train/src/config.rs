@@ -46,6 +46,14 @@ pub struct ModelConfig {
     /// Dropout on embeddings and residual branches.
     #[serde(default)]
     pub dropout: f64,
+    /// MLP activation by its `transformers` name: `gelu` (exact, nanoGPT's; the default) or
+    /// `gelu_new` (GPT-2's tanh approximation).
+    #[serde(default = "default_activation")]
+    pub activation: String,
+}
+
+fn default_activation() -> String {
+    "gelu".into()
 }
 
 /// Optimisation settings.
@@ -159,6 +167,13 @@ impl TrainConfig {
             return Err(format!(
                 "model.n_embd ({}) must be divisible by model.n_head ({})",
                 m.n_embd, m.n_head
+            ));
+        }
+        if !minigpt_model::ACTIVATIONS.contains(&m.activation.as_str()) {
+            return Err(format!(
+                "model.activation {:?} is not supported (use one of {})",
+                m.activation,
+                minigpt_model::ACTIVATIONS.join(", ")
             ));
         }
         if !(0.0..1.0).contains(&m.dropout) {

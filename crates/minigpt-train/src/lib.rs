@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod data;
+pub mod plot;
 pub mod trainer;
 
 pub use config::TrainConfig;

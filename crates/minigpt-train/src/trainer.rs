@@ -86,6 +86,8 @@ struct State {
 
 const CHECKPOINT_DIR: &str = "checkpoint";
 const LOG_FILE: &str = "training_log.csv";
+/// The loss curve, rewritten with the log.
+pub const PLOT_FILE: &str = "loss_curve.svg";
 
 fn io(what: &str, path: &Path, e: impl std::fmt::Display) -> TrainError {
     TrainError::Io(format!("cannot {what} {}: {e}", path.display()))
@@ -141,6 +143,7 @@ pub fn model_config(cfg: &TrainConfig, vocab: usize) -> GptConfig {
     g.embd_pdrop = m.dropout;
     g.resid_pdrop = m.dropout;
     g.attn_pdrop = 0.0;
+    g.activation_function = m.activation.clone();
     g
 }
 
@@ -317,5 +320,11 @@ fn write_log(state: &State, path: &Path) -> Result<(), TrainError> {
         s.push_str(&format!("{step},{loss:.6},{v},{lr:.8}\n"));
     }
     minigpt_model::write_atomic(path, s.as_bytes())?;
+    let svg = crate::plot::loss_curve_svg(
+        "minigpt training: loss per step and on the held-out split",
+        &state.train_losses,
+        &state.val_losses,
+    );
+    minigpt_model::write_atomic(&path.with_file_name(PLOT_FILE), svg.as_bytes())?;
     Ok(())
 }

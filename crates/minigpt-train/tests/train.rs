@@ -66,6 +66,7 @@ fn loss_falls_well_below_a_uniform_guess() {
         "model.safetensors",
         "char_vocab.json",
         "training_log.csv",
+        "loss_curve.svg",
     ] {
         assert!(dir.join("out").join(f).is_file(), "{f}");
     }
@@ -98,6 +99,10 @@ fn bad_configs_are_clear_errors() {
     check(
         base.replace("block_size = 16", "block_size = 4000"),
         "too short",
+    );
+    check(
+        base.replace("dropout = 0.1", "dropout = 0.1\nactivation = \"relu\""),
+        "model.activation \"relu\" is not supported (use one of gelu_new, gelu_pytorch_tanh, gelu)",
     );
     check(
         base.replace("seed = 7", "seed = 7\nsede = 1"),
