@@ -4,8 +4,8 @@ training config, for a side-by-side tokens/s figure. Not part of CI.
 
     /tmp/hfvenv/bin/python scripts/train_torch_speed.py /tmp/tspeed/train.toml --steps 25
 
-The model is transformers' GPT2LMHeadModel with the config's sizes (the architecture minigpt
-trains), AdamW with the config's learning rate, weight decay and beta2, dropout as configured,
+The model is transformers' GPT2LMHeadModel with the config's sizes and activation (the
+architecture minigpt trains), AdamW with the config's learning rate, weight decay and beta2, dropout as configured,
 gradient-norm clipping, character-level batches of the config's corpus.
 """
 import argparse
@@ -23,11 +23,14 @@ args = ap.parse_args()
 torch.set_num_threads(args.threads)
 cfg = tomllib.load(open(args.config, "rb"))
 m, t = cfg["model"], cfg["train"]
-text = open(cfg["data"]["path"], encoding="utf-8").read()
+import os
+path = os.path.join(os.path.dirname(os.path.abspath(args.config)), cfg["data"]["path"])  # as minigpt resolves it
+text = open(path, encoding="utf-8").read()
 chars = sorted(set(text))
 data = torch.tensor([chars.index(c) for c in text[: int(len(text) * 0.9)]], dtype=torch.long)
 model = GPT2LMHeadModel(GPT2Config(vocab_size=len(chars), n_positions=m["block_size"], n_embd=m["n_embd"],
                                    n_layer=m["n_layer"], n_head=m["n_head"], resid_pdrop=m.get("dropout", 0.0),
+                                   activation_function=m.get("activation", "gelu"),
                                    embd_pdrop=m.get("dropout", 0.0), attn_pdrop=0.0)).train()
 opt = torch.optim.AdamW(model.parameters(), lr=t["learning_rate"], betas=(0.9, t.get("beta2", 0.99)),
                         weight_decay=t.get("weight_decay", 0.0))

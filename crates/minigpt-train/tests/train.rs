@@ -72,6 +72,13 @@ fn loss_falls_well_below_a_uniform_guess() {
     }
     let log = std::fs::read_to_string(dir.join("out/training_log.csv")).unwrap();
     assert_eq!(log.lines().count(), 61);
+    // The saved model loads back with the trained model's logits, bit for bit.
+    let device = minigpt_model::parse_device("flex").unwrap();
+    let gcfg = minigpt_train::trainer::model_config(&cfg, 33);
+    let trained = minigpt_model::GptLm::new(s.model, gcfg, device.clone());
+    let loaded = minigpt_model::GptLm::load(&dir.join("out"), &device).unwrap();
+    let ids: Vec<u32> = (0..16).map(|i| (i * 7 % 33) as u32).collect();
+    assert_eq!(trained.sequence_logits(&ids), loaded.sequence_logits(&ids));
     assert!(log.starts_with("step,train_loss,val_loss,lr\n1,"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
