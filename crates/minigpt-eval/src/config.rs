@@ -1,0 +1,258 @@
+//! The sweep config (`configs/sweep.toml`, design.md §5): what to generate and with what.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// A config that cannot be used; the message names the file and the key.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+/// The whole file.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SweepConfig {
+    /// Name, seed and sizes.
+    pub experiment: Experiment,
+    /// The model that generates (default: the built-in one).
+    #[serde(default)]
+    pub model: ModelRef,
+    /// An optional second model that scores every continuation (`judge_perplexity`).
+    #[serde(default)]
+    pub judge: Option<ModelRef>,
+    /// The prompts.
+    pub prompts: Prompts,
+    /// The grid.
+    pub sweep: Sweep,
+    /// The config file's folder (relative paths start there).
+    #[serde(skip)]
+    pub base: PathBuf,
+}
+
+/// `[experiment]`.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Experiment {
+    /// Names the output folder `experiments/runs/<name>`.
+    pub name: String,
+    /// Every row's sampling seed derives from it.
+    pub seed: u64,
+    /// Generations per prompt × strategy × temperature.
+    #[serde(default = "one")]
+    pub samples: usize,
+    /// Tokens per continuation (at most).
+    pub max_new_tokens: usize,
+    /// Rows generated together (one strategy and temperature per batch).
+    #[serde(default = "sixteen")]
+    pub batch_size: usize,
+}
+
+fn one() -> usize {
+    1
+}
+fn sixteen() -> usize {
+    16
+}
+
+/// `[model]` / `[judge]`: a model directory (relative to the config file) or, without
+/// `path`, the built-in model.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ModelRef {
+    /// Model directory in Hugging Face layout.
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    /// Compute device (`flex`, `ndarray`, `wgpu`).
+    #[serde(default = "flex")]
+    pub device: String,
+}
+
+fn flex() -> String {
+    "flex".into()
+}
+
+/// `[prompts]`: a file with one prompt per line, or the prompts inline.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Prompts {
+    /// One prompt per line (empty lines skipped; `\n` in a line stands for a line break).
+    #[serde(default)]
+    pub file: Option<PathBuf>,
+    /// Prompts given inline.
+    #[serde(default)]
+    pub items: Option<Vec<String>>,
+}
+
+/// `[sweep]`.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Sweep {
+    /// Temperatures for the sampling strategies (deterministic ones run once, without).
+    pub temperatures: Vec<f64>,
+    /// Strategy names (files `<strategies_dir>/<name>.toml`) or paths to strategy files.
+    pub strategies: Vec<String>,
+    /// Where strategy names are looked up, relative to the config file.
+    #[serde(default = "decode_dir")]
+    pub strategies_dir: PathBuf,
+}
+
+fn decode_dir() -> PathBuf {
+    PathBuf::from("decode")
+}
+
+impl SweepConfig {
+    /// Reads and checks a config; relative paths become relative to its folder.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let at = path.display();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError(format!("{at}: cannot read the config: {e}")))?;
+        let mut cfg: Self = toml::from_str(&text)
+            .map_err(|e| ConfigError(format!("{at}: {}", e.message().replace('\n', " "))))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let rebase = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        if let Some(p) = cfg.model.path.as_mut() {
+            rebase(p);
+        }
+        if let Some(p) = cfg.judge.as_mut().and_then(|j| j.path.as_mut()) {
+            rebase(p);
+        }
+        if let Some(p) = cfg.prompts.file.as_mut() {
+            rebase(p);
+        }
+        rebase(&mut cfg.sweep.strategies_dir);
+        cfg.base = base.to_path_buf();
+        cfg.validate()
+            .map_err(|m| ConfigError(format!("{at}: {m}")))?;
+        Ok(cfg)
+    }
+
+    /// Checks values; the message names the key.
+    pub fn validate(&self) -> Result<(), String> {
+        let e = &self.experiment;
+        if e.name.trim().is_empty()
+            || e.name.contains(['/', '\\'])
+            || e.name == "."
+            || e.name == ".."
+        {
+            return Err(format!(
+                "experiment.name must be a plain folder name (got {:?})",
+                e.name
+            ));
+        }
+        for (key, v) in [
+            ("experiment.samples", e.samples),
+            ("experiment.max_new_tokens", e.max_new_tokens),
+            ("experiment.batch_size", e.batch_size),
+        ] {
+            if v == 0 {
+                return Err(format!("{key} must be at least 1"));
+            }
+        }
+        match (&self.prompts.file, &self.prompts.items) {
+            (Some(_), Some(_)) => {
+                return Err("prompts: give either `file` or `items`, not both".into());
+            }
+            (None, None) => {
+                return Err("prompts: give `file` (one prompt per line) or `items`".into());
+            }
+            _ => {}
+        }
+        if self.sweep.strategies.is_empty() {
+            return Err("sweep.strategies is empty: name at least one strategy".into());
+        }
+        for (i, s) in self.sweep.strategies.iter().enumerate() {
+            if self.sweep.strategies[..i].contains(s) {
+                return Err(format!("sweep.strategies lists {s:?} twice"));
+            }
+        }
+        for &t in &self.sweep.temperatures {
+            if !(t.is_finite() && t > 0.0) {
+                return Err(format!(
+                    "sweep.temperatures: every temperature must be > 0 (got {t}); greedy is a strategy"
+                ));
+            }
+        }
+        for (i, t) in self.sweep.temperatures.iter().enumerate() {
+            if self.sweep.temperatures[..i].contains(t) {
+                return Err(format!("sweep.temperatures lists {t} twice"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The prompts, in order (`\n` in a prompt file line is a line break).
+    pub fn prompt_texts(&self) -> Result<Vec<String>, ConfigError> {
+        let prompts: Vec<String> = match (&self.prompts.file, &self.prompts.items) {
+            (Some(f), _) => {
+                let text = std::fs::read_to_string(f).map_err(|e| {
+                    ConfigError(format!("prompts.file {}: cannot read it: {e}", f.display()))
+                })?;
+                text.lines()
+                    .filter(|l| !l.trim().is_empty())
+                    .map(|l| l.replace("\\n", "\n"))
+                    .collect()
+            }
+            (None, Some(items)) => items.clone(),
+            (None, None) => vec![],
+        };
+        if prompts.is_empty() {
+            return Err(ConfigError(
+                "prompts: the prompt list is empty: give at least one prompt".into(),
+            ));
+        }
+        if let Some(i) = prompts.iter().position(|p| p.is_empty()) {
+            return Err(ConfigError(format!(
+                "prompts.items[{i}] is empty: every prompt needs some text"
+            )));
+        }
+        Ok(prompts)
+    }
+
+    /// The strategy file of a `sweep.strategies` entry: a name in `strategies_dir`, or a path
+    /// ending in `.toml` (relative to the config's folder).
+    pub fn strategy_path(&self, entry: &str) -> PathBuf {
+        if entry.ends_with(".toml") {
+            self.base.join(entry)
+        } else {
+            self.sweep.strategies_dir.join(format!("{entry}.toml"))
+        }
+    }
+}
+
+/// Dotted names of the keys whose values differ between two JSON objects.
+pub fn differing_keys(a: &serde_json::Value, b: &serde_json::Value) -> Vec<String> {
+    let mut keys = vec![];
+    diff("", a, b, &mut keys);
+    keys
+}
+
+fn diff(prefix: &str, a: &serde_json::Value, b: &serde_json::Value, out: &mut Vec<String>) {
+    match (a, b) {
+        (serde_json::Value::Object(x), serde_json::Value::Object(y)) => {
+            let mut keys: Vec<&String> = x.keys().chain(y.keys()).collect();
+            keys.sort();
+            keys.dedup();
+            for k in keys {
+                let name = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                let null = serde_json::Value::Null;
+                diff(
+                    &name,
+                    x.get(k).unwrap_or(&null),
+                    y.get(k).unwrap_or(&null),
+                    out,
+                );
+            }
+        }
+        _ if a != b => out.push(prefix.to_string()),
+        _ => {}
+    }
+}

@@ -1,0 +1,283 @@
+//! SVG line plots of summary metrics against temperature, one line per (model, strategy);
+//! deterministic strategies (no temperature) are dashed horizontal lines. Plain SVG text, no
+//! plotting dependency.
+
+use std::fmt::Write;
+use std::path::Path;
+
+use crate::runner::{RunError, atomic_write};
+
+/// Summary columns that get a plot (when they have values).
+pub const PLOTTED: [&str; 16] = [
+    "pooled_rep_2",
+    "pooled_rep_3",
+    "pooled_rep_4",
+    "pooled_diversity",
+    "pooled_distinct_1",
+    "pooled_distinct_2",
+    "self_bleu4",
+    "zipf",
+    "loop_share",
+    "mean_repetition_rate",
+    "mean_mean_logprob",
+    "mean_perplexity",
+    "mean_mean_entropy",
+    "mean_mean_sampling_entropy",
+    "mean_judge_perplexity",
+    "mean_n_tokens",
+];
+
+const COLORS: [&str; 10] = [
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+    "#bcbd22", "#17becf",
+];
+
+/// One line: a label and its points (`x = None` for a horizontal line).
+pub struct Series {
+    /// Legend text.
+    pub label: String,
+    /// `(temperature, value)` points.
+    pub points: Vec<(Option<f64>, f64)>,
+}
+
+fn nice_step(span: f64, n: f64) -> f64 {
+    let raw = (span / n).max(1e-12);
+    let mag = 10f64.powf(raw.log10().floor());
+    let norm = raw / mag;
+    let f = [1.0, 2.0, 5.0, 10.0]
+        .into_iter()
+        .find(|&f| norm <= f)
+        .unwrap_or(10.0);
+    f * mag
+}
+
+fn esc(t: &str) -> String {
+    t.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// Renders one chart.
+pub fn line_chart(title: &str, y_label: &str, series: &[Series]) -> String {
+    let (w, h, left, right, top, bottom) = (760.0, 440.0, 70.0, 200.0, 40.0, 50.0);
+    let xs: Vec<f64> = series
+        .iter()
+        .flat_map(|s| s.points.iter().filter_map(|p| p.0))
+        .collect();
+    let ys: Vec<f64> = series
+        .iter()
+        .flat_map(|s| s.points.iter().map(|p| p.1))
+        .filter(|v| v.is_finite())
+        .collect();
+    let (mut x0, mut x1) = xs.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |a, &x| {
+        (a.0.min(x), a.1.max(x))
+    });
+    if !x0.is_finite() {
+        (x0, x1) = (0.0, 1.0);
+    }
+    if x1 - x0 < 1e-9 {
+        (x0, x1) = (x0 - 0.5, x1 + 0.5);
+    }
+    let (mut y0, mut y1) = ys.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |a, &y| {
+        (a.0.min(y), a.1.max(y))
+    });
+    if !y0.is_finite() {
+        (y0, y1) = (0.0, 1.0);
+    }
+    let pad = ((y1 - y0) * 0.08).max(1e-6);
+    let (y0, y1) = (y0 - pad, y1 + pad);
+    let pw = w - left - right;
+    let ph = h - top - bottom;
+    let px = |x: f64| left + (x - x0) / (x1 - x0) * pw;
+    let py = |y: f64| top + (y1 - y) / (y1 - y0) * ph;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="12">"#
+    );
+    let _ = writeln!(s, r#"<rect width="{w}" height="{h}" fill="white"/>"#);
+    let _ = writeln!(
+        s,
+        r#"<text x="{:.1}" y="24" text-anchor="middle" font-size="15">{}</text>"#,
+        left + pw / 2.0,
+        esc(title)
+    );
+    let ystep = nice_step(y1 - y0, 6.0);
+    let mut v = (y0 / ystep).ceil() * ystep;
+    while v <= y1 + 1e-12 {
+        let yy = py(v);
+        let label = if ystep >= 1.0 {
+            format!("{v:.0}")
+        } else {
+            let digits = (-ystep.log10().floor()) as usize;
+            format!("{v:.digits$}")
+        };
+        let _ = writeln!(
+            s,
+            r##"<line x1="{left}" y1="{yy:.1}" x2="{:.1}" y2="{yy:.1}" stroke="#e5e5e5"/><text x="{:.1}" y="{:.1}" text-anchor="end">{label}</text>"##,
+            left + pw,
+            left - 6.0,
+            yy + 4.0
+        );
+        v += ystep;
+    }
+    let xstep = nice_step(x1 - x0, 6.0);
+    let mut v = (x0 / xstep).ceil() * xstep;
+    while v <= x1 + 1e-12 {
+        let xx = px(v);
+        let digits = if xstep >= 1.0 {
+            0
+        } else {
+            (-xstep.log10().floor()) as usize
+        };
+        let _ = writeln!(
+            s,
+            r##"<line x1="{xx:.1}" y1="{top}" x2="{xx:.1}" y2="{:.1}" stroke="#e5e5e5"/><text x="{xx:.1}" y="{:.1}" text-anchor="middle">{v:.digits$}</text>"##,
+            top + ph,
+            top + ph + 16.0
+        );
+        v += xstep;
+    }
+    let _ = writeln!(
+        s,
+        r#"<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="black"/>"#
+    );
+    let _ = writeln!(
+        s,
+        r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">temperature</text>"#,
+        left + pw / 2.0,
+        h - 12.0
+    );
+    let _ = writeln!(
+        s,
+        r#"<text transform="translate(18 {:.1}) rotate(-90)" text-anchor="middle">{}</text>"#,
+        top + ph / 2.0,
+        esc(y_label)
+    );
+    for (i, se) in series.iter().enumerate() {
+        let color = COLORS[i % COLORS.len()];
+        let fixed: Vec<f64> = se
+            .points
+            .iter()
+            .filter(|p| p.0.is_none() && p.1.is_finite())
+            .map(|p| p.1)
+            .collect();
+        for y in fixed {
+            let _ = writeln!(
+                s,
+                r#"<line x1="{left}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="{color}" stroke-width="1.6" stroke-dasharray="6 4"/>"#,
+                py(y),
+                left + pw,
+                py(y)
+            );
+        }
+        let mut pts: Vec<(f64, f64)> = se
+            .points
+            .iter()
+            .filter_map(|p| p.0.map(|x| (x, p.1)))
+            .filter(|p| p.1.is_finite())
+            .collect();
+        pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+        if !pts.is_empty() {
+            let line: Vec<String> = pts
+                .iter()
+                .map(|&(x, y)| format!("{:.1},{:.1}", px(x), py(y)))
+                .collect();
+            let _ = writeln!(
+                s,
+                r#"<polyline points="{}" fill="none" stroke="{color}" stroke-width="1.8"/>"#,
+                line.join(" ")
+            );
+            for &(x, y) in &pts {
+                let _ = writeln!(
+                    s,
+                    r#"<circle cx="{:.1}" cy="{:.1}" r="3" fill="{color}"/>"#,
+                    px(x),
+                    py(y)
+                );
+            }
+        }
+        let ly = top + 14.0 + 18.0 * i as f64;
+        let lx = left + pw + 14.0;
+        let dash = if se.points.iter().all(|p| p.0.is_none()) {
+            r#" stroke-dasharray="6 4""#
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            s,
+            r#"<line x1="{lx}" y1="{ly}" x2="{}" y2="{ly}" stroke="{color}" stroke-width="2"{dash}/><text x="{}" y="{}">{}</text>"#,
+            lx + 22.0,
+            lx + 28.0,
+            ly + 4.0,
+            esc(&se.label)
+        );
+    }
+    s.push_str("</svg>\n");
+    s
+}
+
+/// Writes `plots/<metric>.svg` for each plotted summary column that has values.
+pub fn write_plots(out: &Path, columns: &[String], rows: &[Vec<String>]) -> Result<(), RunError> {
+    let dir = out.join("plots");
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| RunError(format!("cannot create {}: {e}", dir.display())))?;
+    let models: std::collections::BTreeSet<&str> = rows.iter().map(|r| r[0].as_str()).collect();
+    for metric in PLOTTED {
+        let Some(c) = columns.iter().position(|x| x == metric) else {
+            continue;
+        };
+        let mut series: Vec<Series> = vec![];
+        for r in rows {
+            let Ok(y) = r[c].parse::<f64>() else { continue };
+            let label = if models.len() > 1 {
+                format!("{} / {}", r[0], r[1])
+            } else {
+                r[1].clone()
+            };
+            let x = r[2].parse::<f64>().ok();
+            match series.iter_mut().find(|s| s.label == label) {
+                Some(s) => s.points.push((x, y)),
+                None => series.push(Series {
+                    label,
+                    points: vec![(x, y)],
+                }),
+            }
+        }
+        if series.is_empty() {
+            continue;
+        }
+        let svg = line_chart(&format!("{metric} against temperature"), metric, &series);
+        atomic_write(&dir.join(format!("{metric}.svg")), svg.as_bytes())?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chart_draws_lines_points_and_dashed_constants() {
+        let series = vec![
+            Series {
+                label: "top_p_0.9".into(),
+                points: vec![(Some(1.0), 2.0), (Some(0.5), 1.0)],
+            },
+            Series {
+                label: "greedy <g>".into(),
+                points: vec![(None, 1.5)],
+            },
+        ];
+        let svg = line_chart("rep_2", "rep_2", &series);
+        assert_eq!(svg.matches("<polyline").count(), 1);
+        assert_eq!(svg.matches("<circle").count(), 2);
+        // The constant: a dashed line in the plot and one in the legend.
+        assert_eq!(svg.matches("stroke-dasharray").count(), 2);
+        assert!(svg.contains("greedy &lt;g&gt;"));
+        // Points sorted by temperature: x = 0.5 at the left edge (70), 1.0 at the right (560).
+        let poly = svg.lines().find(|l| l.starts_with("<polyline")).unwrap();
+        assert!(poly.contains("points=\"70.0,"), "{poly}");
+        assert!(poly.contains(" 560.0,"), "{poly}");
+    }
+}
