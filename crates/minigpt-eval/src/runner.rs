@@ -125,6 +125,7 @@ pub fn load_strategies(
 
 impl Plan {
     /// Builds the grid. `judge_name` is part of the fingerprint.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         config: SweepConfig,
         model_name: &str,
