@@ -10,9 +10,14 @@ use clap::{Args, Parser, Subcommand};
     name = "minigpt",
     version,
     about = "minigpt: study how decoding strategies shape what a GPT-style model writes",
-    after_help = "Examples:
+    after_help = "Without --model, every command runs on the shipped character-level minigpt-shakespeare
+(built into the binary), on the CPU.
+
+Examples:
+  minigpt generate --prompt \"ROMEO:\" --max-new-tokens 200 --seed 1
   minigpt generate --model path/to/gpt2 --prompt \"Machine learning is\" --max-new-tokens 50 --temperature 0.8
-  minigpt score --model path/to/gpt2 --text \"The quick brown fox\" --json
+  minigpt score --text \"To be, or not to be\" --json
+  minigpt train --config configs/train-shakespeare.toml
   minigpt bench --model path/to/gpt2 --batch 1,8"
 )]
 pub struct Cli {
@@ -26,6 +31,7 @@ pub struct Cli {
 pub enum Command {
     /// Continue a prompt, streaming the new text to stdout.
     #[command(after_help = "Examples:
+  minigpt generate --prompt \"ROMEO:\" --max-new-tokens 200 --seed 1
   minigpt generate --model path/to/gpt2 --prompt \"Machine learning is\" --max-new-tokens 50 --temperature 0.8
   minigpt generate --model path/to/gpt2 --prompt \"Once upon a time\" --greedy --json
   minigpt generate --model path/to/gpt2 --prompt \"The\" --top-k 40 --top-p 0.9 --seed 7
@@ -36,6 +42,7 @@ Without --strategy, the flags build this chain (each step only when its flag is 
     Generate(GenerateArgs),
     /// Per-token log-probabilities, perplexity and bits per byte of a text.
     #[command(after_help = "Examples:
+  minigpt score --text \"To be, or not to be, that is the question\"
   minigpt score --model path/to/gpt2 --text \"The quick brown fox\"
   minigpt score --model path/to/gpt2 --file essay.txt --json")]
     Score(ScoreArgs),
@@ -51,8 +58,29 @@ Without --strategy, the flags build this chain (each step only when its flag is 
   minigpt train --config configs/train-shakespeare.toml --resume
   minigpt train --config configs/train-shakespeare.toml --stop-after 500   # then --resume later")]
     Train(TrainArgs),
+    /// Run an experiment: prompts × strategies × temperatures × samples, with metrics per
+    /// generated text (generations.csv), pooled per cell (summary.csv) and plotted.
+    #[command(after_help = "Examples:
+  minigpt run --config configs/sweep.toml
+  minigpt run --config configs/sweep.toml --out /tmp/sweep --shard 1/4   # one quarter of the grid
+  minigpt merge --out /tmp/sweep-all /tmp/sweep-1 /tmp/sweep-2 /tmp/sweep-3 /tmp/sweep-4
+
+Running the same config again on its folder resumes it (finished rows are skipped); Ctrl-C
+keeps every finished row, writes the summary and exits 130.")]
+    Run(RunArgs),
+    /// Compare a candidate model with a GPT-2 baseline: the same prompts and strategies
+    /// through both, every continuation judged by the baseline, bits per byte of both on a
+    /// held-out text, side by side in comparison.csv.
+    #[command(after_help = "Example:
+  minigpt eval --config configs/eval-gpt2.toml    # set baseline.path to a GPT-2 directory first")]
+    Eval(EvalArgs),
+    /// Join the folders of a sharded run (`run --shard K/N`) into one, with its summary.
+    #[command(after_help = "Example:
+  minigpt merge --out experiments/runs/all experiments/runs/part-1 experiments/runs/part-2")]
+    Merge(MergeArgs),
     /// Prefill and decode speed (tokens/s) at batch 1 and 8.
     #[command(after_help = "Example:
+  minigpt bench --prompt-len 64 --new-tokens 64   # the built-in model (128 positions)
   minigpt bench --model /tmp/gpt2-random --prompt-len 128 --new-tokens 64 --batch 1,8")]
     Bench(BenchArgs),
 }
@@ -60,9 +88,10 @@ Without --strategy, the flags build this chain (each step only when its flag is 
 /// Where the model is and what runs it.
 #[derive(Debug, Args)]
 pub struct ModelArgs {
-    /// Model directory in Hugging Face layout (config.json, model.safetensors, tokenizer files).
+    /// Model directory in Hugging Face layout (config.json, model.safetensors, tokenizer files)
+    /// [default: the shipped character-level minigpt-shakespeare, built into the binary]
     #[arg(long, value_name = "DIR")]
-    pub model: PathBuf,
+    pub model: Option<PathBuf>,
     /// Compute device.
     #[arg(long, default_value = "flex", value_parser = ["flex", "ndarray", "wgpu"])]
     pub device: String,
@@ -140,6 +169,10 @@ pub struct ScoreArgs {
     /// A UTF-8 file to score.
     #[arg(long, value_name = "FILE")]
     pub file: Option<PathBuf>,
+    /// Context before the text: conditions it but is not scored (as a prompt before a
+    /// continuation; its tokens and the text's are encoded separately and joined).
+    #[arg(long)]
+    pub prompt: Option<String>,
     /// For texts longer than the context: how far each window advances (default: half the
     /// context; 1 gives every token a full context).
     #[arg(long)]
@@ -161,6 +194,49 @@ pub struct TrainArgs {
     /// Stop after this many steps of this invocation, saving a checkpoint (continue with --resume).
     #[arg(long = "stop-after", value_name = "STEPS")]
     pub stop_after: Option<usize>,
+}
+
+/// `minigpt run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Experiment config (TOML: [experiment], [model], [judge], [prompts], [sweep]).
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// Output folder [default: experiments/runs/<experiment.name>].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Run only slice K of N of the grid (1 <= K <= N); join the parts with `minigpt merge`.
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<String>,
+    /// Add to a folder that holds a run of a different config (its rows are kept).
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// `minigpt eval`.
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// Evaluation config (TOML: [experiment], [candidate], [baseline], [prompts], [sweep],
+    /// [heldout]).
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// Output folder [default: experiments/runs/<experiment.name>].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Add to folders that hold runs of a different config.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// `minigpt merge`.
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// The merged folder (must not exist yet).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Shard folders of one config.
+    #[arg(required = true, value_name = "DIR")]
+    pub parts: Vec<PathBuf>,
 }
 
 /// `minigpt strategies`.

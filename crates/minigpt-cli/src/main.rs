@@ -45,6 +45,9 @@ fn main() -> ExitCode {
         cli::Command::Score(args) => commands::score::run(args),
         cli::Command::Strategies(args) => commands::strategies::run(args),
         cli::Command::Train(args) => commands::train::run(args),
+        cli::Command::Run(args) => commands::run::run(args),
+        cli::Command::Merge(args) => commands::run::merge(args),
+        cli::Command::Eval(args) => commands::run::eval(args),
         cli::Command::Bench(args) => commands::bench::run(args),
     };
     match result {

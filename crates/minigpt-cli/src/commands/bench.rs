@@ -9,8 +9,7 @@ use crate::cli::BenchArgs;
 
 /// Runs the command.
 pub fn run(args: BenchArgs) -> Result<()> {
-    let device = minigpt_model::parse_device(&args.model.device)?;
-    let mut lm = minigpt_model::GptLm::load(&args.model.model, &device)?;
+    let mut lm = crate::load::load_model(&args.model)?;
     let n = lm.config.n_positions;
     if args.prompt_len == 0 || args.new_tokens == 0 || args.repeats == 0 {
         bail!("--prompt-len, --new-tokens and --repeats must be at least 1");
@@ -28,7 +27,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     if !args.json {
         println!(
             "model {} ({} layers, n_embd {}, vocab {}), device {}, {threads} threads, prompt {} tokens, {} decode steps, best of {}",
-            args.model.model.display(),
+            crate::load::model_name(&args.model),
             lm.config.n_layer,
             lm.config.n_embd,
             lm.config.vocab_size,

@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod generate;
+pub mod run;
 pub mod score;
 pub mod strategies;
 pub mod train;

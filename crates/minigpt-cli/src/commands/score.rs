@@ -17,7 +17,16 @@ pub fn run(args: ScoreArgs) -> Result<()> {
         bail!("--stride must be at least 1");
     }
     let (lm, tok) = crate::load::load(&args.model)?;
-    let tokens = tok.encode(&text)?;
+    let context = match &args.prompt {
+        Some(p) if p.is_empty() => bail!("--prompt is empty: give some text, or leave it out"),
+        Some(p) => tok.encode(p)?,
+        None => vec![],
+    };
+    let scored = tok.encode(&text)?;
+    if !context.is_empty() && scored.is_empty() {
+        bail!("the text is empty: give some text to score after --prompt");
+    }
+    let tokens: Vec<u32> = context.iter().chain(&scored).copied().collect();
     if tokens.len() < 2 {
         bail!(
             "the text has {} token(s); scoring needs at least two (the first is only context)",
@@ -25,8 +34,16 @@ pub fn run(args: ScoreArgs) -> Result<()> {
         );
     }
     let stride = args.stride.unwrap_or(lm.config.n_positions / 2).max(1);
-    let s = score(&lm, &tokens, stride);
-    let bytes = tok.decode_bytes(&tokens[1..]).len();
+    let mut s = score(&lm, &tokens, stride);
+    if !context.is_empty() {
+        // Only the text's tokens, each predicted after the prompt and the text before it.
+        s.logprobs.drain(..context.len() - 1);
+        s.tokens = scored;
+        let mean = s.logprobs.iter().sum::<f64>() / s.logprobs.len() as f64;
+        s.perplexity = (-mean).exp();
+    }
+    let first = if context.is_empty() { 1 } else { 0 };
+    let bytes = tok.decode_bytes(&s.tokens[first..]).len();
     let bpb = s.bits_per_byte(bytes);
     if args.json {
         let v = serde_json::json!({

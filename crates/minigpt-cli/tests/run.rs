@@ -1,0 +1,633 @@
+//! `minigpt run` / `minigpt merge` end to end on a small character-level fixture model
+//! (`tests/fixtures/tiny-char-gelu`, random weights: fast, and every text is different).
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use minigpt_eval::csv;
+use minigpt_eval::metrics;
+use minigpt_eval::runner::{COLUMNS, opt};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("minigpt-run-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// A sweep config over the fixture: `prompts` × (greedy + beam_4 + two sampling strategies at
+/// each temperature) × `samples`.
+fn config(d: &Path, samples: usize, max_new: usize, batch: usize, temps: &str) -> PathBuf {
+    let model = root().join("tests/fixtures/tiny-char-gelu");
+    let decode = root().join("configs/decode");
+    let text = format!(
+        r#"
+[experiment]
+name = "t"
+seed = 42
+samples = {samples}
+max_new_tokens = {max_new}
+batch_size = {batch}
+[model]
+path = "{}"
+[prompts]
+items = ["TORIA:", "to be, or not", "it is the east, and"]
+[sweep]
+temperatures = [{temps}]
+strategies = ["greedy", "top_p_0.9", "min_p_0.05", "beam_4"]
+strategies_dir = "{}"
+"#,
+        model.display(),
+        decode.display()
+    );
+    let p = d.join("sweep.toml");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+fn minigpt(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_minigpt"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn run_ok(args: &[&str]) {
+    let out = minigpt(args);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn records(path: &Path) -> Vec<Vec<String>> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let (recs, len) = csv::parse(&text).unwrap();
+    assert_eq!(len, text.len(), "{} ends in a torn record", path.display());
+    recs
+}
+
+fn col(name: &str) -> usize {
+    COLUMNS.iter().position(|c| *c == name).unwrap()
+}
+
+/// Every column but the two timings.
+fn deterministic(rows: &[Vec<String>]) -> Vec<Vec<String>> {
+    let (s, t) = (col("seconds"), col("tokens_per_s"));
+    rows.iter()
+        .map(|r| {
+            r.iter()
+                .enumerate()
+                .filter(|&(i, _)| i != s && i != t)
+                .map(|(_, v)| v.clone())
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn csv_has_the_documented_columns_one_row_per_cell_and_sample_and_recomputable_metrics() {
+    let d = dir("e2e");
+    let cfg = config(&d, 2, 12, 3, "0.7, 1.2");
+    let out = d.join("out");
+    run_ok(&[
+        "run",
+        "--config",
+        &cfg.display().to_string(),
+        "--out",
+        &out.display().to_string(),
+    ]);
+    let recs = records(&out.join("generations.csv"));
+    assert_eq!(
+        recs[0],
+        [
+            "model",
+            "prompt_id",
+            "strategy",
+            "temperature",
+            "sample",
+            "seed",
+            "prompt",
+            "text",
+            "n_tokens",
+            "finish_reason",
+            "rep_2",
+            "rep_3",
+            "rep_4",
+            "diversity",
+            "distinct_1",
+            "distinct_2",
+            "repetition_rate",
+            "mean_logprob",
+            "perplexity",
+            "mean_entropy",
+            "mean_sampling_entropy",
+            "judge_perplexity",
+            "seconds",
+            "tokens_per_s"
+        ]
+    );
+    let rows = &recs[1..];
+    // 3 prompts × (greedy + beam_4 + 2 sampling strategies × 2 temperatures) × 2 samples.
+    assert_eq!(rows.len(), 3 * (1 + 1 + 2 * 2) * 2);
+    let mut keys = HashSet::new();
+    for r in rows {
+        assert!(keys.insert((r[1].clone(), r[2].clone(), r[3].clone(), r[4].clone())));
+        let deterministic = r[2] == "greedy" || r[2] == "beam_4";
+        assert_eq!(r[3].is_empty(), deterministic, "{r:?}");
+        assert_eq!(r[0], "tiny-char-gelu");
+        assert_eq!(r[col("n_tokens")], "12");
+        assert_eq!(r[col("finish_reason")], "length");
+        // The metrics are what the text gives.
+        let (prompt, text) = (&r[col("prompt")], &r[col("text")]);
+        assert_eq!(text.chars().count(), 12);
+        let w = metrics::words(text);
+        let pw = metrics::words(prompt);
+        for n in 2..=4 {
+            assert_eq!(r[col(&format!("rep_{n}"))], opt(metrics::rep_n(&w, n)));
+        }
+        assert_eq!(r[col("diversity")], opt(metrics::diversity(&w)));
+        assert_eq!(r[col("distinct_1")], opt(metrics::distinct_n(&w, 1)));
+        assert_eq!(r[col("distinct_2")], opt(metrics::distinct_n(&w, 2)));
+        assert_eq!(
+            r[col("repetition_rate")],
+            opt(metrics::repetition_rate(&pw, &w, 32))
+        );
+        let lp: f64 = r[col("mean_logprob")].parse().unwrap();
+        let ppl: f64 = r[col("perplexity")].parse().unwrap();
+        assert!((ppl - (-lp).exp()).abs() <= 1e-9 * ppl);
+        if r[2] == "greedy" {
+            assert_eq!(r[col("mean_sampling_entropy")], "0");
+        }
+    }
+    // Greedy is the same for every sample; sampling differs across samples.
+    let text_of = |s: &str, t: &str, k: &str| {
+        rows.iter()
+            .find(|r| r[1] == "0" && r[2] == s && r[3] == t && r[4] == k)
+            .unwrap()[col("text")]
+        .clone()
+    };
+    assert_eq!(text_of("greedy", "", "0"), text_of("greedy", "", "1"));
+    assert_ne!(
+        text_of("top_p_0.9", "1.2", "0"),
+        text_of("top_p_0.9", "1.2", "1")
+    );
+
+    // mean_logprob equals `minigpt score` of the same continuation after the same prompt.
+    let model = root()
+        .join("tests/fixtures/tiny-char-gelu")
+        .display()
+        .to_string();
+    for r in rows.iter().step_by(7) {
+        let out = minigpt(&[
+            "score",
+            "--model",
+            &model,
+            "--prompt",
+            &r[col("prompt")],
+            "--text",
+            &r[col("text")],
+            "--json",
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let lps: Vec<f64> = v["logprobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect();
+        assert_eq!(lps.len(), 12);
+        let score_mean = lps.iter().sum::<f64>() / 12.0;
+        let row_mean: f64 = r[col("mean_logprob")].parse().unwrap();
+        assert!(
+            (score_mean - row_mean).abs() <= 1e-4,
+            "{score_mean} vs {row_mean}"
+        );
+    }
+
+    // The summary: one row per cell; plots and run.json beside it.
+    let summary = records(&out.join("summary.csv"));
+    assert_eq!(summary.len(), 1 + 6);
+    assert_eq!(&summary[1][..4], ["tiny-char-gelu", "greedy", "", "6"]);
+    assert!(out.join("plots/pooled_rep_2.svg").is_file());
+    let run: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap();
+    assert_eq!(run["rows_in_grid"], 36);
+    assert!(run["finished"].is_string());
+
+    // Running it again generates nothing and changes no row.
+    let before = records(&out.join("generations.csv"));
+    let again = minigpt(&[
+        "run",
+        "--config",
+        &cfg.display().to_string(),
+        "--out",
+        &out.display().to_string(),
+    ]);
+    assert!(String::from_utf8_lossy(&again.stderr).contains("0 generated now, 36 already there"));
+    assert_eq!(records(&out.join("generations.csv")), before);
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn killed_runs_resume_to_the_uninterrupted_result() {
+    let d = dir("kill");
+    let cfg = config(&d, 6, 24, 4, "0.6, 1.0, 1.4");
+    let cfg_s = cfg.display().to_string();
+    let whole = d.join("whole");
+    run_ok(&[
+        "run",
+        "--config",
+        &cfg_s,
+        "--out",
+        &whole.display().to_string(),
+    ]);
+    let want = records(&whole.join("generations.csv"));
+    // 3 prompts × (1 + 1 + 2 × 3) cells × 6 samples.
+    assert_eq!(want.len(), 1 + 144);
+
+    let parts = d.join("parts");
+    let gens = parts.join("generations.csv");
+    let mut kills = 0;
+    for at in [1, 40, 90] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_minigpt"))
+            .args([
+                "run",
+                "--config",
+                &cfg_s,
+                "--out",
+                &parts.display().to_string(),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let t0 = Instant::now();
+        loop {
+            let n = std::fs::read_to_string(&gens)
+                .map(|t| t.matches('\n').count())
+                .unwrap_or(0);
+            if n > at || t0.elapsed() > Duration::from_secs(60) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        if child.try_wait().unwrap().is_none() {
+            kills += 1;
+        }
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+    }
+    assert!(kills >= 2, "the run finished before it could be killed");
+    // A write cut short: a torn record at the end of the file.
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&gens)
+        .unwrap();
+    std::io::Write::write_all(&mut f, b"tiny-char-gelu,2,top_p_0.9,1,5,123,\"it is the").unwrap();
+    drop(f);
+    run_ok(&[
+        "run",
+        "--config",
+        &cfg_s,
+        "--out",
+        &parts.display().to_string(),
+    ]);
+    let got = records(&gens);
+    assert_eq!(deterministic(&got), deterministic(&want));
+    let keys: HashSet<_> = got[1..].iter().map(|r| r[..5].to_vec()).collect();
+    assert_eq!(keys.len(), got.len() - 1, "duplicate rows");
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn texts_are_the_same_across_batch_sizes_and_shards() {
+    let d = dir("shards");
+    let text_col = |rows: &[Vec<String>]| -> Vec<String> {
+        rows.iter().map(|r| r[col("text")].clone()).collect()
+    };
+    let base = config(&d, 3, 16, 4, "0.8, 1.3");
+    let whole = d.join("whole");
+    run_ok(&[
+        "run",
+        "--config",
+        &base.display().to_string(),
+        "--out",
+        &whole.display().to_string(),
+    ]);
+    let want = records(&whole.join("generations.csv"));
+    for batch in [1, 7] {
+        let sub = d.join(format!("b{batch}"));
+        std::fs::create_dir_all(&sub).unwrap();
+        let cfg = config(&sub, 3, 16, batch, "0.8, 1.3");
+        let out = sub.join("out");
+        run_ok(&[
+            "run",
+            "--config",
+            &cfg.display().to_string(),
+            "--out",
+            &out.display().to_string(),
+        ]);
+        assert_eq!(
+            text_col(&records(&out.join("generations.csv"))),
+            text_col(&want),
+            "batch size {batch}"
+        );
+    }
+    let mut parts = vec![];
+    for k in 1..=3 {
+        let out = d.join(format!("shard{k}"));
+        run_ok(&[
+            "run",
+            "--config",
+            &base.display().to_string(),
+            "--out",
+            &out.display().to_string(),
+            "--shard",
+            &format!("{k}/3"),
+        ]);
+        parts.push(out.display().to_string());
+    }
+    let merged = d.join("merged");
+    let mut args = vec!["merge", "--out"];
+    let merged_s = merged.display().to_string();
+    args.push(&merged_s);
+    args.extend(parts.iter().map(String::as_str));
+    run_ok(&args);
+    let got = records(&merged.join("generations.csv"));
+    assert_eq!(deterministic(&got), deterministic(&want));
+    assert_eq!(
+        records(&merged.join("summary.csv")).len(),
+        records(&whole.join("summary.csv")).len()
+    );
+    // Shards of a different config do not merge.
+    let other = d.join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    let cfg = config(&other, 3, 16, 4, "0.8, 1.4");
+    let o = other.join("out");
+    run_ok(&[
+        "run",
+        "--config",
+        &cfg.display().to_string(),
+        "--out",
+        &o.display().to_string(),
+        "--shard",
+        "1/3",
+    ]);
+    let bad = minigpt(&[
+        "merge",
+        "--out",
+        &d.join("bad").display().to_string(),
+        &parts[0],
+        &o.display().to_string(),
+    ]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("sweep.temperatures"));
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn changed_config_is_refused_unless_forced() {
+    let d = dir("changed");
+    let cfg = config(&d, 1, 8, 4, "0.8");
+    let out = d.join("out").display().to_string();
+    run_ok(&["run", "--config", &cfg.display().to_string(), "--out", &out]);
+    let cfg = config(&d, 1, 8, 4, "0.8, 1.1");
+    let cfg_s = cfg.display().to_string();
+    let refused = minigpt(&["run", "--config", &cfg_s, "--out", &out]);
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{err}");
+    assert!(err.contains("differs in: sweep.temperatures"), "{err}");
+    // --force adds the new cells to the folder and keeps the old rows.
+    let forced = minigpt(&["run", "--config", &cfg_s, "--out", &out, "--force"]);
+    let msg = String::from_utf8_lossy(&forced.stderr);
+    assert!(msg.contains("6 generated now, 12 already there"), "{msg}");
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn bad_configs_exit_2_naming_file_and_key_and_leave_no_folder() {
+    let d = dir("bad");
+    let good = std::fs::read_to_string(config(&d, 1, 8, 4, "0.8")).unwrap();
+    let cases: Vec<(String, &str)> = vec![
+        (
+            good.replace("seed = 42", "seed = 42\nsede = 1"),
+            "unknown field `sede`",
+        ),
+        (
+            good.replace("\"min_p_0.05\"", "\"min_p_0.05\", \"no_such_strategy\""),
+            "sweep.strategies[3] = \"no_such_strategy\"",
+        ),
+        (
+            good.replace(
+                "items = [\"TORIA:\", \"to be, or not\", \"it is the east, and\"]",
+                "items = []",
+            ),
+            "prompt list is empty",
+        ),
+        (
+            good.replace("temperatures = [0.8]", "temperatures = [0.8, 0]"),
+            "sweep.temperatures",
+        ),
+        (
+            good.replace("temperatures = [0.8]", "temperatures = [-1.0]"),
+            "sweep.temperatures",
+        ),
+        (
+            good.replace("[prompts]", "[prompts]\nfile = \"nope.txt\""),
+            "either `file` or `items`",
+        ),
+        (
+            good.replace("max_new_tokens = 8", "max_new_tokens = 0"),
+            "experiment.max_new_tokens",
+        ),
+        (
+            good.replace("tiny-char-gelu", "no-such-model"),
+            "no-such-model",
+        ),
+    ];
+    let cfg = d.join("bad.toml");
+    let out = d.join("out");
+    for (text, needle) in cases {
+        std::fs::write(&cfg, &text).unwrap();
+        let o = minigpt(&[
+            "run",
+            "--config",
+            &cfg.display().to_string(),
+            "--out",
+            &out.display().to_string(),
+        ]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{needle}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+        assert!(err.contains(needle), "{err:?} lacks {needle:?}");
+        assert!(!out.exists(), "{needle}: an output folder was left behind");
+    }
+    let missing = minigpt(&["run", "--config", "/nonexistent/sweep.toml"]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("/nonexistent/sweep.toml"));
+    // An output path that cannot be a folder.
+    std::fs::write(&cfg, &good).unwrap();
+    let file = d.join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    let o = minigpt(&[
+        "run",
+        "--config",
+        &cfg.display().to_string(),
+        "--out",
+        &file.join("sub").display().to_string(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("a-file"));
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn ctrl_c_keeps_finished_rows_writes_the_summary_and_exits_130() {
+    use std::io::{BufRead, BufReader};
+    let d = dir("sigint");
+    let cfg = config(&d, 8, 24, 2, "0.6, 1.0, 1.4");
+    let out = d.join("out");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_minigpt"))
+        .args([
+            "run",
+            "--config",
+            &cfg.display().to_string(),
+            "--out",
+            &out.display().to_string(),
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Without a terminal, progress is a line per tenth of the grid: interrupt after the first.
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    assert!(first.contains(" rows, "), "{first}");
+    #[allow(unsafe_code)]
+    // SAFETY: sending a signal to our own child process.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGINT);
+    }
+    let rest: Vec<String> = lines.map(Result::unwrap).collect();
+    assert_eq!(child.wait().unwrap().code(), Some(130), "{rest:?}");
+    let rows = records(&out.join("generations.csv")).len() - 1;
+    assert!(rows > 0 && rows < 192, "{rows} rows");
+    assert!(out.join("summary.csv").is_file());
+    assert!(
+        rest.iter().any(|l| l.starts_with("interrupted after")),
+        "{rest:?}"
+    );
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn eval_compares_a_candidate_with_a_judging_baseline() {
+    let d = dir("eval");
+    std::fs::write(
+        d.join("heldout.txt"),
+        "to be, or not to be: that is it.\n".repeat(30),
+    )
+    .unwrap();
+    let cand = root().join("tests/fixtures/tiny-char-gelu");
+    let base = root().join("tests/fixtures/tiny-gpt2");
+    let decode = root().join("configs/decode");
+    let cfg = |baseline: &Path| {
+        format!(
+            r#"
+[experiment]
+name = "e"
+seed = 3
+samples = 2
+max_new_tokens = 10
+[candidate]
+path = "{}"
+[baseline]
+path = "{}"
+[prompts]
+items = ["TORIA:", "to be"]
+[sweep]
+temperatures = [1.0]
+strategies = ["greedy", "top_p_0.9"]
+strategies_dir = "{}"
+[heldout]
+file = "heldout.txt"
+fraction = 0.5
+"#,
+            cand.display(),
+            baseline.display(),
+            decode.display()
+        )
+    };
+    let path = d.join("eval.toml");
+    std::fs::write(&path, cfg(&base)).unwrap();
+    let out = d.join("out");
+    run_ok(&[
+        "eval",
+        "--config",
+        &path.display().to_string(),
+        "--out",
+        &out.display().to_string(),
+    ]);
+    let cmp = records(&out.join("comparison.csv"));
+    assert_eq!(
+        &cmp[0][..4],
+        ["strategy", "temperature", "candidate", "baseline"]
+    );
+    assert_eq!(cmp.len(), 1 + 2);
+    assert_eq!(&cmp[1][..4], ["greedy", "", "tiny-char-gelu", "tiny-gpt2"]);
+    let h = |name: &str| cmp[0].iter().position(|c| c == name).unwrap();
+    for r in &cmp[1..] {
+        let c: f64 = r[h("mean_judge_perplexity_candidate")].parse().unwrap();
+        let b: f64 = r[h("mean_judge_perplexity_baseline")].parse().unwrap();
+        let diff: f64 = r[h("mean_judge_perplexity_diff")].parse().unwrap();
+        assert!((diff - (c - b)).abs() <= 1e-9 * c.abs().max(1.0));
+    }
+    // Every continuation of both models has a judge perplexity.
+    for side in ["candidate", "baseline"] {
+        let rows = records(&out.join(side).join("generations.csv"));
+        assert_eq!(rows.len(), 1 + 2 * 2 * 2);
+        assert!(
+            rows[1..]
+                .iter()
+                .all(|r| !r[col("judge_perplexity")].is_empty())
+        );
+    }
+    let bpb = records(&out.join("bits_per_byte.csv"));
+    assert_eq!(bpb.len(), 3);
+    assert!(bpb[1..].iter().all(|r| r[3].parse::<f64>().unwrap() > 0.0));
+
+    // No baseline directory: exit 2, saying what a GPT-2 directory holds and where it comes from.
+    std::fs::write(&path, cfg(&d.join("no-gpt2-here"))).unwrap();
+    let o = minigpt(&[
+        "eval",
+        "--config",
+        &path.display().to_string(),
+        "--out",
+        &d.join("o2").display().to_string(),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1);
+    for needle in [
+        "baseline.path",
+        "config.json",
+        "model.safetensors",
+        "huggingface.co/gpt2",
+    ] {
+        assert!(err.contains(needle), "{err:?} lacks {needle:?}");
+    }
+    assert!(!d.join("o2").exists());
+    std::fs::remove_dir_all(&d).unwrap();
+}
