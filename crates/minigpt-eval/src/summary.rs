@@ -134,3 +134,61 @@ pub fn write_summary(out: &Path) -> Result<(), RunError> {
     atomic_write(&out.join(SUMMARY), text.as_bytes())?;
     crate::plot::write_plots(out, &summary_columns(), &rows)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(
+        model: &str,
+        prompt: &str,
+        strategy: &str,
+        t: &str,
+        text: &str,
+        finish: &str,
+    ) -> Vec<String> {
+        let mut r = vec![String::new(); COLUMNS.len()];
+        r[0] = model.into();
+        r[col("prompt_id")] = prompt.into();
+        r[col("strategy")] = strategy.into();
+        r[col("temperature")] = t.into();
+        r[col("text")] = text.into();
+        r[col("finish_reason")] = finish.into();
+        r[col("n_tokens")] = text.len().to_string();
+        r
+    }
+
+    #[test]
+    fn cells_pool_their_rows_and_self_bleu_stays_within_a_prompt() {
+        let loop_text = "we go we go we go we go we go we go";
+        let recs = vec![
+            row("m", "0", "s", "1", "a b c d", "length"),
+            row("m", "0", "s", "1", "a b c d", "eos"),
+            row("m", "1", "s", "1", "x y z w", "length"),
+            row("m", "1", "s", "1", loop_text, "length"),
+            row("m", "0", "greedy", "", "a b", "length"),
+        ];
+        let out = summarize(&recs);
+        assert_eq!(out.len(), 2, "two cells, in order of appearance");
+        let h = summary_columns();
+        let get =
+            |r: &Vec<String>, name: &str| r[h.iter().position(|c| c == name).unwrap()].clone();
+        let s = &out[0];
+        assert_eq!(&s[..4], ["m", "s", "1", "4"]);
+        // Self-BLEU: prompt 0's two identical texts score 1 each; prompt 1's two texts share
+        // no word, 0 each: mean over the four texts 0.5 (not 1 from comparing across prompts).
+        assert_eq!(get(s, "self_bleu4"), "0.5");
+        assert_eq!(get(s, "loop_share"), "0.25");
+        assert_eq!(get(s, "eos_share"), "0.25");
+        // Pooled rep-2: bigrams per text 3, 3, 3, 11 (unique 3, 3, 3, 2) → 1 − 11/20.
+        let rep2: f64 = get(s, "pooled_rep_2").parse().unwrap();
+        assert!((rep2 - 100.0 * (1.0 - 11.0 / 20.0)).abs() < 1e-9);
+        // Means of per-row columns: n_tokens here is the text length.
+        let n: f64 = get(s, "mean_n_tokens").parse().unwrap();
+        assert!((n - (7.0 + 7.0 + 7.0 + 35.0) / 4.0).abs() < 1e-12);
+        assert_eq!(get(s, "mean_judge_perplexity"), "");
+        // One text: no Self-BLEU, no rep-3.
+        assert_eq!(get(&out[1], "self_bleu4"), "");
+        assert_eq!(get(&out[1], "pooled_rep_3"), "");
+    }
+}
