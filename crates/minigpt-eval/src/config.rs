@@ -57,7 +57,7 @@ fn sixteen() -> usize {
 
 /// `[model]` / `[judge]`: a model directory (relative to the config file) or, without
 /// `path`, the built-in model.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ModelRef {
     /// Model directory in Hugging Face layout.
@@ -70,6 +70,16 @@ pub struct ModelRef {
 
 fn flex() -> String {
     "flex".into()
+}
+
+impl Default for ModelRef {
+    /// The built-in model on `flex` (what an absent `[model]` or `[candidate]` means).
+    fn default() -> Self {
+        Self {
+            path: None,
+            device: flex(),
+        }
+    }
 }
 
 /// `[prompts]`: a file with one prompt per line, or the prompts inline.
@@ -254,5 +264,28 @@ fn diff(prefix: &str, a: &serde_json::Value, b: &serde_json::Value, out: &mut Ve
         }
         _ if a != b => out.push(prefix.to_string()),
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_absent_model_table_means_the_built_in_model_on_flex() {
+        let cfg: SweepConfig = toml::from_str(
+            "[experiment]\nname = \"x\"\nseed = 1\nmax_new_tokens = 4\n[prompts]\nitems = [\"a\"]\n[sweep]\ntemperatures = [1.0]\nstrategies = [\"greedy\"]\n",
+        )
+        .unwrap();
+        assert_eq!(
+            cfg.model,
+            ModelRef {
+                path: None,
+                device: "flex".into()
+            }
+        );
+        assert_eq!(cfg.experiment.samples, 1);
+        assert_eq!(cfg.experiment.batch_size, 16);
+        assert!(cfg.validate().is_ok());
     }
 }
