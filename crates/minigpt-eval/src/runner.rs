@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::fs::OpenOptions;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use minigpt_decode::{
@@ -232,8 +232,6 @@ pub struct Outcome {
     pub skipped: usize,
     /// True when `stop` asked to end early (the rows written are kept; run again to finish).
     pub interrupted: bool,
-    /// The folder.
-    pub out: PathBuf,
 }
 
 /// Reads the records of a run folder's `generations.csv`, cutting a torn last record off the
@@ -353,7 +351,8 @@ pub fn opt(v: Option<f64>) -> String {
     v.map_or_else(String::new, |x| format!("{}", x + 0.0))
 }
 
-fn mean(v: &[f64]) -> Option<f64> {
+/// The mean of the values, `None` for none.
+pub(crate) fn mean(v: &[f64]) -> Option<f64> {
     (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
 }
 
@@ -558,6 +557,5 @@ pub fn run(
         generated,
         skipped,
         interrupted,
-        out: out.to_path_buf(),
     })
 }

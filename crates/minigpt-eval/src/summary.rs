@@ -114,9 +114,7 @@ pub fn summarize(records: &[Vec<String>]) -> Vec<Vec<String>> {
             for m in MEANS {
                 let c = col(m);
                 let vals: Vec<f64> = rows.iter().filter_map(|r| r[c].parse().ok()).collect();
-                out.push(opt(
-                    (!vals.is_empty()).then(|| vals.iter().sum::<f64>() / vals.len() as f64)
-                ));
+                out.push(opt(crate::runner::mean(&vals)));
             }
             out
         })
