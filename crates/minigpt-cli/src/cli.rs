@@ -92,9 +92,12 @@ pub struct ModelArgs {
     /// [default: the shipped character-level minigpt-shakespeare, built into the binary]
     #[arg(long, value_name = "DIR")]
     pub model: Option<PathBuf>,
-    /// Compute device.
-    #[arg(long, default_value = "flex", value_parser = ["flex", "ndarray", "wgpu"])]
+    /// Compute device: cpu = minigpt's own CPU kernels; flex, ndarray, wgpu = Burn backends.
+    #[arg(long, default_value = "cpu", value_parser = ["cpu", "flex", "ndarray", "wgpu"])]
     pub device: String,
+    /// Weight storage type (f16 and bf16 on --device cpu): halves the bytes each token reads.
+    #[arg(long, default_value = "f32", value_parser = ["f32", "f16", "bf16"])]
+    pub dtype: String,
 }
 
 /// `minigpt generate`.

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use minigpt_model::{GptConfig, GptLm, load_weights, parse_device};
+use minigpt_model::{GptConfig, GptLm, load_weights, parse_target};
 use minigpt_tokenizer::{CharTokenizer, Tokenizer};
 
 use crate::cli::ModelArgs;
@@ -49,31 +49,35 @@ pub fn short_name(dir: Option<&Path>) -> String {
 
 /// The model on its device (without its tokenizer).
 pub fn load_model(args: &ModelArgs) -> Result<GptLm> {
-    load_model_at(args.model.as_deref(), &args.device)
+    load_model_at(args.model.as_deref(), &args.device, &args.dtype)
 }
 
-/// The model in `dir` (the built-in one for `None`) on `device`.
-pub fn load_model_at(dir: Option<&Path>, device: &str) -> Result<GptLm> {
-    let device = parse_device(device)?;
+/// The model in `dir` (the built-in one for `None`) on `device`, weights in `dtype`.
+pub fn load_model_at(dir: Option<&Path>, device: &str, dtype: &str) -> Result<GptLm> {
+    let target = parse_target(device, dtype)?;
     Ok(match dir {
-        Some(dir) => GptLm::load(dir, &device)?,
+        Some(dir) => GptLm::load_to(dir, &target)?,
         None => {
             let path = Path::new(builtin::NAME);
             let config = GptConfig::from_json(builtin::CONFIG, path)?;
-            let model = load_weights(&config, builtin::WEIGHTS, path, &device, false)?;
-            GptLm::new(model, config, device)
+            let model = load_weights(&config, builtin::WEIGHTS, path, &target.device(), false)?;
+            GptLm::on(model, config, &target)
         }
     })
 }
 
 /// The model on its device and its tokenizer.
 pub fn load(args: &ModelArgs) -> Result<(GptLm, Arc<dyn Tokenizer>)> {
-    load_at(args.model.as_deref(), &args.device)
+    load_at(args.model.as_deref(), &args.device, &args.dtype)
 }
 
 /// The model in `dir` (the built-in one for `None`) and its tokenizer.
-pub fn load_at(dir: Option<&Path>, device: &str) -> Result<(GptLm, Arc<dyn Tokenizer>)> {
-    let lm = load_model_at(dir, device)?;
+pub fn load_at(
+    dir: Option<&Path>,
+    device: &str,
+    dtype: &str,
+) -> Result<(GptLm, Arc<dyn Tokenizer>)> {
+    let lm = load_model_at(dir, device, dtype)?;
     let tok: Box<dyn Tokenizer> = match dir {
         Some(dir) => minigpt_tokenizer::load_from_dir(dir, lm.config.vocab_size)
             .with_context(|| format!("loading the tokenizer of {}", dir.display()))?,

@@ -63,21 +63,29 @@ pub struct ModelRef {
     /// Model directory in Hugging Face layout.
     #[serde(default)]
     pub path: Option<PathBuf>,
-    /// Compute device (`flex`, `ndarray`, `wgpu`).
-    #[serde(default = "flex")]
+    /// Compute device: `cpu` (minigpt's own kernels), or Burn's `flex`, `ndarray`, `wgpu`.
+    #[serde(default = "cpu")]
     pub device: String,
+    /// Weight storage type on `cpu`: `f32`, `f16` or `bf16`.
+    #[serde(default = "f32")]
+    pub dtype: String,
 }
 
-fn flex() -> String {
-    "flex".into()
+fn cpu() -> String {
+    "cpu".into()
+}
+
+fn f32() -> String {
+    "f32".into()
 }
 
 impl Default for ModelRef {
-    /// The built-in model on `flex` (what an absent `[model]` or `[candidate]` means).
+    /// The built-in model on `cpu` in f32 (what an absent `[model]` or `[candidate]` means).
     fn default() -> Self {
         Self {
             path: None,
-            device: flex(),
+            device: cpu(),
+            dtype: f32(),
         }
     }
 }
@@ -272,7 +280,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn an_absent_model_table_means_the_built_in_model_on_flex() {
+    fn an_absent_model_table_means_the_built_in_model_on_cpu() {
         let cfg: SweepConfig = toml::from_str(
             "[experiment]\nname = \"x\"\nseed = 1\nmax_new_tokens = 4\n[prompts]\nitems = [\"a\"]\n[sweep]\ntemperatures = [1.0]\nstrategies = [\"greedy\"]\n",
         )
@@ -281,7 +289,8 @@ mod tests {
             cfg.model,
             ModelRef {
                 path: None,
-                device: "flex".into()
+                device: "cpu".into(),
+                dtype: "f32".into(),
             }
         );
         assert_eq!(cfg.experiment.samples, 1);

@@ -3,11 +3,13 @@
 use burn::tensor::Device;
 
 use crate::error::ModelError;
+use crate::native::DType;
 
-/// The devices minigpt knows by name, in the order `--help` lists them.
-pub const DEVICE_NAMES: &[&str] = &["flex", "ndarray", "wgpu"];
+/// The devices minigpt knows by name, in the order `--help` lists them: `cpu` is minigpt's own
+/// CPU engine (inference only; training on `cpu` means Burn's flex), the others Burn backends.
+pub const DEVICE_NAMES: &[&str] = &["cpu", "flex", "ndarray", "wgpu"];
 
-/// Maps `flex`, `ndarray` or `wgpu` to a Burn device.
+/// Maps a device name to a Burn device (`cpu` → flex, for training).
 pub fn parse_device(name: &str) -> Result<Device, ModelError> {
     match name {
         "flex" | "cpu" => Ok(Device::flex()),
@@ -15,5 +17,47 @@ pub fn parse_device(name: &str) -> Result<Device, ModelError> {
         "ndarray" => Ok(Device::ndarray()),
         "wgpu" => Ok(Device::wgpu(burn::tensor::DeviceKind::DefaultDevice)),
         other => Err(ModelError::UnknownDevice(other.to_string())),
+    }
+}
+
+/// Where a model runs for inference: minigpt's native CPU engine, or a Burn device.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// `cpu`: the native engine with weights stored in this type.
+    Native(DType),
+    /// `flex`, `ndarray` or `wgpu`.
+    Burn(Device),
+}
+
+impl Target {
+    /// The Burn device a model is loaded onto for this target (flex for the native engine,
+    /// which copies the weights out and drops the module).
+    pub fn device(&self) -> Device {
+        match self {
+            Self::Native(_) => Device::flex(),
+            Self::Burn(d) => d.clone(),
+        }
+    }
+}
+
+/// Maps `--device` and `--dtype` to a target: `cpu` (the native engine, any dtype), or a Burn
+/// device (`flex`, `ndarray`, `wgpu`; f32 only).
+pub fn parse_target(device: &str, dtype: &str) -> Result<Target, ModelError> {
+    let Some(dt) = DType::parse(dtype) else {
+        return Err(ModelError::Input(format!(
+            "unknown dtype {dtype:?}: use f32, f16 or bf16"
+        )));
+    };
+    match device {
+        "cpu" => Ok(Target::Native(dt)),
+        other => {
+            let d = parse_device(other)?;
+            if dt != DType::F32 {
+                return Err(ModelError::Input(format!(
+                    "--dtype {dtype} runs on --device cpu only (Burn's {other} path is f32)"
+                )));
+            }
+            Ok(Target::Burn(d))
+        }
     }
 }

@@ -7,6 +7,7 @@ pub mod config;
 pub mod device;
 pub mod error;
 pub mod gpt;
+pub mod native;
 pub mod runner;
 pub mod score;
 
@@ -15,9 +16,10 @@ pub use checkpoint::{
     write_atomic,
 };
 pub use config::{ACTIVATIONS, GptConfig};
-pub use device::{DEVICE_NAMES, parse_device};
+pub use device::{DEVICE_NAMES, Target, parse_device, parse_target};
 pub use error::ModelError;
 pub use gpt::Gpt;
+pub use native::{DType, NativeGpt};
 pub use runner::{ContextPolicy, GptLm};
 pub use score::{Score, score};
 

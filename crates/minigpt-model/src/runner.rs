@@ -18,8 +18,10 @@ use minigpt_decode::{Hidden, LanguageModel, Logits};
 
 use crate::cache::KvCache;
 use crate::config::GptConfig;
+use crate::device::Target;
 use crate::error::ModelError;
 use crate::gpt::Gpt;
+use crate::native::{DType, NativeGpt, SeqCache, Want};
 
 /// What happens to rows longer than the context.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -33,18 +35,27 @@ pub enum ContextPolicy {
 
 /// A loaded GPT with its device, ready to decode.
 pub struct GptLm {
-    /// The network.
-    pub model: Gpt,
+    net: Net,
     /// Its hyper-parameters.
     pub config: GptConfig,
-    /// Where it runs.
+    /// Where the Burn network runs (Burn's flex for the native engine, which uses none).
     pub device: Device,
     /// How rows longer than the context are handled.
     pub policy: ContextPolicy,
     batch: Option<Batch>,
+    /// The native engine's rows: each one's history and cache.
+    rows: Vec<(Vec<u32>, SeqCache)>,
     /// Copy each call's final hidden states to the host (contrastive search).
     record_hidden: bool,
     hidden: Option<Hidden>,
+}
+
+/// The network behind a [`GptLm`].
+enum Net {
+    /// A Burn module on `GptLm::device`.
+    Burn(Box<Gpt>),
+    /// Packed weights on minigpt's own CPU kernels.
+    Native(NativeGpt),
 }
 
 struct Batch {
@@ -65,12 +76,33 @@ struct Padded {
 impl GptLm {
     /// Wraps a model.
     pub fn new(model: Gpt, config: GptConfig, device: Device) -> Self {
+        Self::with_net(Net::Burn(Box::new(model)), config, device)
+    }
+
+    /// Packs a model's weights for the native CPU engine, in `dtype` (the Burn module is
+    /// dropped).
+    pub fn native(model: Gpt, config: GptConfig, dtype: DType) -> Self {
+        let net = NativeGpt::from_model(&model, &config, dtype);
+        Self::with_net(Net::Native(net), config, Device::flex())
+    }
+
+    /// Wraps a model for `target`: a Burn device, or the native engine. The model must be on
+    /// the target's device (Burn's flex for the native engine).
+    pub fn on(model: Gpt, config: GptConfig, target: &Target) -> Self {
+        match target {
+            Target::Burn(device) => Self::new(model, config, device.clone()),
+            Target::Native(dtype) => Self::native(model, config, *dtype),
+        }
+    }
+
+    fn with_net(net: Net, config: GptConfig, device: Device) -> Self {
         Self {
-            model,
+            net,
             config,
             device,
             policy: ContextPolicy::Sliding,
             batch: None,
+            rows: Vec::new(),
             record_hidden: false,
             hidden: None,
         }
@@ -80,6 +112,35 @@ impl GptLm {
     pub fn load(dir: &std::path::Path, device: &Device) -> Result<Self, ModelError> {
         let (config, model) = crate::checkpoint::load_dir(dir, device)?;
         Ok(Self::new(model, config, device.clone()))
+    }
+
+    /// Loads a Hugging Face directory for `target`.
+    pub fn load_to(dir: &std::path::Path, target: &Target) -> Result<Self, ModelError> {
+        let (config, model) = crate::checkpoint::load_dir(dir, &target.device())?;
+        Ok(Self::on(model, config, target))
+    }
+
+    /// The Burn module, unless the native engine runs the model.
+    pub fn model(&self) -> Option<&Gpt> {
+        match &self.net {
+            Net::Burn(m) => Some(m),
+            Net::Native(_) => None,
+        }
+    }
+
+    /// The native engine, if it runs the model.
+    pub fn native_engine(&self) -> Option<&NativeGpt> {
+        match &self.net {
+            Net::Native(n) => Some(n),
+            Net::Burn(_) => None,
+        }
+    }
+
+    fn burn(&self) -> &Gpt {
+        match &self.net {
+            Net::Burn(m) => m,
+            Net::Native(_) => unreachable!("the Burn path of a native model"),
+        }
     }
 
     fn check_ids(&self, ids: &[u32]) -> Result<(), ModelError> {
@@ -145,7 +206,7 @@ impl GptLm {
         }
         let last = hidden.narrow(1, t - 1, 1); // [b, 1, c]
         let logits = self
-            .model
+            .burn()
             .logits(last)
             .reshape([b * self.config.vocab_size]);
         let data = crate::to_host(logits);
@@ -184,11 +245,11 @@ impl GptLm {
                 &self.device,
             );
             let h = self
-                .model
+                .burn()
                 .forward(p.ids, p.positions, mask, Some(&mut cache));
             (h, Some((cache, p.pads)))
         } else {
-            (self.model.forward(p.ids, p.positions, mask, None), None)
+            (self.burn().forward(p.ids, p.positions, mask, None), None)
         };
         let logits = self.last_logits(hidden);
         self.batch = Some(Batch { rows, cache });
@@ -199,10 +260,19 @@ impl GptLm {
     /// uncached forward pass (`ids` at most `n_positions` long).
     pub fn window_logprobs(&self, ids: &[u32], targets: &[u32], first: usize) -> Vec<f64> {
         let t = ids.len();
+        if let Net::Native(net) = &self.net {
+            let logits = native_logits(net, ids, first);
+            let v = self.config.vocab_size;
+            return logits
+                .chunks_exact(v)
+                .zip(&targets[first..t])
+                .map(|(row, &target)| log_softmax_at(row, target as usize))
+                .collect();
+        }
         let p = self.pad(&[ids]);
-        let hidden = self.model.forward(p.ids, p.positions, None, None); // [1, t, c]
+        let hidden = self.burn().forward(p.ids, p.positions, None, None); // [1, t, c]
         let count = t - first;
-        let logits = self.model.logits(hidden.narrow(1, first, count)); // [1, count, v]
+        let logits = self.burn().logits(hidden.narrow(1, first, count)); // [1, count, v]
         let lp = log_softmax(logits, 2);
         let idx: Vec<i32> = targets[first..t].iter().map(|&x| x as i32).collect();
         let idx = Tensor::<3, Int>::from_data(TensorData::new(idx, [1, count, 1]), &self.device);
@@ -213,11 +283,87 @@ impl GptLm {
 
     /// Full logits `[t, vocab]` of one sequence (at most `n_positions` long), uncached.
     pub fn sequence_logits(&self, ids: &[u32]) -> Vec<f32> {
+        if let Net::Native(net) = &self.net {
+            return native_logits(net, ids, 0);
+        }
         let p = self.pad(&[ids]);
-        let hidden = self.model.forward(p.ids, p.positions, None, None);
-        let logits = self.model.logits(hidden);
+        let hidden = self.burn().forward(p.ids, p.positions, None, None);
+        let logits = self.burn().logits(hidden);
         crate::to_host(logits)
     }
+
+    /// Native engine: brings every row's cache up to date with its history (a row longer
+    /// than the context restarts on its last `n_positions` tokens) and returns the next-token
+    /// logits of every row.
+    fn native_advance(&mut self) -> Logits {
+        let Net::Native(net) = &self.net else {
+            unreachable!("native_advance on a Burn model")
+        };
+        let n = self.config.n_positions;
+        let mut seqs: Vec<(&mut SeqCache, &[u32])> = self
+            .rows
+            .iter_mut()
+            .map(|(row, cache)| {
+                let feed = if row.len() <= n {
+                    &row[cache.len()..]
+                } else {
+                    cache.clear();
+                    &row[row.len() - n..]
+                };
+                (cache, feed)
+            })
+            .collect();
+        let want = if self.record_hidden {
+            Want::All
+        } else {
+            Want::Last
+        };
+        let width = seqs.iter().map(|(_, f)| f.len()).max().unwrap_or(0);
+        let lens: Vec<usize> = seqs.iter().map(|(_, f)| f.len()).collect();
+        let hidden = net.forward(&mut seqs, want);
+        let c = self.config.n_embd;
+        let last = if self.record_hidden {
+            // Left-pad every row to the widest feed, as the Burn path reports it.
+            let mut data = vec![0f32; lens.len() * width * c];
+            let mut last = Vec::with_capacity(lens.len() * c);
+            let mut at = 0;
+            for (r, &len) in lens.iter().enumerate() {
+                let src = &hidden[at * c..(at + len) * c];
+                let start = (r * width + width - len) * c;
+                data[start..start + len * c].copy_from_slice(src);
+                last.extend_from_slice(&src[(len - 1) * c..]);
+                at += len;
+            }
+            self.hidden = Some(Hidden {
+                data,
+                rows: lens.len(),
+                positions: width,
+                dim: c,
+            });
+            last
+        } else {
+            hidden
+        };
+        Logits {
+            data: net.logits(&last),
+            vocab: self.config.vocab_size,
+        }
+    }
+}
+
+/// Native engine: logits of positions `first..` of one sequence (at most `n_positions` long).
+fn native_logits(net: &NativeGpt, ids: &[u32], first: usize) -> Vec<f32> {
+    let mut cache = net.new_cache();
+    let hidden = net.forward(&mut [(&mut cache, ids)], Want::All);
+    let c = hidden.len() / ids.len().max(1);
+    net.logits(&hidden[first * c..])
+}
+
+/// `log softmax(row)[target]`, in f64.
+fn log_softmax_at(row: &[f32], target: usize) -> f64 {
+    let max = row.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b)) as f64;
+    let total: f64 = row.iter().map(|&x| (x as f64 - max).exp()).sum();
+    row[target] as f64 - max - total.ln()
 }
 
 impl LanguageModel for GptLm {
@@ -252,6 +398,13 @@ impl LanguageModel for GptLm {
                 .into());
             }
         }
+        if let Net::Native(net) = &self.net {
+            self.rows = prompts
+                .iter()
+                .map(|p| (p.clone(), net.new_cache()))
+                .collect();
+            return Ok(self.native_advance());
+        }
         self.batch = Some(Batch {
             rows: prompts.to_vec(),
             cache: None,
@@ -261,6 +414,20 @@ impl LanguageModel for GptLm {
 
     fn step(&mut self, tokens: &[u32]) -> Result<Logits, minigpt_decode::ModelError> {
         self.check_ids(tokens)?;
+        if matches!(self.net, Net::Native(_)) {
+            if tokens.len() != self.rows.len() {
+                return Err(ModelError::Input(format!(
+                    "{} tokens for {} live rows",
+                    tokens.len(),
+                    self.rows.len()
+                ))
+                .into());
+            }
+            for ((row, _), &t) in self.rows.iter_mut().zip(tokens) {
+                row.push(t);
+            }
+            return Ok(self.native_advance());
+        }
         let batch = self
             .batch
             .as_mut()
@@ -288,7 +455,7 @@ impl LanguageModel for GptLm {
         let ids = Tensor::<2, Int>::from_data(TensorData::new(ids, [b, 1]), &self.device);
         let pos = Tensor::<2, Int>::from_data(TensorData::new(pos, [b, 1]), &self.device);
         let mask = self.mask(&pads, 1, cache.len() + 1);
-        let hidden = self.model.forward(ids, pos, mask, Some(&mut cache));
+        let hidden = self.burn().forward(ids, pos, mask, Some(&mut cache));
         let logits = self.last_logits(hidden);
         if let Some(batch) = self.batch.as_mut() {
             batch.cache = Some((cache, pads));
@@ -307,6 +474,31 @@ impl LanguageModel for GptLm {
     }
 
     fn retain(&mut self, rows: &[usize]) -> Result<(), minigpt_decode::ModelError> {
+        if matches!(self.net, Net::Native(_)) {
+            if let Some(&bad) = rows.iter().find(|&&r| r >= self.rows.len()) {
+                return Err(ModelError::Input(format!("row {bad} does not exist")).into());
+            }
+            // A row kept twice (beam search) is copied; its last use takes it.
+            let mut uses = vec![0usize; self.rows.len()];
+            rows.iter().for_each(|&r| uses[r] += 1);
+            let mut old: Vec<Option<(Vec<u32>, SeqCache)>> = std::mem::take(&mut self.rows)
+                .into_iter()
+                .map(Some)
+                .collect();
+            self.rows = rows
+                .iter()
+                .map(|&r| {
+                    uses[r] -= 1;
+                    let row = if uses[r] == 0 {
+                        old[r].take()
+                    } else {
+                        old[r].clone()
+                    };
+                    row.expect("each row is taken on its last use only")
+                })
+                .collect();
+            return Ok(());
+        }
         let device = self.device.clone();
         let batch = self
             .batch

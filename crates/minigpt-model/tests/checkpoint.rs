@@ -125,7 +125,7 @@ fn save_then_load_gives_identical_logits() {
     let device = parse_device("flex").unwrap();
     let lm = GptLm::load(&fixture(), &device).unwrap();
     let dir = tmp("save");
-    save_dir(&lm.model, &lm.config, &dir).unwrap();
+    save_dir(lm.model().unwrap(), &lm.config, &dir).unwrap();
     let again = GptLm::load(&dir, &device).unwrap();
     let ids = [1u32, 2, 3, 50256, 7];
     assert_eq!(lm.sequence_logits(&ids), again.sequence_logits(&ids));

@@ -1,16 +1,37 @@
 //! Parity with Hugging Face transformers on a small random GPT-2 (`tests/fixtures/tiny-gpt2`,
-//! references from `scripts/make_gpt2_fixture.py`), on every CPU device.
+//! references from `scripts/make_gpt2_fixture.py`), on every CPU device and weight dtype.
+//!
+//! Tolerances: f32 on every device, |Δ| ≤ 1e-4 for logits and log-probabilities; the native
+//! engine with f16 weights ≤ 1e-2, with bf16 weights ≤ 5e-2 (the weights themselves are rounded
+//! to 11 and 8 significant bits). Token sequences must match exactly, except that bf16's
+//! 100-token greedy run past the context is held to its first 50 tokens (it parts from the f32
+//! reference at token 58, where two logits are closer than bf16's error).
 
 use std::path::PathBuf;
 
-use burn::tensor::Device;
 use minigpt_decode::{
     BuildContext, FinishReason, GenerateRequest, LanguageModel, Registry, Strategy, generate,
 };
-use minigpt_model::{ContextPolicy, GptLm, parse_device, score};
+use minigpt_model::{ContextPolicy, GptLm, Target, parse_target, score};
 use safetensors::SafeTensors;
 
-const TOL: f32 = 1e-4;
+/// A device and dtype under test, with its tolerance.
+struct Case {
+    target: Target,
+    tol: f32,
+    /// How many tokens of the long greedy run must match the reference.
+    long_greedy: usize,
+}
+
+impl Case {
+    fn new(device: &str, dtype: &str, tol: f32) -> Self {
+        Self {
+            target: parse_target(device, dtype).unwrap(),
+            tol,
+            long_greedy: if dtype == "bf16" { 50 } else { usize::MAX },
+        }
+    }
+}
 
 fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures")
@@ -37,8 +58,8 @@ fn floats(v: &serde_json::Value) -> Vec<f64> {
         .collect()
 }
 
-fn load(device: &Device) -> GptLm {
-    GptLm::load(&fixtures().join("tiny-gpt2"), device).unwrap()
+fn load(c: &Case) -> GptLm {
+    GptLm::load_to(&fixtures().join("tiny-gpt2"), &c.target).unwrap()
 }
 
 fn greedy(lm: &mut GptLm, prompts: Vec<Vec<u32>>, n: usize) -> Vec<minigpt_decode::Generation> {
@@ -74,9 +95,9 @@ fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
         .fold(0.0, f32::max)
 }
 
-fn full_logits(device: &Device) {
+fn full_logits(c: &Case) {
     let r = reference();
-    let lm = load(device);
+    let lm = load(c);
     let bytes = std::fs::read(fixtures().join("reference/tiny-gpt2-logits.safetensors")).unwrap();
     let st = SafeTensors::deserialize(&bytes).unwrap();
     let view = st.tensor("logits").unwrap();
@@ -87,30 +108,34 @@ fn full_logits(device: &Device) {
         .collect();
     let got = lm.sequence_logits(&ids(&r["logits_input_ids"]));
     let d = max_abs_diff(&got, &want);
-    assert!(d <= TOL, "max |Δlogit| = {d}");
+    assert!(d <= c.tol, "max |Δlogit| = {d}");
 }
 
-fn score_logprobs(device: &Device) {
+fn score_logprobs(c: &Case) {
     let r = reference();
-    let lm = load(device);
+    let lm = load(c);
     let s = score(&lm, &ids(&r["score_ids"]), 32);
     let want = floats(&r["score_logprobs"]);
     assert_eq!(s.logprobs.len(), want.len());
     for (i, (g, w)) in s.logprobs.iter().zip(&want).enumerate() {
-        assert!((g - w).abs() <= 1e-4, "token {i}: {g} vs {w}");
+        assert!((g - w).abs() <= f64::from(c.tol), "token {i}: {g} vs {w}");
     }
 }
 
-fn long_text_sliding_window(device: &Device) {
+fn long_text_sliding_window(c: &Case) {
     let r = reference();
-    let lm = load(device);
+    let lm = load(c);
     let long = ids(&r["long_ids"]);
     let want = floats(&r["long_logprobs"]);
     // stride 1: every token sees exactly the n_positions tokens before it, as the reference.
     let s = score(&lm, &long, 1);
     assert_eq!(s.logprobs.len(), long.len() - 1);
     for (i, (g, w)) in s.logprobs.iter().zip(&want).enumerate() {
-        assert!((g - w).abs() <= 1e-4, "token {}: {g} vs {w}", i + 1);
+        assert!(
+            (g - w).abs() <= f64::from(c.tol),
+            "token {}: {g} vs {w}",
+            i + 1
+        );
     }
     // A coarser stride: windows end at n, n + s, n + 2s, ... (capped at the last token); each
     // token is scored by the first window reaching it, from that window's start. Recompute every
@@ -131,31 +156,36 @@ fn long_text_sliding_window(device: &Device) {
         let row = &logits[logits.len() - v..];
         let want = minigpt_decode::dist::log_prob(row, long[j] as usize);
         let got = coarse.logprobs[j - 1];
-        assert!((got - want).abs() <= 1e-4, "token {j}: {got} vs {want}");
+        assert!(
+            (got - want).abs() <= f64::from(c.tol),
+            "token {j}: {got} vs {want}"
+        );
         if j <= n {
-            assert!((got - floats(&r["long_logprobs"])[j - 1]).abs() <= 1e-4);
+            assert!((got - floats(&r["long_logprobs"])[j - 1]).abs() <= f64::from(c.tol));
         }
     }
 }
 
-fn greedy_30(device: &Device) {
+fn greedy_30(c: &Case) {
     let r = reference();
-    let mut lm = load(device);
+    let mut lm = load(c);
     let g = greedy(&mut lm, vec![ids(&r["greedy_prompt"])], 30);
     assert_eq!(g[0].tokens, ids(&r["greedy_tokens"]));
 }
 
-fn greedy_past_the_context(device: &Device) {
+fn greedy_past_the_context(c: &Case) {
     let r = reference();
-    let mut lm = load(device);
+    let mut lm = load(c);
     let want = ids(&r["window_greedy_tokens"]);
     let g = greedy(&mut lm, vec![ids(&r["greedy_prompt"])], want.len());
-    assert_eq!(g[0].tokens, want);
+    let n = want.len().min(c.long_greedy);
+    assert!(n >= 50);
+    assert_eq!(g[0].tokens[..n], want[..n]);
 }
 
-fn cached_equals_uncached(device: &Device) {
+fn cached_equals_uncached(c: &Case) {
     let r = reference();
-    let mut lm = load(device);
+    let mut lm = load(c);
     let v = lm.config.vocab_size;
     let mut seq = ids(&r["greedy_prompt"]);
     let mut logits = lm.prefill(std::slice::from_ref(&seq)).unwrap();
@@ -164,15 +194,15 @@ fn cached_equals_uncached(device: &Device) {
         let full = lm.sequence_logits(&seq[seq.len().saturating_sub(64)..]);
         let last = &full[full.len() - v..];
         let d = max_abs_diff(&logits.data, last);
-        assert!(d <= TOL, "step {step}: max |Δlogit| = {d}");
+        assert!(d <= c.tol, "step {step}: max |Δlogit| = {d}");
         let next = minigpt_decode::dist::argmax(&logits.data);
         seq.push(next);
         logits = lm.step(&[next]).unwrap();
     }
 }
 
-fn batch_equals_alone(device: &Device) {
-    let mut lm = load(device);
+fn batch_equals_alone(c: &Case) {
+    let mut lm = load(c);
     let prompts: Vec<Vec<u32>> = [3usize, 17, 1, 40]
         .iter()
         .enumerate()
@@ -188,13 +218,13 @@ fn batch_equals_alone(device: &Device) {
         let alone = greedy(&mut lm, vec![p], 40);
         assert_eq!(batch[i].tokens, alone[0].tokens, "row {i}");
         for (a, b) in batch[i].logprobs.iter().zip(&alone[0].logprobs) {
-            assert!((a - b).abs() <= 1e-4);
+            assert!((a - b).abs() <= f64::from(c.tol));
         }
     }
 }
 
-fn refuse_policy_stops_rows_and_rebuilds(device: &Device) {
-    let mut lm = load(device);
+fn refuse_policy_stops_rows_and_rebuilds(c: &Case) {
+    let mut lm = load(c);
     lm.policy = ContextPolicy::Refuse;
     let long: Vec<u32> = (0..60).map(|j| (j * 31 % 50257) as u32).collect();
     let short: Vec<u32> = vec![464, 2068, 7586];
@@ -211,7 +241,7 @@ fn refuse_policy_stops_rows_and_rebuilds(device: &Device) {
     assert!(e.contains("at most 64"), "{e}");
 }
 
-fn beam_search_matches_hugging_face(device: &Device) {
+fn beam_search_matches_hugging_face(c: &Case) {
     let text = std::fs::read_to_string(fixtures().join("reference/tiny-gpt2-beam.json")).unwrap();
     let r: serde_json::Value = serde_json::from_str(&text).unwrap();
     let prompt = ids(&r["prompt"]);
@@ -238,7 +268,7 @@ fn beam_search_matches_hugging_face(device: &Device) {
             ignore_eos: false,
             seed: 0,
         };
-        let mut lm = load(device);
+        let mut lm = load(c);
         let got = search.search(&mut lm, &req, &mut processors).unwrap();
         let want = case["sequences"].as_array().unwrap();
         assert_eq!(got.len(), want.len());
@@ -246,7 +276,10 @@ fn beam_search_matches_hugging_face(device: &Device) {
             assert_eq!(g.tokens, ids(w), "{toml}: sequence {i}");
             let score = g.logprobs.iter().sum::<f64>() / (g.tokens.len() as f64).powf(lp);
             let hf = case["scores"][i].as_f64().unwrap();
-            assert!((score - hf).abs() <= 1e-4, "{toml}: score {score} vs {hf}");
+            assert!(
+                (score - hf).abs() <= f64::from(c.tol),
+                "{toml}: score {score} vs {hf}"
+            );
         }
     }
 }
@@ -254,11 +287,11 @@ fn beam_search_matches_hugging_face(device: &Device) {
 /// The exact-erf GELU (`activation_function: "gelu"`, what minigpt trains with) against
 /// transformers; the fixture's logits move by more than 10 × the tolerance under GPT-2's tanh
 /// GELU, so a model that ignored the setting would fail.
-fn exact_gelu_logits(device: &Device) {
+fn exact_gelu_logits(c: &Case) {
     let text = std::fs::read_to_string(fixtures().join("reference/tiny-char-gelu.json")).unwrap();
     let r: serde_json::Value = serde_json::from_str(&text).unwrap();
-    assert!(r["max_abs_gap_to_gelu_new"].as_f64().unwrap() > 10.0 * f64::from(TOL));
-    let lm = GptLm::load(&fixtures().join("tiny-char-gelu"), device).unwrap();
+    assert!(r["max_abs_gap_to_gelu_new"].as_f64().unwrap() > 10.0 * 1e-4);
+    let lm = GptLm::load_to(&fixtures().join("tiny-char-gelu"), &c.target).unwrap();
     assert!(lm.config.exact_gelu());
     let want: Vec<f32> = r["logits"]
         .as_array()
@@ -268,16 +301,25 @@ fn exact_gelu_logits(device: &Device) {
         .collect();
     let got = lm.sequence_logits(&ids(&r["ids"]));
     let d = max_abs_diff(&got, &want);
-    assert!(d <= TOL, "max |Δlogit| = {d}");
+    assert!(d <= c.tol, "max |Δlogit| = {d}");
 }
 
 macro_rules! on_devices {
     ($($name:ident),*) => {
+        mod cpu {
+            $(#[test] fn $name() { super::$name(&super::Case::new("cpu", "f32", 1e-4)); })*
+        }
+        mod cpu_f16 {
+            $(#[test] fn $name() { super::$name(&super::Case::new("cpu", "f16", 1e-2)); })*
+        }
+        mod cpu_bf16 {
+            $(#[test] fn $name() { super::$name(&super::Case::new("cpu", "bf16", 5e-2)); })*
+        }
         mod flex {
-            $(#[test] fn $name() { super::$name(&super::parse_device("flex").unwrap()); })*
+            $(#[test] fn $name() { super::$name(&super::Case::new("flex", "f32", 1e-4)); })*
         }
         mod ndarray {
-            $(#[test] fn $name() { super::$name(&super::parse_device("ndarray").unwrap()); })*
+            $(#[test] fn $name() { super::$name(&super::Case::new("ndarray", "f32", 1e-4)); })*
         }
     };
 }
@@ -294,3 +336,55 @@ on_devices!(
     refuse_policy_stops_rows_and_rebuilds,
     beam_search_matches_hugging_face
 );
+
+/// The native engine's promise: a row's logits are the same bits alone, in any batch, after a
+/// cached step or from a fresh uncached pass (and past the context, where windows slide).
+#[test]
+fn native_rows_are_bit_identical_alone_batched_and_cached() {
+    let c = Case::new("cpu", "f32", 0.0);
+    let mut lm = load(&c);
+    let v = lm.config.vocab_size;
+    let prompts: Vec<Vec<u32>> = [3usize, 17, 1, 40]
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| {
+            (0..n)
+                .map(|j| ((i * 7919 + j * 104_729) % v) as u32)
+                .collect()
+        })
+        .collect();
+    // Every row's logits at every step, in a batch of four.
+    let mut rows = prompts.clone();
+    let mut batch = vec![lm.prefill(&prompts).unwrap()];
+    for _ in 0..40 {
+        let next: Vec<u32> = batch
+            .last()
+            .unwrap()
+            .data
+            .chunks_exact(v)
+            .map(minigpt_decode::dist::argmax)
+            .collect();
+        rows.iter_mut().zip(&next).for_each(|(r, &t)| r.push(t));
+        batch.push(lm.step(&next).unwrap());
+    }
+    for (i, p) in prompts.iter().enumerate() {
+        let mut alone = lm.prefill(std::slice::from_ref(p)).unwrap();
+        for (step, b) in batch.iter().enumerate() {
+            let row = &b.data[i * v..(i + 1) * v];
+            assert!(
+                alone.data == row,
+                "row {i}, step {step}: batch differs from alone"
+            );
+            let len = p.len() + step;
+            let seen = &rows[i][len.saturating_sub(64)..len];
+            let fresh = lm.sequence_logits(seen);
+            assert!(
+                fresh[fresh.len() - v..] == *row,
+                "row {i}, step {step}: cache differs"
+            );
+            if step < 40 {
+                alone = lm.step(&[rows[i][len]]).unwrap();
+            }
+        }
+    }
+}

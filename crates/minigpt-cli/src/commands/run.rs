@@ -86,11 +86,15 @@ pub fn run(args: RunArgs) -> Result<()> {
     let prompts = cfg
         .prompt_texts()
         .map_err(|e| anyhow::anyhow!("{}: {e}", args.config.display()))?;
-    let (mut lm, tok) = crate::load::load_at(cfg.model.path.as_deref(), &cfg.model.device)
-        .with_context(|| format!("{}: [model]", args.config.display()))?;
+    let (mut lm, tok) = crate::load::load_at(
+        cfg.model.path.as_deref(),
+        &cfg.model.device,
+        &cfg.model.dtype,
+    )
+    .with_context(|| format!("{}: [model]", args.config.display()))?;
     let mut judge = match &cfg.judge {
         Some(j) => {
-            let (jlm, jtok) = crate::load::load_at(j.path.as_deref(), &j.device)
+            let (jlm, jtok) = crate::load::load_at(j.path.as_deref(), &j.device, &j.dtype)
                 .with_context(|| format!("{}: [judge]", args.config.display()))?;
             Some(GptJudge { lm: jlm, tok: jtok })
         }
@@ -337,15 +341,23 @@ pub fn eval(args: crate::cli::EvalArgs) -> Result<()> {
     let mut sides = vec![];
     for is_baseline in [false, true] {
         let sweep = cfg.sweep_for(is_baseline);
-        let (lm, tok) = crate::load::load_at(sweep.model.path.as_deref(), &sweep.model.device)
-            .with_context(|| {
-                format!(
-                    "{at}: [{}]",
-                    if is_baseline { "baseline" } else { "candidate" }
-                )
-            })?;
-        let (jlm, jtok) = crate::load::load_at(Some(&baseline_dir), &cfg.baseline.device)
-            .with_context(|| format!("{at}: [baseline]"))?;
+        let (lm, tok) = crate::load::load_at(
+            sweep.model.path.as_deref(),
+            &sweep.model.device,
+            &sweep.model.dtype,
+        )
+        .with_context(|| {
+            format!(
+                "{at}: [{}]",
+                if is_baseline { "baseline" } else { "candidate" }
+            )
+        })?;
+        let (jlm, jtok) = crate::load::load_at(
+            Some(&baseline_dir),
+            &cfg.baseline.device,
+            &cfg.baseline.dtype,
+        )
+        .with_context(|| format!("{at}: [baseline]"))?;
         let name = crate::load::short_name(sweep.model.path.as_deref());
         sides.push((
             is_baseline,

@@ -1,0 +1,33 @@
+//! Speed of the native engine's matrix multiply at GPT-2-small shapes: GB/s of weights at
+//! batch 1 and GFLOP/s at larger batches. `cargo run --release --example kernel_speed`.
+
+use std::time::Instant;
+
+use minigpt_model::native::kernels::{DType, Packed, matmul};
+
+fn main() {
+    let shapes = [(768, 2304), (768, 3072), (3072, 768), (768, 50257)];
+    for dtype in [DType::F32, DType::F16] {
+        for &(k, n) in &shapes {
+            let w = Packed::new(k, n, dtype, |r, c| ((r * 31 + c * 17) % 97) as f32 * 1e-3);
+            for m in [1usize, 8, 128] {
+                let a: Vec<f32> = (0..m * k).map(|i| (i % 13) as f32 * 0.1).collect();
+                let mut out = vec![0f32; m * n];
+                matmul(&a, m, &w, None, &mut out);
+                let reps = (2e9 / (m * k * n) as f64).clamp(3.0, 200.0) as usize;
+                let t = Instant::now();
+                for _ in 0..reps {
+                    matmul(&a, m, &w, None, &mut out);
+                }
+                let s = t.elapsed().as_secs_f64() / reps as f64;
+                println!(
+                    "{:>4} m={m:<4} k={k:<5} n={n:<6} {:8.3} ms  {:6.1} GB/s  {:6.1} GFLOP/s",
+                    dtype.name(),
+                    s * 1e3,
+                    w.bytes() as f64 / s / 1e9,
+                    2.0 * (m * k * n) as f64 / s / 1e9
+                );
+            }
+        }
+    }
+}

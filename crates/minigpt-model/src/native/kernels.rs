@@ -1,0 +1,814 @@
+//! CPU kernels of the native engine: a packed-weight matrix multiply (f32, f16 or bf16 weights,
+//! f32 activations and accumulation) and the element-wise functions a GPT-2 block needs.
+//!
+//! **Every output element is computed by the same sequence of floating-point operations
+//! whatever the number of rows, the row's place in the batch or the thread that runs it**:
+//! `out[r][j]` is one fused multiply-add chain over `k` in order, then `+ bias[j]`. So a row's
+//! logits are bit-identical alone, in any batch, in a prefill or in a cached step. The AVX2
+//! path (`fma` intrinsics) and the portable path (`f32::mul_add`) give the same bits.
+//!
+//! Weights are packed once, at load time, into panels of [`PANEL`] columns: panel `p` holds
+//! rows `0..k` of columns `32p..32p+32`, contiguous, so a multiply streams each weight once
+//! from memory (batch-1 decode is bound by memory bandwidth) and reuses it for every row of the
+//! batch from registers (batched decode and prefill are bound by arithmetic).
+
+// SIMD intrinsics and one output pointer shared by threads: each block states its invariant.
+#![allow(unsafe_code)]
+
+use rayon::prelude::*;
+
+/// Columns per packed panel (two 16-lane or four 8-lane registers).
+pub const PANEL: usize = 32;
+/// Rows per register tile (24 of AVX-512's 32 registers accumulate).
+const MR: usize = 12;
+
+/// Storage type of packed weights.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DType {
+    /// 32-bit floats, as trained.
+    #[default]
+    F32,
+    /// IEEE half precision (round to nearest even).
+    F16,
+    /// bfloat16 (round to nearest even).
+    BF16,
+}
+
+impl DType {
+    /// The names `--dtype` accepts.
+    pub const NAMES: &'static [&'static str] = &["f32", "f16", "bf16"];
+
+    /// Parses `f32`, `f16` or `bf16`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "f32" => Some(Self::F32),
+            "f16" => Some(Self::F16),
+            "bf16" => Some(Self::BF16),
+            _ => None,
+        }
+    }
+
+    /// The name `--dtype` uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::F32 => "f32",
+            Self::F16 => "f16",
+            Self::BF16 => "bf16",
+        }
+    }
+
+    /// Bytes per stored weight.
+    pub fn bytes(self) -> usize {
+        match self {
+            Self::F32 => 4,
+            Self::F16 | Self::BF16 => 2,
+        }
+    }
+}
+
+/// A `[k, n]` weight matrix in panels of [`PANEL`] columns (the last one zero-padded).
+#[derive(Debug, Clone)]
+pub struct Packed {
+    /// Input features (rows).
+    pub k: usize,
+    /// Output features (columns).
+    pub n: usize,
+    dtype: DType,
+    wide: Vec<f32>,
+    half: Vec<u16>,
+}
+
+impl Packed {
+    /// Packs the matrix whose element `(row, col)` is `at(row, col)`.
+    pub fn new(k: usize, n: usize, dtype: DType, at: impl Fn(usize, usize) -> f32) -> Self {
+        let panels = n.div_ceil(PANEL);
+        let value = |i: usize| {
+            let (p, rest) = (i / (k * PANEL), i % (k * PANEL));
+            let (row, lane) = (rest / PANEL, rest % PANEL);
+            let col = p * PANEL + lane;
+            if col < n { at(row, col) } else { 0.0 }
+        };
+        let len = panels * k * PANEL;
+        let (wide, half) = match dtype {
+            DType::F32 => (huge_vec(len, value), Vec::new()),
+            DType::F16 => (
+                Vec::new(),
+                huge_vec(len, |i| half::f16::from_f32(value(i)).to_bits()),
+            ),
+            DType::BF16 => (
+                Vec::new(),
+                huge_vec(len, |i| half::bf16::from_f32(value(i)).to_bits()),
+            ),
+        };
+        Self {
+            k,
+            n,
+            dtype,
+            wide,
+            half,
+        }
+    }
+
+    /// Packs a row-major `[k, n]` slice.
+    pub fn from_rows(w: &[f32], k: usize, n: usize, dtype: DType) -> Self {
+        assert_eq!(w.len(), k * n, "weight of the wrong size");
+        Self::new(k, n, dtype, |r, c| w[r * n + c])
+    }
+
+    /// The stored type.
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    /// Bytes of packed weights.
+    pub fn bytes(&self) -> usize {
+        self.wide.len() * 4 + self.half.len() * 2
+    }
+
+    /// Element `(row, col)` as stored (after rounding to the storage type).
+    pub fn get(&self, row: usize, col: usize) -> f32 {
+        let i = (col / PANEL * self.k + row) * PANEL + col % PANEL;
+        match self.dtype {
+            DType::F32 => self.wide[i],
+            DType::F16 => half::f16::from_bits(self.half[i]).to_f32(),
+            DType::BF16 => half::bf16::from_bits(self.half[i]).to_f32(),
+        }
+    }
+
+    /// Column `col` (all `k` rows) into `out`.
+    pub fn column(&self, col: usize, out: &mut [f32]) {
+        for (row, o) in out.iter_mut().enumerate().take(self.k) {
+            *o = self.get(row, col);
+        }
+    }
+
+    fn panels(&self) -> usize {
+        self.n.div_ceil(PANEL)
+    }
+}
+
+/// A vector of `len` values `f(i)`, in transparent huge pages where Linux offers them: a
+/// decode step streams every weight, and 4 KiB pages would cost a TLB miss every 4 KiB.
+fn huge_vec<T>(len: usize, f: impl Fn(usize) -> T) -> Vec<T> {
+    let mut v = Vec::with_capacity(len);
+    #[cfg(target_os = "linux")]
+    {
+        const PAGE: usize = 4096;
+        let start = v.as_mut_ptr() as usize;
+        let aligned = start.next_multiple_of(PAGE);
+        let end = start + len * std::mem::size_of::<T>();
+        if end > aligned + PAGE {
+            // SAFETY: the range lies inside the vector's own (not yet touched) allocation; the
+            // advice changes how pages are backed, never their contents.
+            unsafe {
+                libc::madvise(
+                    aligned as *mut libc::c_void,
+                    end - aligned,
+                    libc::MADV_HUGEPAGE,
+                );
+            }
+        }
+    }
+    v.extend((0..len).map(f));
+    v
+}
+
+/// A raw output pointer shared by the threads of one multiply; each writes its own columns.
+#[derive(Clone, Copy)]
+struct Out(*mut f32);
+// SAFETY: the threads of `matmul` write disjoint column ranges of the output.
+unsafe impl Send for Out {}
+unsafe impl Sync for Out {}
+
+impl Out {
+    /// The element at `i` (a method, so closures capture the whole `Send` wrapper).
+    fn at(self, i: usize) -> *mut f32 {
+        self.0.wrapping_add(i)
+    }
+}
+
+/// `out[m, n] = a[m, k] · w + bias`, `a` row-major with row stride `k`.
+pub fn matmul(a: &[f32], m: usize, w: &Packed, bias: Option<&[f32]>, out: &mut [f32]) {
+    let (k, n) = (w.k, w.n);
+    assert!(
+        a.len() >= m * k && out.len() >= m * n,
+        "matmul: buffers too small"
+    );
+    if let Some(b) = bias {
+        assert_eq!(b.len(), n, "matmul: bias of the wrong size");
+    }
+    let panels = w.panels();
+    let dst = Out(out.as_mut_ptr());
+    let run = |range: std::ops::Range<usize>| {
+        for p in range {
+            let mut row = 0;
+            while row < m {
+                let rows = MR.min(m - row);
+                let mut tile = [[0f32; PANEL]; MR];
+                // SAFETY: `a` holds rows `row..row + rows` of `k` values; the panel holds `k`
+                // rows of `PANEL` values.
+                unsafe { panel_tile(a.as_ptr().add(row * k), k, rows, w, p, &mut tile) };
+                for (r, t) in tile.iter().enumerate().take(rows) {
+                    for (lane, &v) in t.iter().enumerate() {
+                        let col = p * PANEL + lane;
+                        if col < n {
+                            let v = match bias {
+                                Some(b) => v + b[col],
+                                None => v,
+                            };
+                            // SAFETY: in bounds (checked above); columns of panel `p` are
+                            // written by this thread only.
+                            unsafe { *dst.at((row + r) * n + col) = v };
+                        }
+                    }
+                }
+                row += rows;
+            }
+        }
+    };
+    // Small products are not worth waking the pool for.
+    if m * k * n < 1 << 16 || rayon::current_num_threads() == 1 {
+        run(0..panels);
+        return;
+    }
+    let chunks = (rayon::current_num_threads() * 4).min(panels);
+    (0..chunks).into_par_iter().for_each(|c| {
+        run(c * panels / chunks..(c + 1) * panels / chunks);
+    });
+}
+
+/// One register tile: `rows` (≤ MR) rows of `a` times panel `p`.
+///
+/// # Safety
+/// `a` must point at `rows` rows of `lda` readable values each.
+unsafe fn panel_tile(
+    a: *const f32,
+    lda: usize,
+    rows: usize,
+    w: &Packed,
+    p: usize,
+    out: &mut [[f32; PANEL]; MR],
+) {
+    let k = w.k;
+    let off = p * k * PANEL;
+    #[cfg(target_arch = "x86_64")]
+    if simd::available() {
+        // SAFETY: the CPU has AVX2, FMA and F16C (checked); pointers as documented.
+        unsafe {
+            match w.dtype {
+                DType::F32 => {
+                    simd::tile::<simd::F32>(a, lda, rows, w.wide.as_ptr().add(off), k, out)
+                }
+                DType::F16 => {
+                    simd::tile::<simd::F16>(a, lda, rows, w.half.as_ptr().add(off), k, out)
+                }
+                DType::BF16 => {
+                    simd::tile::<simd::BF16>(a, lda, rows, w.half.as_ptr().add(off), k, out)
+                }
+            }
+        }
+        return;
+    }
+    let b = |kk: usize, lane: usize| -> f32 {
+        let i = off + kk * PANEL + lane;
+        match w.dtype {
+            DType::F32 => w.wide[i],
+            DType::F16 => half::f16::from_bits(w.half[i]).to_f32(),
+            DType::BF16 => half::bf16::from_bits(w.half[i]).to_f32(),
+        }
+    };
+    for (r, acc) in out.iter_mut().enumerate().take(rows) {
+        *acc = [0.0; PANEL];
+        for kk in 0..k {
+            // SAFETY: as documented.
+            let x = unsafe { *a.add(r * lda + kk) };
+            for (lane, v) in acc.iter_mut().enumerate() {
+                *v = x.mul_add(b(kk, lane), *v);
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod simd {
+    use std::arch::x86_64::*;
+    use std::sync::OnceLock;
+
+    use super::{MR, PANEL};
+
+    /// AVX2 + FMA + F16C, detected once (`MINIGPT_NO_SIMD` turns SIMD off, for tests).
+    pub fn available() -> bool {
+        static OK: OnceLock<bool> = OnceLock::new();
+        *OK.get_or_init(|| {
+            std::env::var_os("MINIGPT_NO_SIMD").is_none()
+                && is_x86_feature_detected!("avx2")
+                && is_x86_feature_detected!("fma")
+                && is_x86_feature_detected!("f16c")
+        })
+    }
+
+    /// AVX-512F as well (`MINIGPT_NO_AVX512` keeps AVX2, for tests).
+    pub fn avx512() -> bool {
+        static OK: OnceLock<bool> = OnceLock::new();
+        *OK.get_or_init(|| {
+            available()
+                && std::env::var_os("MINIGPT_NO_AVX512").is_none()
+                && is_x86_feature_detected!("avx512f")
+        })
+    }
+
+    /// Bytes ahead of the weight stream to prefetch.
+    const AHEAD: usize = 512;
+
+    /// A stored weight type: loads as f32 lanes.
+    pub trait Elem {
+        type T;
+        /// # Safety
+        /// `p` must point at eight readable values; AVX2 and F16C must be available.
+        unsafe fn load8(p: *const Self::T) -> __m256;
+        /// # Safety
+        /// `p` must point at sixteen readable values; AVX-512F must be available.
+        unsafe fn load16(p: *const Self::T) -> __m512;
+    }
+    pub struct F32;
+    pub struct F16;
+    pub struct BF16;
+    impl Elem for F32 {
+        type T = f32;
+        #[inline]
+        #[target_feature(enable = "avx2,fma,f16c")]
+        unsafe fn load8(p: *const f32) -> __m256 {
+            unsafe { _mm256_loadu_ps(p) }
+        }
+        #[inline]
+        #[target_feature(enable = "avx512f")]
+        unsafe fn load16(p: *const f32) -> __m512 {
+            unsafe { _mm512_loadu_ps(p) }
+        }
+    }
+    impl Elem for F16 {
+        type T = u16;
+        #[inline]
+        #[target_feature(enable = "avx2,fma,f16c")]
+        unsafe fn load8(p: *const u16) -> __m256 {
+            unsafe { _mm256_cvtph_ps(_mm_loadu_si128(p.cast())) }
+        }
+        #[inline]
+        #[target_feature(enable = "avx512f")]
+        unsafe fn load16(p: *const u16) -> __m512 {
+            unsafe { _mm512_cvtph_ps(_mm256_loadu_si256(p.cast())) }
+        }
+    }
+    impl Elem for BF16 {
+        type T = u16;
+        #[inline]
+        #[target_feature(enable = "avx2,fma,f16c")]
+        unsafe fn load8(p: *const u16) -> __m256 {
+            unsafe {
+                let wide = _mm256_cvtepu16_epi32(_mm_loadu_si128(p.cast()));
+                _mm256_castsi256_ps(_mm256_slli_epi32(wide, 16))
+            }
+        }
+        #[inline]
+        #[target_feature(enable = "avx512f")]
+        unsafe fn load16(p: *const u16) -> __m512 {
+            unsafe {
+                let wide = _mm512_cvtepu16_epi32(_mm256_loadu_si256(p.cast()));
+                _mm512_castsi512_ps(_mm512_slli_epi32(wide, 16))
+            }
+        }
+    }
+
+    /// `rows` (≤ MR) rows of `a` times one panel, into `out`.
+    ///
+    /// # Safety
+    /// AVX2/FMA/F16C available; `a`: `rows` rows of `lda` values; `b`: `k` rows of `PANEL`.
+    pub unsafe fn tile<E: Elem>(
+        a: *const f32,
+        lda: usize,
+        rows: usize,
+        b: *const E::T,
+        k: usize,
+        out: &mut [[f32; PANEL]; MR],
+    ) {
+        unsafe {
+            if avx512() {
+                macro_rules! by_rows {
+                    ($($n:literal)*) => {
+                        match rows {
+                            $($n => tile512::<E, $n>(a, lda, b, k, out, 0),)*
+                            _ => unreachable!("at most MR rows"),
+                        }
+                    };
+                }
+                by_rows!(1 2 3 4 5 6 7 8 9 10 11 12);
+            } else {
+                // Sixteen registers: three rows at a time.
+                let mut r = 0;
+                while r < rows {
+                    let a = a.add(r * lda);
+                    match rows - r {
+                        1 => tile256::<E, 1>(a, lda, b, k, out, r),
+                        2 => tile256::<E, 2>(a, lda, b, k, out, r),
+                        _ => tile256::<E, 3>(a, lda, b, k, out, r),
+                    }
+                    r += 3;
+                }
+            }
+        }
+    }
+
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn tile256<E: Elem, const R: usize>(
+        a: *const f32,
+        lda: usize,
+        b: *const E::T,
+        k: usize,
+        out: &mut [[f32; PANEL]; MR],
+        first: usize,
+    ) {
+        unsafe {
+            let mut acc = [[_mm256_setzero_ps(); 4]; R];
+            for kk in 0..k {
+                let p = b.add(kk * PANEL);
+                _mm_prefetch::<_MM_HINT_T0>(p.cast::<i8>().add(AHEAD));
+                let w = [
+                    E::load8(p),
+                    E::load8(p.add(8)),
+                    E::load8(p.add(16)),
+                    E::load8(p.add(24)),
+                ];
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    let x = _mm256_broadcast_ss(&*a.add(r * lda + kk));
+                    for (acc, w) in acc.iter_mut().zip(&w) {
+                        *acc = _mm256_fmadd_ps(x, *w, *acc);
+                    }
+                }
+            }
+            for (r, acc) in acc.iter().enumerate() {
+                for (j, acc) in acc.iter().enumerate() {
+                    _mm256_storeu_ps(out[first + r].as_mut_ptr().add(8 * j), *acc);
+                }
+            }
+        }
+    }
+
+    #[target_feature(enable = "avx512f")]
+    unsafe fn tile512<E: Elem, const R: usize>(
+        a: *const f32,
+        lda: usize,
+        b: *const E::T,
+        k: usize,
+        out: &mut [[f32; PANEL]; MR],
+        first: usize,
+    ) {
+        unsafe {
+            let mut acc = [[_mm512_setzero_ps(); 2]; R];
+            for kk in 0..k {
+                let p = b.add(kk * PANEL);
+                _mm_prefetch::<_MM_HINT_T0>(p.cast::<i8>().add(AHEAD));
+                let w0 = E::load16(p);
+                let w1 = E::load16(p.add(16));
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    let x = _mm512_set1_ps(*a.add(r * lda + kk));
+                    acc[0] = _mm512_fmadd_ps(x, w0, acc[0]);
+                    acc[1] = _mm512_fmadd_ps(x, w1, acc[1]);
+                }
+            }
+            for (r, acc) in acc.iter().enumerate() {
+                _mm512_storeu_ps(out[first + r].as_mut_ptr(), acc[0]);
+                _mm512_storeu_ps(out[first + r].as_mut_ptr().add(16), acc[1]);
+            }
+        }
+    }
+}
+
+/// Runs `body` compiled for AVX2+FMA where the CPU has them, else as portable code: the same
+/// source, so the same operations and the same results.
+macro_rules! multiversion {
+    ($(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),*) $body:block) => {
+        $(#[$meta])*
+        $vis fn $name($($arg: $ty),*) {
+            #[inline(always)]
+            #[allow(clippy::too_many_arguments)]
+            fn body($($arg: $ty),*) $body
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx2,fma")]
+                #[allow(clippy::too_many_arguments)]
+                unsafe fn fast($($arg: $ty),*) { body($($arg),*) }
+                if simd::available() {
+                    // SAFETY: the features were detected.
+                    unsafe { fast($($arg),*) };
+                    return;
+                }
+            }
+            body($($arg),*)
+        }
+    };
+}
+
+/// `e^x` to about 2 ulp over the f32 range (Cephes' `expf` polynomial), written without
+/// branches so loops over it vectorise.
+#[inline(always)]
+pub fn exp(x: f32) -> f32 {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    const ROUND: f32 = 12_582_912.0; // 1.5 · 2^23: adding it rounds to an integer
+    let x = x.clamp(-87.3, 88.7);
+    let n = (x * LOG2E + ROUND) - ROUND;
+    let r = x - n * 0.693_359_4 - n * -2.121_944_4e-4;
+    let p = 1.987_569_1e-4;
+    let p = p * r + 1.398_199_9e-3;
+    let p = p * r + 8.333_452e-3;
+    let p = p * r + 4.166_579_6e-2;
+    let p = p * r + 1.666_666_5e-1;
+    let p = p * r + 0.5;
+    let y = p * (r * r) + r + 1.0;
+    y * f32::from_bits(((n as i32 + 127) as u32) << 23)
+}
+
+/// `erf(x)`, Abramowitz & Stegun 7.1.26 (absolute error below 1.5e-7).
+#[inline(always)]
+fn erf(x: f32) -> f32 {
+    let z = x.abs();
+    let t = 1.0 / (1.0 + 0.327_591_1 * z);
+    let poly = ((((1.061_405_4 * t - 1.453_152_1) * t + 1.421_413_7) * t - 0.284_496_74) * t
+        + 0.254_829_6)
+        * t;
+    let y = 1.0 - poly * exp(-z * z);
+    y.copysign(x)
+}
+
+multiversion! {
+    /// GPT-2's tanh GELU in place, as `x·σ(2√(2/π)(x + 0.044715x³))` (the same function).
+    pub fn gelu_tanh(x: &mut [f32]) {
+        const C: f32 = 2.0 * 0.797_884_6;
+        for v in x.iter_mut() {
+            let u = C * (*v + 0.044_715 * *v * *v * *v);
+            *v /= 1.0 + exp(-u);
+        }
+    }
+}
+
+multiversion! {
+    /// The exact GELU `0.5·x·(1 + erf(x/√2))` in place.
+    pub fn gelu_erf(x: &mut [f32]) {
+        for v in x.iter_mut() {
+            *v = 0.5 * *v * (1.0 + erf(*v * std::f32::consts::FRAC_1_SQRT_2));
+        }
+    }
+}
+
+multiversion! {
+    /// LayerNorm of one row: `out = (x − mean)/√(var + eps)·g + b` (biased variance).
+    pub fn layer_norm(x: &[f32], g: &[f32], b: &[f32], eps: f32, out: &mut [f32]) {
+        let n = x.len() as f32;
+        let mean = sum8(x) / n;
+        let mut sq = [0f32; 8];
+        let chunks = x.chunks_exact(8);
+        let tail: f32 = chunks.remainder().iter().map(|v| (v - mean) * (v - mean)).sum();
+        for c in chunks {
+            for (s, v) in sq.iter_mut().zip(c) {
+                *s += (v - mean) * (v - mean);
+            }
+        }
+        let var = (sq.iter().sum::<f32>() + tail) / n;
+        let inv = 1.0 / (var + eps).sqrt();
+        for (((o, v), g), b) in out.iter_mut().zip(x).zip(g).zip(b) {
+            *o = (v - mean) * inv * g + b;
+        }
+    }
+}
+
+/// Sum in eight lanes (vectorises; a fixed order for a given length).
+#[inline(always)]
+fn sum8(x: &[f32]) -> f32 {
+    let mut s = [0f32; 8];
+    let chunks = x.chunks_exact(8);
+    let tail: f32 = chunks.remainder().iter().sum();
+    for c in chunks {
+        for (s, v) in s.iter_mut().zip(c) {
+            *s += v;
+        }
+    }
+    s.iter().sum::<f32>() + tail
+}
+
+/// Dot product in eight lanes.
+#[inline(always)]
+fn dot8(a: &[f32], b: &[f32]) -> f32 {
+    let mut s = [0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for i in 0..8 {
+            s[i] += x[i] * y[i];
+        }
+    }
+    s.iter().sum::<f32>() + tail
+}
+
+multiversion! {
+    #[allow(clippy::too_many_arguments)]
+    /// One query of one head against `len` cached positions: `out = softmax(q·Kᵀ·scale)·V`.
+    /// `keys`/`values` hold position `j`'s head vector at `j·stride .. j·stride + q.len()`;
+    /// `scores` is scratch of at least `len`.
+    pub fn attend(
+        q: &[f32],
+        keys: &[f32],
+        values: &[f32],
+        stride: usize,
+        len: usize,
+        scale: f32,
+        scores: &mut [f32],
+        out: &mut [f32]
+    ) {
+        let d = q.len();
+        let scores = &mut scores[..len];
+        let mut max = f32::NEG_INFINITY;
+        for (j, s) in scores.iter_mut().enumerate() {
+            *s = dot8(q, &keys[j * stride..j * stride + d]) * scale;
+            max = max.max(*s);
+        }
+        let mut total = 0.0;
+        for s in scores.iter_mut() {
+            *s = exp(*s - max);
+            total += *s;
+        }
+        let inv = 1.0 / total;
+        out.fill(0.0);
+        for (j, s) in scores.iter().enumerate() {
+            let p = s * inv;
+            for (o, v) in out.iter_mut().zip(&values[j * stride..j * stride + d]) {
+                *o += p * v;
+            }
+        }
+    }
+}
+
+multiversion! {
+    /// `x += y`.
+    pub fn add_assign(x: &mut [f32], y: &[f32]) {
+        for (a, b) in x.iter_mut().zip(y) {
+            *a += b;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Deterministic pseudo-random values in [-1, 1).
+    fn values(n: usize, seed: u64) -> Vec<f32> {
+        let mut s = seed;
+        (0..n)
+            .map(|_| {
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+            })
+            .collect()
+    }
+
+    fn reference(a: &[f32], m: usize, k: usize, w: &[f32], n: usize, bias: &[f32]) -> Vec<f64> {
+        let mut out = vec![0f64; m * n];
+        for r in 0..m {
+            for c in 0..n {
+                let s: f64 = (0..k)
+                    .map(|i| a[r * k + i] as f64 * w[i * n + c] as f64)
+                    .sum();
+                out[r * n + c] = s + bias[c] as f64;
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn matmul_matches_f64_reference_for_every_shape_and_dtype() {
+        for &(m, k, n) in &[
+            (1, 7, 5),
+            (3, 64, 17),
+            (7, 33, 40),
+            (13, 128, 100),
+            (40, 96, 300),
+        ] {
+            let a = values(m * k, 1);
+            let w = values(k * n, 2);
+            let bias = values(n, 3);
+            let want = reference(&a, m, k, &w, n, &bias);
+            for (dtype, tol) in [(DType::F32, 1e-5), (DType::F16, 2e-2), (DType::BF16, 1e-1)] {
+                let p = Packed::from_rows(&w, k, n, dtype);
+                let mut out = vec![f32::NAN; m * n];
+                matmul(&a, m, &p, Some(&bias), &mut out);
+                let worst = out
+                    .iter()
+                    .zip(&want)
+                    .map(|(&x, &y)| (x as f64 - y).abs())
+                    .fold(0.0, f64::max);
+                assert!(worst < tol, "{m}x{k}x{n} {dtype:?}: off by {worst}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_row_gives_the_same_bits_alone_and_in_any_batch() {
+        let (k, n) = (200, 77);
+        let a = values(11 * k, 4);
+        let w = Packed::from_rows(&values(k * n, 5), k, n, DType::F32);
+        let mut all = vec![0f32; 11 * n];
+        matmul(&a, 11, &w, None, &mut all);
+        for r in 0..11 {
+            let mut one = vec![0f32; n];
+            matmul(&a[r * k..(r + 1) * k], 1, &w, None, &mut one);
+            assert_eq!(one, all[r * n..(r + 1) * n], "row {r}");
+        }
+    }
+
+    #[test]
+    fn packed_get_returns_the_rounded_weight() {
+        let w = values(5 * 20, 6);
+        let p = Packed::from_rows(&w, 5, 20, DType::F32);
+        assert_eq!(p.get(3, 17), w[3 * 20 + 17]);
+        let h = Packed::from_rows(&w, 5, 20, DType::F16);
+        assert_eq!(h.get(4, 19), half::f16::from_f32(w[4 * 20 + 19]).to_f32());
+        let b = Packed::from_rows(&w, 5, 20, DType::BF16);
+        assert_eq!(b.get(0, 0), half::bf16::from_f32(w[0]).to_f32());
+    }
+
+    #[test]
+    fn exp_erf_and_gelu_are_accurate() {
+        for i in -2000..=2000 {
+            let x = i as f32 * 0.04;
+            let want = (x as f64).exp();
+            let rel = ((exp(x) as f64 - want) / want).abs();
+            assert!(rel < 3e-7, "exp({x}) off by {rel}");
+        }
+        let mut xs: Vec<f32> = (-800..=800).map(|i| i as f32 * 0.01).collect();
+        let mut ys = xs.clone();
+        gelu_erf(&mut xs);
+        gelu_tanh(&mut ys);
+        for (i, (g, t)) in xs.iter().zip(&ys).enumerate() {
+            let x = (i as f64 - 800.0) * 0.01;
+            let tanh_ref = 0.5
+                * x
+                * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (x + 0.044715 * x * x * x)).tanh());
+            assert!((*t as f64 - tanh_ref).abs() < 1e-6, "gelu_tanh({x})");
+            // erf(x/√2) from its series is slow to converge; compare with the tanh form's
+            // known distance from the exact GELU instead (below 1e-3 everywhere).
+            assert!((*g as f64 - tanh_ref).abs() < 1e-3, "gelu_erf({x})");
+        }
+        // Exact values: Φ(1) = 0.841344746, Φ(−0.5) = 0.308537539.
+        let mut v = [1.0f32, -0.5];
+        gelu_erf(&mut v);
+        assert!((v[0] as f64 - 0.841_344_746).abs() < 3e-7);
+        assert!((v[1] as f64 - -0.5 * 0.308_537_539).abs() < 3e-7);
+    }
+
+    #[test]
+    fn attend_is_softmax_weighted_values() {
+        let (d, len, stride) = (8, 5, 12);
+        let q = values(d, 7);
+        let keys = values(len * stride, 8);
+        let vals = values(len * stride, 9);
+        let mut scores = vec![0f32; len];
+        let mut out = vec![0f32; d];
+        attend(&q, &keys, &vals, stride, len, 0.5, &mut scores, &mut out);
+        let s: Vec<f64> = (0..len)
+            .map(|j| {
+                (0..d)
+                    .map(|i| q[i] as f64 * keys[j * stride + i] as f64)
+                    .sum::<f64>()
+                    * 0.5
+            })
+            .collect();
+        let z: f64 = s.iter().map(|x| x.exp()).sum();
+        for i in 0..d {
+            let want: f64 = (0..len)
+                .map(|j| s[j].exp() / z * vals[j * stride + i] as f64)
+                .sum();
+            assert!((out[i] as f64 - want).abs() < 1e-6);
+        }
+    }
+
+    #[test]
+    fn layer_norm_normalises() {
+        let x = values(37, 10);
+        let g = values(37, 11);
+        let b = values(37, 12);
+        let mut out = vec![0f32; 37];
+        layer_norm(&x, &g, &b, 1e-5, &mut out);
+        let mean: f64 = x.iter().map(|&v| v as f64).sum::<f64>() / 37.0;
+        let var: f64 = x.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / 37.0;
+        for i in 0..37 {
+            let want = (x[i] as f64 - mean) / (var + 1e-5).sqrt() * g[i] as f64 + b[i] as f64;
+            assert!((out[i] as f64 - want).abs() < 1e-5);
+        }
+    }
+}

@@ -1,0 +1,315 @@
+//! The native CPU engine (`--device cpu`): GPT-2 inference on minigpt's own kernels
+//! ([`kernels`]), with weights packed once at load time in f32, f16 or bf16.
+//!
+//! Why not Burn's `flex` for inference: a batch-1 decode step is 49 matrix-vector products that
+//! must stream every weight from memory at full bandwidth, and flex's GEMV on a transposed
+//! right-hand side (the tied LM head) and its per-op dispatch leave about half the bandwidth
+//! unused (see `shared/docs/burn-notes.md`). Training stays on Burn (it needs autodiff); Burn's
+//! `flex`, `ndarray` and `wgpu` devices remain available for inference and are the parity
+//! reference for this engine.
+//!
+//! Each sequence has its own KV cache (no left padding, no masks): rows of a batch share only
+//! the weight reads of the matrix multiplies, and every kernel computes a row's values with the
+//! same operations whatever the batch, so **a row's logits are bit-identical alone, in any
+//! batch, and in a prefill or a cached step**.
+
+pub mod kernels;
+
+use rayon::prelude::*;
+
+pub use kernels::DType;
+use kernels::{Packed, add_assign, attend, gelu_erf, gelu_tanh, layer_norm, matmul};
+
+use crate::config::GptConfig;
+use crate::gpt::Gpt;
+
+/// A linear layer: packed `[in, out]` weight and f32 bias.
+#[derive(Debug)]
+struct Lin {
+    w: Packed,
+    b: Vec<f32>,
+}
+
+#[derive(Debug)]
+struct Norm {
+    g: Vec<f32>,
+    b: Vec<f32>,
+}
+
+#[derive(Debug)]
+struct Block {
+    ln_1: Norm,
+    c_attn: Lin,
+    attn_proj: Lin,
+    ln_2: Norm,
+    c_fc: Lin,
+    mlp_proj: Lin,
+}
+
+/// GPT-2 with packed weights.
+#[derive(Debug)]
+pub struct NativeGpt {
+    n_head: usize,
+    n_embd: usize,
+    n_positions: usize,
+    eps: f32,
+    exact_gelu: bool,
+    /// The tied embedding as the head's `[n_embd, vocab]` matrix (column `t` = token `t`).
+    wte: Packed,
+    wpe: Vec<f32>,
+    blocks: Vec<Block>,
+    ln_f: Norm,
+}
+
+/// One sequence's keys and values: per layer, `[n_head][n_positions][head_dim]`, allocated for
+/// the whole context at once (zeroed pages the OS backs only as positions fill), so appending
+/// never reallocates and each head's keys are one contiguous stream.
+#[derive(Debug, Clone, Default)]
+pub struct SeqCache {
+    k: Vec<Vec<f32>>,
+    v: Vec<Vec<f32>>,
+    len: usize,
+}
+
+impl SeqCache {
+    /// Positions held.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when nothing is cached.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Forgets every position (keeping the memory).
+    pub fn clear(&mut self) {
+        self.len = 0;
+    }
+}
+
+/// Which final hidden states a forward pass returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Want {
+    /// The last new position of each sequence: `[sequences, n_embd]`.
+    Last,
+    /// Every new position, sequence after sequence: `[new positions, n_embd]`.
+    All,
+}
+
+fn host<const D: usize>(t: burn::tensor::Tensor<D>) -> Vec<f32> {
+    crate::to_host(t)
+}
+
+impl NativeGpt {
+    /// Packs a Burn model's weights (read from its device once).
+    pub fn from_model(model: &Gpt, cfg: &GptConfig, dtype: DType) -> Self {
+        let c = cfg.n_embd;
+        let lin = |l: &burn::nn::Linear| {
+            let [k, n] = l.weight.val().dims();
+            let w = host(l.weight.val());
+            let b = l
+                .bias
+                .as_ref()
+                .map_or_else(|| vec![0.0; n], |b| host(b.val()));
+            Lin {
+                w: Packed::from_rows(&w, k, n, dtype),
+                b,
+            }
+        };
+        let norm = |n: &burn::nn::LayerNorm| Norm {
+            g: host(n.gamma.val()),
+            b: n.beta
+                .as_ref()
+                .map_or_else(|| vec![0.0; c], |b| host(b.val())),
+        };
+        let wte = host(model.wte.weight.val()); // [vocab, c]
+        let blocks = model
+            .h
+            .iter()
+            .map(|b| Block {
+                ln_1: norm(&b.ln_1),
+                c_attn: lin(&b.attn.c_attn),
+                attn_proj: lin(&b.attn.c_proj),
+                ln_2: norm(&b.ln_2),
+                c_fc: lin(&b.mlp.c_fc),
+                mlp_proj: lin(&b.mlp.c_proj),
+            })
+            .collect();
+        Self {
+            n_head: cfg.n_head,
+            n_embd: c,
+            n_positions: cfg.n_positions,
+            eps: cfg.layer_norm_epsilon as f32,
+            exact_gelu: cfg.exact_gelu(),
+            wte: Packed::new(c, cfg.vocab_size, dtype, |r, t| wte[t * c + r]),
+            wpe: host(model.wpe.weight.val()),
+            blocks,
+            ln_f: norm(&model.ln_f),
+        }
+    }
+
+    /// The weights' storage type.
+    pub fn dtype(&self) -> DType {
+        self.wte.dtype()
+    }
+
+    /// Bytes of weights a decode step reads (every matrix once).
+    pub fn weight_bytes(&self) -> usize {
+        self.wte.bytes()
+            + self
+                .blocks
+                .iter()
+                .map(|b| {
+                    b.c_attn.w.bytes()
+                        + b.attn_proj.w.bytes()
+                        + b.c_fc.w.bytes()
+                        + b.mlp_proj.w.bytes()
+                })
+                .sum::<usize>()
+    }
+
+    /// An empty cache with room for the whole context (touched only as it fills).
+    pub fn new_cache(&self) -> SeqCache {
+        let room = || {
+            (0..self.blocks.len())
+                .map(|_| vec![0f32; self.n_positions * self.n_embd])
+                .collect()
+        };
+        SeqCache {
+            k: room(),
+            v: room(),
+            len: 0,
+        }
+    }
+
+    /// Runs each sequence's new tokens after its cached positions, appending to its cache,
+    /// and returns the final hidden states (after `ln_f`) that `want` asks for.
+    ///
+    /// Callers keep every sequence within the context (`cache.len() + tokens.len()` at most
+    /// `n_positions`).
+    pub fn forward(&self, seqs: &mut [(&mut SeqCache, &[u32])], want: Want) -> Vec<f32> {
+        let c = self.n_embd;
+        // Every new token: (sequence, position).
+        let mut meta = Vec::new();
+        for (s, (cache, tokens)) in seqs.iter().enumerate() {
+            assert!(
+                cache.len + tokens.len() <= self.n_positions,
+                "a sequence longer than the context reached the engine"
+            );
+            meta.extend((0..tokens.len()).map(|j| (s, cache.len + j)));
+        }
+        let m = meta.len();
+        let mut x = vec![0f32; m * c];
+        let tokens = seqs.iter().flat_map(|(_, t)| t.iter());
+        for ((row, &(_, pos)), &t) in x.chunks_exact_mut(c).zip(&meta).zip(tokens) {
+            self.wte.column(t as usize, row);
+            add_assign(row, &self.wpe[pos * c..(pos + 1) * c]);
+        }
+        let mut h = vec![0f32; m * c];
+        let mut qkv = vec![0f32; m * 3 * c];
+        let mut y = vec![0f32; m * c];
+        let mut u = vec![0f32; m * self.blocks.first().map_or(0, |b| b.c_fc.w.n)];
+        let hd = c / self.n_head;
+        let scale = 1.0 / (hd as f32).sqrt();
+        for (l, block) in self.blocks.iter().enumerate() {
+            self.norm_rows(&x, &block.ln_1, &mut h);
+            matmul(&h, m, &block.c_attn.w, Some(&block.c_attn.b), &mut qkv);
+            let cap = self.n_positions;
+            for ((s, pos), row) in meta.iter().zip(qkv.chunks_exact(3 * c)) {
+                let cache = &mut *seqs[*s].0;
+                for head in 0..self.n_head {
+                    let at = (head * cap + pos) * hd;
+                    let src = c + head * hd;
+                    cache.k[l][at..at + hd].copy_from_slice(&row[src..src + hd]);
+                    cache.v[l][at..at + hd].copy_from_slice(&row[c + src..c + src + hd]);
+                }
+            }
+            let caches: Vec<&SeqCache> = seqs.iter().map(|(cache, _)| &**cache).collect();
+            let n_head = self.n_head;
+            let attend_one = |scores: &mut Vec<f32>, (i, out): (usize, &mut [f32])| {
+                let (tok, head) = (i / n_head, i % n_head);
+                let (s, pos) = meta[tok];
+                let q = &qkv[tok * 3 * c + head * hd..][..hd];
+                let cache = caches[s];
+                let at = head * cap * hd;
+                let (keys, values) = (&cache.k[l][at..], &cache.v[l][at..]);
+                attend(q, keys, values, hd, pos + 1, scale, scores, out);
+            };
+            let scratch = || vec![0f32; self.n_positions];
+            if m * self.n_head > 1 {
+                y.par_chunks_mut(hd)
+                    .enumerate()
+                    .for_each_init(scratch, attend_one);
+            } else {
+                let mut s = scratch();
+                y.chunks_mut(hd)
+                    .enumerate()
+                    .for_each(|item| attend_one(&mut s, item));
+            }
+            matmul(&y, m, &block.attn_proj.w, Some(&block.attn_proj.b), &mut h);
+            add_assign(&mut x, &h);
+            self.norm_rows(&x, &block.ln_2, &mut h);
+            matmul(&h, m, &block.c_fc.w, Some(&block.c_fc.b), &mut u);
+            let inner = block.c_fc.w.n;
+            let act = |row: &mut [f32]| {
+                if self.exact_gelu {
+                    gelu_erf(row)
+                } else {
+                    gelu_tanh(row)
+                }
+            };
+            if m > 8 {
+                u.par_chunks_mut(inner).for_each(act);
+            } else {
+                u.chunks_mut(inner).for_each(act);
+            }
+            matmul(&u, m, &block.mlp_proj.w, Some(&block.mlp_proj.b), &mut h);
+            add_assign(&mut x, &h);
+        }
+        for (cache, tokens) in seqs.iter_mut() {
+            cache.len += tokens.len();
+        }
+        let rows: Vec<usize> = match want {
+            Want::All => (0..m).collect(),
+            Want::Last => {
+                let mut end = 0;
+                seqs.iter()
+                    .map(|(_, t)| {
+                        end += t.len();
+                        end - 1
+                    })
+                    .collect()
+            }
+        };
+        let mut out = vec![0f32; rows.len() * c];
+        for (o, &r) in out.chunks_exact_mut(c).zip(&rows) {
+            layer_norm(
+                &x[r * c..(r + 1) * c],
+                &self.ln_f.g,
+                &self.ln_f.b,
+                self.eps,
+                o,
+            );
+        }
+        out
+    }
+
+    fn norm_rows(&self, x: &[f32], n: &Norm, out: &mut [f32]) {
+        let c = self.n_embd;
+        let one = |(o, x): (&mut [f32], &[f32])| layer_norm(x, &n.g, &n.b, self.eps, o);
+        if x.len() > 8 * c {
+            out.par_chunks_mut(c).zip(x.par_chunks(c)).for_each(one);
+        } else {
+            out.chunks_mut(c).zip(x.chunks(c)).for_each(one);
+        }
+    }
+
+    /// Logits `[rows, vocab]` of final hidden states `[rows, n_embd]`.
+    pub fn logits(&self, hidden: &[f32]) -> Vec<f32> {
+        let m = hidden.len() / self.n_embd;
+        let mut out = vec![0f32; m * self.wte.n];
+        matmul(hidden, m, &self.wte, None, &mut out);
+        out
+    }
+}
