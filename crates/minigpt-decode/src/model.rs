@@ -63,6 +63,13 @@ pub trait LanguageModel {
     /// slides its window over arbitrarily long rows.
     fn max_row_len(&self) -> Option<usize>;
 
+    /// True when a row's logits are bit-identical whatever else is in its batch (and however
+    /// its prompt was split between prefill and steps): callers may then batch rows freely
+    /// without changing any result.
+    fn batch_invariant(&self) -> bool {
+        false
+    }
+
     /// Starts a new batch with one prompt per row (any lengths, none empty) and returns the
     /// next-token logits of every row.
     fn prefill(&mut self, prompts: &[Vec<u32>]) -> Result<Logits, ModelError>;

@@ -280,6 +280,11 @@ impl Strategy {
         })
     }
 
+    /// True for a search strategy (it decodes whole sequences, one prompt at a time).
+    pub fn is_search(&self) -> bool {
+        matches!(self.last, Last::Search(_))
+    }
+
     /// True when the strategy does not sample (greedy selector or a search), so temperature
     /// does not apply.
     pub fn is_deterministic(&self) -> bool {

@@ -1,14 +1,14 @@
 //! The sweep runner: generates every row of the grid into `generations.csv` (appended and
 //! flushed row by row, resumable), then writes `summary.csv`, `run.json` and the plots.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::Path;
 use std::time::Instant;
 
 use minigpt_decode::{
-    BuildContext, GenerateRequest, Generation, LanguageModel, Registry, Strategy, decode,
+    BuildContext, Decoding, GenerateRequest, Generation, LanguageModel, Registry, Strategy, decode,
 };
 use minigpt_tokenizer::Tokenizer;
 use serde_json::{Value, json};
@@ -232,6 +232,8 @@ pub struct Outcome {
     pub skipped: usize,
     /// True when `stop` asked to end early (the rows written are kept; run again to finish).
     pub interrupted: bool,
+    /// Model batches run.
+    pub batches: usize,
 }
 
 /// Reads the records of a run folder's `generations.csv`, cutting a torn last record off the
@@ -456,18 +458,36 @@ pub fn run(
         plan.config.experiment.samples,
     );
     let per_cell = plan.prompts.len() * plan.config.experiment.samples;
+    let want = |r: &RowRef| mine.contains(r) && !done.contains(&plan.key(r));
+    let batch_size = plan.config.experiment.batch_size;
     let mut batches: Vec<(Vec<RowRef>, Vec<bool>)> = vec![];
     let mut pending = 0;
-    for cell_rows in all.chunks(per_cell.max(1)) {
-        for chunk in cell_rows.chunks(plan.config.experiment.batch_size) {
-            let wanted: Vec<bool> = chunk
-                .iter()
-                .map(|r| mine.contains(r) && !done.contains(&plan.key(r)))
-                .collect();
-            let n = wanted.iter().filter(|&&w| w).count();
-            if n > 0 {
-                pending += n;
-                batches.push((chunk.to_vec(), wanted));
+    // A model whose rows do not depend on their batch (the native engine) gets full batches of
+    // wanted rows only, rows of every sampling cell packed together in grid order, so a sweep
+    // runs at batch throughput; searches decode one prompt at a time and keep per-cell batches.
+    let packed = model.batch_invariant();
+    if packed {
+        let is_search = |r: &RowRef| plan.cells[r.cell].built.is_search();
+        let (search, sample): (Vec<RowRef>, Vec<RowRef>) =
+            all.iter().copied().filter(|r| want(r)).partition(is_search);
+        pending = search.len() + sample.len();
+        for chunk in sample.chunks(batch_size) {
+            batches.push((chunk.to_vec(), vec![true; chunk.len()]));
+        }
+        for cell_rows in search.chunk_by(|a, b| a.cell == b.cell) {
+            for chunk in cell_rows.chunks(batch_size) {
+                batches.push((chunk.to_vec(), vec![true; chunk.len()]));
+            }
+        }
+    } else {
+        for cell_rows in all.chunks(per_cell.max(1)) {
+            for chunk in cell_rows.chunks(batch_size) {
+                let wanted: Vec<bool> = chunk.iter().map(want).collect();
+                let n = wanted.iter().filter(|&&w| w).count();
+                if n > 0 {
+                    pending += n;
+                    batches.push((chunk.to_vec(), wanted));
+                }
             }
         }
     }
@@ -482,6 +502,7 @@ pub fn run(
     let started = Instant::now();
     let mut generated = 0;
     let mut interrupted = false;
+    let mut batches_run = 0;
     for (batch, wanted) in batches {
         if stop() {
             interrupted = true;
@@ -491,6 +512,7 @@ pub fn run(
         let seeds: Vec<u64> = batch
             .iter()
             .map(|r| {
+                let cell = &plan.cells[r.cell];
                 row_seed(
                     plan.config.experiment.seed,
                     r.prompt,
@@ -507,10 +529,17 @@ pub fn run(
             eos_token_id,
             ..Default::default()
         };
-        let mut decoding = cell
-            .built
-            .build(registry, cx, batch.len())
-            .map_err(|e| RunError(e.to_string()))?;
+        let mut decoding = if batch.iter().all(|r| r.cell == batch[0].cell) {
+            cell.built.build(registry, cx, batch.len())
+        } else {
+            // Rows of several cells: each row runs its own cell's pipeline.
+            batch
+                .iter()
+                .map(|r| plan.cells[r.cell].built.pipeline(registry, cx))
+                .collect::<Result<_, _>>()
+                .map(Decoding::Sample)
+        }
+        .map_err(|e| RunError(e.to_string()))?;
         let t0 = Instant::now();
         let mut last_token_at = vec![0.0f64; batch.len()];
         let gens = decode(model, &req, &mut decoding, |row, _| {
@@ -547,15 +576,36 @@ pub fn run(
             .and_then(|_| file.flush())
             .map_err(|e| io("append to", &gens_path, e))?;
         generated += written;
+        batches_run += 1;
         progress.rows_done += written;
         progress.seconds = started.elapsed().as_secs_f64();
         on_progress(&progress);
     }
     file.sync_all().map_err(|e| io("sync", &gens_path, e))?;
+    drop(file);
+    if packed && !interrupted {
+        // Packed batches append rows out of grid order: put a finished run back in it.
+        let order: HashMap<Key, usize> = all
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (plan.key(r), i))
+            .collect();
+        let mut records = read_generations(&gens_path, false)?;
+        let at = |rec: &Vec<String>| order.get(&record_key(rec)).map_or((0, 0), |&i| (1, i));
+        if !records.is_sorted_by_key(at) {
+            records.sort_by_key(at); // stable: rows of other grids (--force) stay first
+            let mut text = crate::csv::record(&COLUMNS);
+            for r in &records {
+                text.push_str(&crate::csv::record(r));
+            }
+            atomic_write(&gens_path, text.as_bytes())?;
+        }
+    }
     crate::summary::write_summary(out)?;
     Ok(Outcome {
         generated,
         skipped,
         interrupted,
+        batches: batches_run,
     })
 }

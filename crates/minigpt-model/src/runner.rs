@@ -375,6 +375,12 @@ impl LanguageModel for GptLm {
         self.config.n_positions
     }
 
+    fn batch_invariant(&self) -> bool {
+        // The native engine's kernels compute each row alone (see `native::kernels`); Burn's
+        // padded batches differ in the last bits.
+        matches!(self.net, Net::Native(_))
+    }
+
     fn max_row_len(&self) -> Option<usize> {
         match self.policy {
             ContextPolicy::Sliding => None,

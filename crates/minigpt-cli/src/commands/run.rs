@@ -146,7 +146,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         (!outcome.interrupted).then_some(&finished),
     )?;
     eprintln!(
-        "{} {} rows ({} generated now, {} already there) in {}: generations.csv, summary.csv, plots/",
+        "{} {} rows ({} generated now in {} model batches, {} already there) in {}: generations.csv, summary.csv, plots/",
         if outcome.interrupted {
             "interrupted after"
         } else {
@@ -154,6 +154,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         },
         outcome.generated + outcome.skipped,
         outcome.generated,
+        outcome.batches,
         outcome.skipped,
         out.display()
     );
