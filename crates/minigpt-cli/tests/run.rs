@@ -236,7 +236,10 @@ fn csv_has_the_documented_columns_one_row_per_cell_and_sample_and_recomputable_m
         "--out",
         &out.display().to_string(),
     ]);
-    assert!(String::from_utf8_lossy(&again.stderr).contains("0 generated now in 0 model batches, 36 already there"));
+    assert!(
+        String::from_utf8_lossy(&again.stderr)
+            .contains("0 generated now in 0 model batches, 36 already there")
+    );
     assert_eq!(records(&out.join("generations.csv")), before);
     std::fs::remove_dir_all(&d).unwrap();
 }
@@ -422,7 +425,10 @@ fn changed_config_is_refused_unless_forced() {
     // --force adds the new cells to the folder and keeps the old rows.
     let forced = minigpt(&["run", "--config", &cfg_s, "--out", &out, "--force"]);
     let msg = String::from_utf8_lossy(&forced.stderr);
-    assert!(msg.contains("6 generated now in 2 model batches, 12 already there"), "{msg}");
+    assert!(
+        msg.contains("6 generated now in 2 model batches, 12 already there"),
+        "{msg}"
+    );
     std::fs::remove_dir_all(&d).unwrap();
 }
 

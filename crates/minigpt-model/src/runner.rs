@@ -55,7 +55,7 @@ enum Net {
     /// A Burn module on `GptLm::device`.
     Burn(Box<Gpt>),
     /// Packed weights on minigpt's own CPU kernels.
-    Native(NativeGpt),
+    Native(Box<NativeGpt>),
 }
 
 struct Batch {
@@ -83,7 +83,7 @@ impl GptLm {
     /// dropped).
     pub fn native(model: Gpt, config: GptConfig, dtype: DType) -> Self {
         let net = NativeGpt::from_model(&model, &config, dtype);
-        Self::with_net(Net::Native(net), config, Device::flex())
+        Self::with_net(Net::Native(Box::new(net)), config, Device::flex())
     }
 
     /// Wraps a model for `target`: a Burn device, or the native engine. The model must be on

@@ -237,7 +237,9 @@ impl NativeGpt {
                 attend(q, keys, values, hd, pos + 1, scale, scores, out);
             };
             let scratch = || vec![0f32; self.n_positions];
-            if m * self.n_head > 1 {
+            // Threads pay off once there are a few thousand query-key pairs.
+            let pairs: usize = meta.iter().map(|&(_, pos)| pos + 1).sum::<usize>() * self.n_head;
+            if pairs >= 1024 {
                 y.par_chunks_mut(hd)
                     .enumerate()
                     .for_each_init(scratch, attend_one);
