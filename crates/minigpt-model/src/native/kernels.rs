@@ -292,7 +292,7 @@ pub fn matmul(a: &[f32], m: usize, w: &Packed, bias: Option<&[f32]>, out: &mut [
         run(0..panels);
         return;
     }
-    let chunks = (rayon::current_num_threads() * 8).min(panels);
+    let chunks = (rayon::current_num_threads() * 16).min(panels);
     (0..chunks).into_par_iter().for_each(|c| {
         run(c * panels / chunks..(c + 1) * panels / chunks);
     });

@@ -1,0 +1,164 @@
+//! The `wgpu` device end to end — `generate`, `score` and `run` — on the tiny GPT-2 fixture,
+//! against the `cpu` device (itself held to the Hugging Face reference in
+//! `minigpt-model/tests/parity.rs`).
+//!
+//! Needs a GPU adapter: a real GPU, or Mesa's software Vulkan driver lavapipe
+//! (`apt-get install mesa-vulkan-drivers`), which `.ci/run` installs before it sets
+//! `MINIGPT_REQUIRE_WGPU=1`, so that in CI a missing adapter fails these tests. Elsewhere, on a
+//! machine without any Vulkan driver, they say so on stderr and pass.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use minigpt_eval::runner::COLUMNS;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn fixture() -> String {
+    root()
+        .join("tests/fixtures/tiny-gpt2")
+        .display()
+        .to_string()
+}
+
+fn minigpt(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_minigpt"))
+        .args(args)
+        // Fewer autotune trials: the fixture is tiny, and lavapipe is slow to compile kernels.
+        .env("CUBECL_AUTOTUNE_LEVEL", "minimal")
+        .output()
+        .expect("the binary runs")
+}
+
+fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "exit {:?}: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// False (with a note) when this machine has no Vulkan driver and CI did not ask for wgpu.
+fn wgpu_here() -> bool {
+    if std::env::var_os("MINIGPT_REQUIRE_WGPU").is_some() {
+        return true;
+    }
+    let icds = ["/usr/share/vulkan/icd.d", "/etc/vulkan/icd.d"];
+    let found = icds
+        .iter()
+        .any(|d| std::fs::read_dir(d).is_ok_and(|mut entries| entries.next().is_some()));
+    if !found {
+        eprintln!(
+            "no Vulkan driver here: the wgpu tests are skipped (install mesa-vulkan-drivers, or \
+             set MINIGPT_REQUIRE_WGPU=1 to make a missing adapter fail)"
+        );
+    }
+    found
+}
+
+#[test]
+fn wgpu_generates_scores_and_runs_a_sweep_like_cpu() {
+    if !wgpu_here() {
+        return;
+    }
+    let model = fixture();
+    // generate: greedy tokens equal the cpu device's.
+    let generate = |device: &str| {
+        ok(minigpt(&[
+            "generate",
+            "--model",
+            &model,
+            "--device",
+            device,
+            "--prompt",
+            "The quick brown fox",
+            "--greedy",
+            "--max-new-tokens",
+            "24",
+            "--seed",
+            "1",
+        ]))
+    };
+    let (on_gpu, on_cpu) = (generate("wgpu"), generate("cpu"));
+    assert!(!on_gpu.trim().is_empty());
+    assert_eq!(on_gpu, on_cpu, "greedy text differs between wgpu and cpu");
+
+    // score: log-probabilities within 1e-4 of the cpu device's.
+    let score = |device: &str| -> serde_json::Value {
+        let text = "It was the best of times, it was the worst of times, it was the age of wisdom";
+        serde_json::from_str(&ok(minigpt(&[
+            "score", "--model", &model, "--device", device, "--text", text, "--json",
+        ])))
+        .unwrap()
+    };
+    let (g, c) = (score("wgpu"), score("cpu"));
+    assert_eq!(g["tokens"], c["tokens"]);
+    let (g, c) = (
+        g["logprobs"].as_array().unwrap(),
+        c["logprobs"].as_array().unwrap(),
+    );
+    assert!(g.len() > 10);
+    for (i, (a, b)) in g.iter().zip(c).enumerate() {
+        let (a, b) = (a.as_f64().unwrap(), b.as_f64().unwrap());
+        assert!((a - b).abs() <= 1e-4, "token {i}: wgpu {a} vs cpu {b}");
+    }
+
+    // run: a small sweep (greedy and beam search) writes the same texts on both devices.
+    let d = std::env::temp_dir().join(format!("minigpt-wgpu-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    let mut texts = vec![];
+    for device in ["wgpu", "cpu"] {
+        let cfg = d.join(format!("{device}.toml"));
+        std::fs::write(
+            &cfg,
+            format!(
+                r#"[experiment]
+name = "w"
+seed = 1
+samples = 1
+max_new_tokens = 8
+batch_size = 2
+[model]
+path = "{model}"
+device = "{device}"
+[prompts]
+items = ["Hello there", "Once upon a time", "The answer is"]
+[sweep]
+temperatures = [1.0]
+strategies = ["greedy", "beam_4"]
+strategies_dir = "{}"
+"#,
+                root().join("configs/decode").display()
+            ),
+        )
+        .unwrap();
+        let out = d.join(device);
+        ok(minigpt(&[
+            "run",
+            "--config",
+            &cfg.display().to_string(),
+            "--out",
+            &out.display().to_string(),
+        ]));
+        let text = std::fs::read_to_string(out.join("generations.csv")).unwrap();
+        let (records, _) = minigpt_eval::csv::parse(&text).unwrap();
+        let col = COLUMNS.iter().position(|c| *c == "text").unwrap();
+        assert_eq!(records.len(), 1 + 6, "{text}");
+        texts.push(
+            records[1..]
+                .iter()
+                .map(|r| r[col].clone())
+                .collect::<Vec<_>>(),
+        );
+    }
+    assert_eq!(
+        texts[0], texts[1],
+        "sweep texts differ between wgpu and cpu"
+    );
+    let _ = std::fs::remove_dir_all(&d);
+}
