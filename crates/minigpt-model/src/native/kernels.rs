@@ -668,47 +668,39 @@ fn sum8(x: &[f32]) -> f32 {
     s.iter().sum::<f32>() + tail
 }
 
-/// Dot product in eight lanes.
-#[inline(always)]
-fn dot8(a: &[f32], b: &[f32]) -> f32 {
-    let mut s = [0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = ca
-        .remainder()
-        .iter()
-        .zip(cb.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    for (x, y) in ca.zip(cb) {
-        for i in 0..8 {
-            s[i] += x[i] * y[i];
-        }
-    }
-    s.iter().sum::<f32>() + tail
-}
-
 multiversion! {
     #[allow(clippy::too_many_arguments)]
     /// One query of one head against `len` cached positions: `out = softmax(q·Kᵀ·scale)·V`.
-    /// `keys`/`values` hold position `j`'s head vector at `j·stride .. j·stride + q.len()`;
-    /// `scores` is scratch of at least `len`.
+    ///
+    /// `keys` holds the head's keys in blocks of [`KEY_BLOCK`] positions, dimension-major
+    /// within a block (`[block][dim][KEY_BLOCK]`, see [`key_index`]), so eight scores come out
+    /// of one pass with no horizontal sums; `values` holds position `j`'s vector at
+    /// `j·d .. (j+1)·d`. `scores` is scratch of at least `len` rounded up to a block.
     pub fn attend(
         q: &[f32],
         keys: &[f32],
         values: &[f32],
-        stride: usize,
         len: usize,
         scale: f32,
         scores: &mut [f32],
         out: &mut [f32]
     ) {
         let d = q.len();
-        let scores = &mut scores[..len];
-        let mut max = f32::NEG_INFINITY;
-        for (j, s) in scores.iter_mut().enumerate() {
-            *s = dot8(q, &keys[j * stride..j * stride + d]) * scale;
-            max = max.max(*s);
+        let blocks = len.div_ceil(KEY_BLOCK);
+        for (b, s) in scores[..blocks * KEY_BLOCK].chunks_exact_mut(KEY_BLOCK).enumerate() {
+            let mut acc = [0f32; KEY_BLOCK];
+            let block = &keys[b * d * KEY_BLOCK..(b + 1) * d * KEY_BLOCK];
+            for (qd, kd) in q.iter().zip(block.chunks_exact(KEY_BLOCK)) {
+                for (a, k) in acc.iter_mut().zip(kd) {
+                    *a += qd * k;
+                }
+            }
+            for (s, a) in s.iter_mut().zip(acc) {
+                *s = a * scale;
+            }
         }
+        let scores = &mut scores[..len];
+        let max = scores.iter().fold(f32::NEG_INFINITY, |m, &s| m.max(s));
         let mut total = 0.0;
         for s in scores.iter_mut() {
             *s = exp(*s - max);
@@ -716,13 +708,21 @@ multiversion! {
         }
         let inv = 1.0 / total;
         out.fill(0.0);
-        for (j, s) in scores.iter().enumerate() {
+        for (s, v) in scores.iter().zip(values.chunks_exact(d)) {
             let p = s * inv;
-            for (o, v) in out.iter_mut().zip(&values[j * stride..j * stride + d]) {
+            for (o, v) in out.iter_mut().zip(v) {
                 *o += p * v;
             }
         }
     }
+}
+
+/// Positions per block of the key cache.
+pub const KEY_BLOCK: usize = 8;
+
+/// Where dimension `dim` of position `pos` lives in one head's key blocks of `d` dimensions.
+pub fn key_index(pos: usize, dim: usize, d: usize) -> usize {
+    (pos / KEY_BLOCK * d + dim) * KEY_BLOCK + pos % KEY_BLOCK
 }
 
 multiversion! {
@@ -847,17 +847,23 @@ mod tests {
 
     #[test]
     fn attend_is_softmax_weighted_values() {
-        let (d, len, stride) = (8, 5, 12);
+        let (d, len) = (12, 11);
         let q = values(d, 7);
-        let keys = values(len * stride, 8);
-        let vals = values(len * stride, 9);
-        let mut scores = vec![0f32; len];
+        let k = values(len * d, 8); // position j's key at j·d
+        let vals = values(len * d, 9);
+        let mut keys = vec![f32::NAN; 2 * KEY_BLOCK * d]; // unused slots must not matter
+        for j in 0..len {
+            for i in 0..d {
+                keys[key_index(j, i, d)] = k[j * d + i];
+            }
+        }
+        let mut scores = vec![0f32; 2 * KEY_BLOCK];
         let mut out = vec![0f32; d];
-        attend(&q, &keys, &vals, stride, len, 0.5, &mut scores, &mut out);
+        attend(&q, &keys, &vals, len, 0.5, &mut scores, &mut out);
         let s: Vec<f64> = (0..len)
             .map(|j| {
                 (0..d)
-                    .map(|i| q[i] as f64 * keys[j * stride + i] as f64)
+                    .map(|i| q[i] as f64 * k[j * d + i] as f64)
                     .sum::<f64>()
                     * 0.5
             })
@@ -865,9 +871,9 @@ mod tests {
         let z: f64 = s.iter().map(|x| x.exp()).sum();
         for i in 0..d {
             let want: f64 = (0..len)
-                .map(|j| s[j].exp() / z * vals[j * stride + i] as f64)
+                .map(|j| s[j].exp() / z * vals[j * d + i] as f64)
                 .sum();
-            assert!((out[i] as f64 - want).abs() < 1e-6);
+            assert!((out[i] as f64 - want).abs() < 1e-6, "{} vs {want}", out[i]);
         }
     }
 

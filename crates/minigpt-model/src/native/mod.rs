@@ -18,7 +18,9 @@ pub mod kernels;
 use rayon::prelude::*;
 
 pub use kernels::DType;
-use kernels::{Packed, add_assign, attend, gelu_erf, gelu_tanh, layer_norm, matmul};
+use kernels::{
+    KEY_BLOCK, Packed, add_assign, attend, gelu_erf, gelu_tanh, key_index, layer_norm, matmul,
+};
 
 use crate::config::GptConfig;
 use crate::gpt::Gpt;
@@ -61,9 +63,10 @@ pub struct NativeGpt {
     ln_f: Norm,
 }
 
-/// One sequence's keys and values: per layer, `[n_head][n_positions][head_dim]`, allocated for
-/// the whole context at once (zeroed pages the OS backs only as positions fill), so appending
-/// never reallocates and each head's keys are one contiguous stream.
+/// One sequence's keys and values, per layer and head: keys in blocks of eight positions
+/// ([`kernels::key_index`]), values `[position][head_dim]`; allocated for the whole context at
+/// once (zeroed pages the OS backs only as positions fill), so appending never reallocates and
+/// each head's keys and values are contiguous streams.
 #[derive(Debug, Clone, Default)]
 pub struct SeqCache {
     k: Vec<Vec<f32>>,
@@ -173,7 +176,7 @@ impl NativeGpt {
     pub fn new_cache(&self) -> SeqCache {
         let room = || {
             (0..self.blocks.len())
-                .map(|_| vec![0f32; self.n_positions * self.n_embd])
+                .map(|_| vec![0f32; self.cache_len() * self.n_embd])
                 .collect()
         };
         SeqCache {
@@ -215,13 +218,16 @@ impl NativeGpt {
         for (l, block) in self.blocks.iter().enumerate() {
             self.norm_rows(&x, &block.ln_1, &mut h);
             matmul(&h, m, &block.c_attn.w, Some(&block.c_attn.b), &mut qkv);
-            let cap = self.n_positions;
-            for ((s, pos), row) in meta.iter().zip(qkv.chunks_exact(3 * c)) {
-                let cache = &mut *seqs[*s].0;
+            let cap = self.cache_len();
+            for (&(s, pos), row) in meta.iter().zip(qkv.chunks_exact(3 * c)) {
+                let cache = &mut *seqs[s].0;
                 for head in 0..self.n_head {
-                    let at = (head * cap + pos) * hd;
                     let src = c + head * hd;
-                    cache.k[l][at..at + hd].copy_from_slice(&row[src..src + hd]);
+                    let keys = &mut cache.k[l][head * cap * hd..(head + 1) * cap * hd];
+                    for (dim, &x) in row[src..src + hd].iter().enumerate() {
+                        keys[key_index(pos, dim, hd)] = x;
+                    }
+                    let at = (head * cap + pos) * hd;
                     cache.v[l][at..at + hd].copy_from_slice(&row[c + src..c + src + hd]);
                 }
             }
@@ -234,9 +240,9 @@ impl NativeGpt {
                 let cache = caches[s];
                 let at = head * cap * hd;
                 let (keys, values) = (&cache.k[l][at..], &cache.v[l][at..]);
-                attend(q, keys, values, hd, pos + 1, scale, scores, out);
+                attend(q, keys, values, pos + 1, scale, scores, out);
             };
-            let scratch = || vec![0f32; self.n_positions];
+            let scratch = || vec![0f32; cap];
             // Threads pay off once there are a few thousand query-key pairs.
             let pairs: usize = meta.iter().map(|&(_, pos)| pos + 1).sum::<usize>() * self.n_head;
             if pairs >= 1024 {
@@ -295,6 +301,11 @@ impl NativeGpt {
             );
         }
         out
+    }
+
+    /// Cached positions per head, rounded up to whole key blocks.
+    fn cache_len(&self) -> usize {
+        self.n_positions.next_multiple_of(KEY_BLOCK)
     }
 
     fn norm_rows(&self, x: &[f32], n: &Norm, out: &mut [f32]) {
