@@ -2,7 +2,7 @@
 //! references from `scripts/make_gpt2_fixture.py`), on every CPU device and weight dtype.
 //!
 //! Tolerances: f32 on every device, |Δ| ≤ 1e-4 for logits and log-probabilities; the native
-//! engine with f16 weights ≤ 1e-2, with bf16 weights ≤ 5e-2 (the weights themselves are rounded
+//! engine with f16 weights (and f16 KV cache) ≤ 1e-2, with bf16 weights (f16 cache) ≤ 5e-2 (the weights themselves are rounded
 //! to 11 and 8 significant bits). Token sequences must match exactly, except that bf16's
 //! 100-token greedy run past the context is held to its first 50 tokens (it parts from the f32
 //! reference at token 58, where two logits are closer than bf16's error).

@@ -66,12 +66,49 @@ pub struct NativeGpt {
 /// One sequence's keys and values, per layer and head: keys in blocks of eight positions
 /// ([`kernels::key_index`]), values `[position][head_dim]`; allocated for the whole context at
 /// once (zeroed pages the OS backs only as positions fill), so appending never reallocates and
-/// each head's keys and values are contiguous streams.
-#[derive(Debug, Clone, Default)]
+/// each head's keys and values are contiguous streams. Stored in f32, or in f16 when the
+/// weights are f16 or bf16 (half the bytes attention reads per token).
+#[derive(Debug, Clone)]
 pub struct SeqCache {
-    k: Vec<Vec<f32>>,
-    v: Vec<Vec<f32>>,
+    k: Vec<Store>,
+    v: Vec<Store>,
     len: usize,
+}
+
+/// One layer's keys or values.
+#[derive(Debug, Clone)]
+enum Store {
+    F32(Vec<f32>),
+    F16(Vec<half::f16>),
+}
+
+impl Store {
+    fn set(&mut self, at: usize, x: f32) {
+        match self {
+            Self::F32(v) => v[at] = x,
+            Self::F16(v) => v[at] = half::f16::from_f32(x),
+        }
+    }
+
+    /// Values `range` as f32: borrowed, or converted into `buf`.
+    fn read<'a>(&'a self, range: std::ops::Range<usize>, buf: &'a mut Vec<f32>) -> &'a [f32] {
+        use half::slice::HalfFloatSliceExt;
+        match self {
+            Self::F32(v) => &v[range],
+            Self::F16(v) => {
+                buf.resize(range.len(), 0.0);
+                v[range].convert_to_f32_slice(buf);
+                buf
+            }
+        }
+    }
+}
+
+thread_local! {
+    /// Per-thread attention scratch: scores, and f16 keys and values widened to f32.
+    static SCRATCH: std::cell::RefCell<[Vec<f32>; 3]> = const {
+        std::cell::RefCell::new([Vec::new(), Vec::new(), Vec::new()])
+    };
 }
 
 impl SeqCache {
@@ -174,9 +211,13 @@ impl NativeGpt {
 
     /// An empty cache with room for the whole context (touched only as it fills).
     pub fn new_cache(&self) -> SeqCache {
+        let n = self.cache_len() * self.n_embd;
         let room = || {
             (0..self.blocks.len())
-                .map(|_| vec![0f32; self.cache_len() * self.n_embd])
+                .map(|_| match self.dtype() {
+                    DType::F32 => Store::F32(vec![0.0; n]),
+                    DType::F16 | DType::BF16 => Store::F16(vec![half::f16::ZERO; n]),
+                })
                 .collect()
         };
         SeqCache {
@@ -223,37 +264,38 @@ impl NativeGpt {
                 let cache = &mut *seqs[s].0;
                 for head in 0..self.n_head {
                     let src = c + head * hd;
-                    let keys = &mut cache.k[l][head * cap * hd..(head + 1) * cap * hd];
+                    let base = head * cap * hd;
                     for (dim, &x) in row[src..src + hd].iter().enumerate() {
-                        keys[key_index(pos, dim, hd)] = x;
+                        cache.k[l].set(base + key_index(pos, dim, hd), x);
                     }
-                    let at = (head * cap + pos) * hd;
-                    cache.v[l][at..at + hd].copy_from_slice(&row[c + src..c + src + hd]);
+                    let at = base + pos * hd;
+                    for (j, &x) in row[c + src..c + src + hd].iter().enumerate() {
+                        cache.v[l].set(at + j, x);
+                    }
                 }
             }
             let caches: Vec<&SeqCache> = seqs.iter().map(|(cache, _)| &**cache).collect();
             let n_head = self.n_head;
-            let attend_one = |scores: &mut Vec<f32>, (i, out): (usize, &mut [f32])| {
+            let attend_one = |(i, out): (usize, &mut [f32])| {
                 let (tok, head) = (i / n_head, i % n_head);
                 let (s, pos) = meta[tok];
                 let q = &qkv[tok * 3 * c + head * hd..][..hd];
                 let cache = caches[s];
                 let at = head * cap * hd;
-                let (keys, values) = (&cache.k[l][at..], &cache.v[l][at..]);
-                attend(q, keys, values, pos + 1, scale, scores, out);
+                let len = pos + 1;
+                SCRATCH.with_borrow_mut(|[scores, kbuf, vbuf]| {
+                    scores.resize(cap, 0.0);
+                    let keys = cache.k[l].read(at..at + len.next_multiple_of(KEY_BLOCK) * hd, kbuf);
+                    let values = cache.v[l].read(at..at + len * hd, vbuf);
+                    attend(q, keys, values, len, scale, scores, out);
+                });
             };
-            let scratch = || vec![0f32; cap];
             // Threads pay off once there are a few thousand query-key pairs.
             let pairs: usize = meta.iter().map(|&(_, pos)| pos + 1).sum::<usize>() * self.n_head;
             if pairs >= 1024 {
-                y.par_chunks_mut(hd)
-                    .enumerate()
-                    .for_each_init(scratch, attend_one);
+                y.par_chunks_mut(hd).enumerate().for_each(attend_one);
             } else {
-                let mut s = scratch();
-                y.chunks_mut(hd)
-                    .enumerate()
-                    .for_each(|item| attend_one(&mut s, item));
+                y.chunks_mut(hd).enumerate().for_each(attend_one);
             }
             matmul(&y, m, &block.attn_proj.w, Some(&block.attn_proj.b), &mut h);
             add_assign(&mut x, &h);
