@@ -405,9 +405,24 @@ impl LanguageModel for GptLm {
             }
         }
         if let Net::Native(net) = &self.net {
+            // The last batch's caches are reused (cleared): fresh ones would fault in every
+            // page they touch again.
+            let mut spare: Vec<SeqCache> = std::mem::take(&mut self.rows)
+                .into_iter()
+                .map(|(_, cache)| cache)
+                .collect();
             self.rows = prompts
                 .iter()
-                .map(|p| (p.clone(), net.new_cache()))
+                .map(|p| {
+                    let cache = match spare.pop() {
+                        Some(mut c) => {
+                            c.clear();
+                            c
+                        }
+                        None => net.new_cache(),
+                    };
+                    (p.clone(), cache)
+                })
                 .collect();
             return Ok(self.native_advance());
         }

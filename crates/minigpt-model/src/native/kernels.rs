@@ -688,6 +688,7 @@ multiversion! {
     ) {
         let d = q.len();
         let blocks = len.div_ceil(KEY_BLOCK);
+        let mut max = [f32::NEG_INFINITY; KEY_BLOCK];
         for (b, s) in scores[..blocks * KEY_BLOCK].chunks_exact_mut(KEY_BLOCK).enumerate() {
             let mut acc = [0f32; KEY_BLOCK];
             let block = &keys[b * d * KEY_BLOCK..(b + 1) * d * KEY_BLOCK];
@@ -696,18 +697,21 @@ multiversion! {
                     *a += qd * k;
                 }
             }
-            for (s, a) in s.iter_mut().zip(acc) {
+            let valid = (len - b * KEY_BLOCK).min(KEY_BLOCK);
+            for (lane, (s, a)) in s.iter_mut().zip(acc).enumerate() {
                 *s = a * scale;
+                if lane < valid {
+                    max[lane] = max[lane].max(*s);
+                }
             }
         }
+        let max = max.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
         let scores = &mut scores[..len];
-        let max = scores.iter().fold(f32::NEG_INFINITY, |m, &s| m.max(s));
-        let mut total = 0.0;
+        // Separate loops: exp vectorises, and the sum runs in eight lanes.
         for s in scores.iter_mut() {
             *s = exp(*s - max);
-            total += *s;
         }
-        let inv = 1.0 / total;
+        let inv = 1.0 / sum8(scores);
         out.fill(0.0);
         for (s, v) in scores.iter().zip(values.chunks_exact(d)) {
             let p = s * inv;

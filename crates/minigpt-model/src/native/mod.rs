@@ -109,6 +109,17 @@ thread_local! {
     static SCRATCH: std::cell::RefCell<[Vec<f32>; 3]> = const {
         std::cell::RefCell::new([Vec::new(), Vec::new(), Vec::new()])
     };
+    /// Per-thread activations of a forward pass, reused: fresh multi-megabyte buffers for
+    /// every prefill cost a page fault per 4 KiB (a tenth of a 512-token prefill).
+    static WORK: std::cell::RefCell<[Vec<f32>; 5]> = const {
+        std::cell::RefCell::new([Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new()])
+    };
+}
+
+/// `v` resized to `n` values (contents unspecified: every caller overwrites them).
+fn sized(v: &mut Vec<f32>, n: usize) -> &mut [f32] {
+    v.resize(n, 0.0);
+    &mut v[..n]
 }
 
 impl SeqCache {
@@ -244,21 +255,26 @@ impl NativeGpt {
             meta.extend((0..tokens.len()).map(|j| (s, cache.len + j)));
         }
         let m = meta.len();
-        let mut x = vec![0f32; m * c];
+        let mut work = WORK.with_borrow_mut(std::mem::take);
+        let [xb, hb, qb, yb, ub] = &mut work;
+        let inner = self.blocks.first().map_or(0, |b| b.c_fc.w.n);
+        let (x, h, qkv, y, u) = (
+            sized(xb, m * c),
+            sized(hb, m * c),
+            sized(qb, m * 3 * c),
+            sized(yb, m * c),
+            sized(ub, m * inner),
+        );
         let tokens = seqs.iter().flat_map(|(_, t)| t.iter());
         for ((row, &(_, pos)), &t) in x.chunks_exact_mut(c).zip(&meta).zip(tokens) {
             self.wte.column(t as usize, row);
             add_assign(row, &self.wpe[pos * c..(pos + 1) * c]);
         }
-        let mut h = vec![0f32; m * c];
-        let mut qkv = vec![0f32; m * 3 * c];
-        let mut y = vec![0f32; m * c];
-        let mut u = vec![0f32; m * self.blocks.first().map_or(0, |b| b.c_fc.w.n)];
         let hd = c / self.n_head;
         let scale = 1.0 / (hd as f32).sqrt();
         for (l, block) in self.blocks.iter().enumerate() {
-            self.norm_rows(&x, &block.ln_1, &mut h);
-            matmul(&h, m, &block.c_attn.w, Some(&block.c_attn.b), &mut qkv);
+            self.norm_rows(x, &block.ln_1, h);
+            matmul(h, m, &block.c_attn.w, Some(&block.c_attn.b), qkv);
             let cap = self.cache_len();
             for (&(s, pos), row) in meta.iter().zip(qkv.chunks_exact(3 * c)) {
                 let cache = &mut *seqs[s].0;
@@ -274,6 +290,7 @@ impl NativeGpt {
                     }
                 }
             }
+            let qkv = &*qkv;
             let caches: Vec<&SeqCache> = seqs.iter().map(|(cache, _)| &**cache).collect();
             let n_head = self.n_head;
             let attend_one = |(i, out): (usize, &mut [f32])| {
@@ -297,10 +314,10 @@ impl NativeGpt {
             } else {
                 y.chunks_mut(hd).enumerate().for_each(attend_one);
             }
-            matmul(&y, m, &block.attn_proj.w, Some(&block.attn_proj.b), &mut h);
-            add_assign(&mut x, &h);
-            self.norm_rows(&x, &block.ln_2, &mut h);
-            matmul(&h, m, &block.c_fc.w, Some(&block.c_fc.b), &mut u);
+            matmul(y, m, &block.attn_proj.w, Some(&block.attn_proj.b), h);
+            add_assign(x, h);
+            self.norm_rows(x, &block.ln_2, h);
+            matmul(h, m, &block.c_fc.w, Some(&block.c_fc.b), u);
             let inner = block.c_fc.w.n;
             let act = |row: &mut [f32]| {
                 if self.exact_gelu {
@@ -314,8 +331,8 @@ impl NativeGpt {
             } else {
                 u.chunks_mut(inner).for_each(act);
             }
-            matmul(&u, m, &block.mlp_proj.w, Some(&block.mlp_proj.b), &mut h);
-            add_assign(&mut x, &h);
+            matmul(u, m, &block.mlp_proj.w, Some(&block.mlp_proj.b), h);
+            add_assign(x, h);
         }
         for (cache, tokens) in seqs.iter_mut() {
             cache.len += tokens.len();
@@ -342,6 +359,7 @@ impl NativeGpt {
                 o,
             );
         }
+        WORK.with_borrow_mut(|w| *w = work);
         out
     }
 
