@@ -359,6 +359,17 @@ fn native_logits(net: &NativeGpt, ids: &[u32], first: usize) -> Vec<f32> {
     net.logits(&hidden[first * c..])
 }
 
+/// A step needs one token per live row.
+fn one_per_row(tokens: &[u32], live: usize) -> Result<(), ModelError> {
+    if tokens.len() == live {
+        return Ok(());
+    }
+    Err(ModelError::Input(format!(
+        "{} tokens for {live} live rows",
+        tokens.len()
+    )))
+}
+
 /// `log softmax(row)[target]`, in f64.
 fn log_softmax_at(row: &[f32], target: usize) -> f64 {
     let max = row.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b)) as f64;
@@ -436,14 +447,7 @@ impl LanguageModel for GptLm {
     fn step(&mut self, tokens: &[u32]) -> Result<Logits, minigpt_decode::ModelError> {
         self.check_ids(tokens)?;
         if matches!(self.net, Net::Native(_)) {
-            if tokens.len() != self.rows.len() {
-                return Err(ModelError::Input(format!(
-                    "{} tokens for {} live rows",
-                    tokens.len(),
-                    self.rows.len()
-                ))
-                .into());
-            }
+            one_per_row(tokens, self.rows.len())?;
             for ((row, _), &t) in self.rows.iter_mut().zip(tokens) {
                 row.push(t);
             }
@@ -453,14 +457,7 @@ impl LanguageModel for GptLm {
             .batch
             .as_mut()
             .ok_or_else(|| ModelError::Input("step before prefill".into()))?;
-        if tokens.len() != batch.rows.len() {
-            return Err(ModelError::Input(format!(
-                "{} tokens for {} live rows",
-                tokens.len(),
-                batch.rows.len()
-            ))
-            .into());
-        }
+        one_per_row(tokens, batch.rows.len())?;
         for (r, &t) in batch.rows.iter_mut().zip(tokens) {
             r.push(t);
         }
