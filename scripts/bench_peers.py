@@ -30,6 +30,18 @@ def peak_rss_mb(children=False):
     return resource.getrusage(who).ru_maxrss / 1024
 
 
+def best_seconds(run, repeats, setup=lambda: None):
+    """Fastest of `repeats` timed calls of `run` (after `setup`), after one warm-up call."""
+    best = float("inf")
+    for rep in range(repeats + 1):
+        setup()
+        t0 = time.perf_counter()
+        run()
+        if rep:
+            best = min(best, time.perf_counter() - t0)
+    return best
+
+
 def minigpt(dtype):
     import subprocess
     exe, model = os.environ["MINIGPT"], os.environ["MODEL"]
@@ -83,12 +95,7 @@ def hf(model_dir):
             if b == 1:
                 out["ttft_ms"] = best_p * 1e3
         ids = torch.randint(0, vocab, (1, LONG), generator=g)
-        best = float("inf")
-        for rep in range(repeats + 1):
-            t0 = time.perf_counter()
-            model(ids, use_cache=True, logits_to_keep=1)
-            if rep:
-                best = min(best, time.perf_counter() - t0)
+        best = best_seconds(lambda: model(ids, use_cache=True, logits_to_keep=1), repeats)
         out["prefill_512"] = LONG / best
     out["peak_rss_mb"] = peak_rss_mb()
     print(json.dumps(out))
@@ -123,13 +130,7 @@ def llama(gguf):
     out["decode_b1"] = new / best_d
     out["ttft_ms"] = best_p * 1e3
     long = rng.integers(0, vocab, LONG).tolist()
-    best = float("inf")
-    for rep in range(repeats + 1):
-        llm.reset()
-        t0 = time.perf_counter()
-        llm.eval(long)
-        if rep:
-            best = min(best, time.perf_counter() - t0)
+    best = best_seconds(lambda: llm.eval(long), repeats, setup=llm.reset)
     out["prefill_512"] = LONG / best
     out["peak_rss_mb"] = peak_rss_mb()
     print(json.dumps(out))
@@ -176,7 +177,8 @@ def table(path):
         if not mine:
             continue
         for s in order:
-            if s[0] == "minigpt" or s[1] != dt and s[0] != "HF transformers":
+            # Each peer of the same dtype, and HF (f32 only) for both.
+            if s[0] == "minigpt" or (s[1] != dt and s[0] != "HF transformers"):
                 continue
             peer = med_rows[s]
             parts = []

@@ -2,7 +2,9 @@
 
 use std::path::PathBuf;
 
+use clap::builder::PossibleValuesParser;
 use clap::{Args, Parser, Subcommand};
+use minigpt_model::{DEVICE_NAMES, DType};
 
 /// minigpt: study how decoding strategies shape what a GPT writes.
 #[derive(Debug, Parser)]
@@ -93,10 +95,10 @@ pub struct ModelArgs {
     #[arg(long, value_name = "DIR")]
     pub model: Option<PathBuf>,
     /// Compute device: cpu = minigpt's own CPU kernels; flex, ndarray, wgpu = Burn backends.
-    #[arg(long, default_value = "cpu", value_parser = ["cpu", "flex", "ndarray", "wgpu"])]
+    #[arg(long, default_value = "cpu", value_parser = PossibleValuesParser::new(DEVICE_NAMES))]
     pub device: String,
     /// Weight storage type (f16 and bf16 on --device cpu): halves the bytes each token reads.
-    #[arg(long, default_value = "f32", value_parser = ["f32", "f16", "bf16"])]
+    #[arg(long, default_value = "f32", value_parser = PossibleValuesParser::new(DType::NAMES))]
     pub dtype: String,
 }
 

@@ -529,10 +529,10 @@ pub fn run(
             eos_token_id,
             ..Default::default()
         };
-        let mut decoding = if batch.iter().all(|r| r.cell == batch[0].cell) {
+        let mut decoding = if cell.built.is_search() {
             cell.built.build(registry, cx, batch.len())
         } else {
-            // Rows of several cells: each row runs its own cell's pipeline.
+            // One pipeline per row, from the row's own cell (packed batches mix cells).
             batch
                 .iter()
                 .map(|r| plan.cells[r.cell].built.pipeline(registry, cx))

@@ -128,14 +128,6 @@ impl GptLm {
         }
     }
 
-    /// The native engine, if it runs the model.
-    pub fn native_engine(&self) -> Option<&NativeGpt> {
-        match &self.net {
-            Net::Native(n) => Some(n),
-            Net::Burn(_) => None,
-        }
-    }
-
     fn burn(&self) -> &Gpt {
         match &self.net {
             Net::Burn(m) => m,
@@ -266,7 +258,7 @@ impl GptLm {
             return logits
                 .chunks_exact(v)
                 .zip(&targets[first..t])
-                .map(|(row, &target)| log_softmax_at(row, target as usize))
+                .map(|(row, &target)| minigpt_decode::dist::log_prob(row, target as usize))
                 .collect();
         }
         let p = self.pad(&[ids]);
@@ -318,8 +310,8 @@ impl GptLm {
         } else {
             Want::Last
         };
-        let width = seqs.iter().map(|(_, f)| f.len()).max().unwrap_or(0);
         let lens: Vec<usize> = seqs.iter().map(|(_, f)| f.len()).collect();
+        let width = lens.iter().copied().max().unwrap_or(0);
         let hidden = net.forward(&mut seqs, want);
         let c = self.config.n_embd;
         let last = if self.record_hidden {
@@ -368,13 +360,6 @@ fn one_per_row(tokens: &[u32], live: usize) -> Result<(), ModelError> {
         "{} tokens for {live} live rows",
         tokens.len()
     )))
-}
-
-/// `log softmax(row)[target]`, in f64.
-fn log_softmax_at(row: &[f32], target: usize) -> f64 {
-    let max = row.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b)) as f64;
-    let total: f64 = row.iter().map(|&x| (x as f64 - max).exp()).sum();
-    row[target] as f64 - max - total.ln()
 }
 
 impl LanguageModel for GptLm {

@@ -4,8 +4,10 @@
 //! **Every output element is computed by the same sequence of floating-point operations
 //! whatever the number of rows, the row's place in the batch or the thread that runs it**:
 //! `out[r][j]` is one fused multiply-add chain over `k` in order, then `+ bias[j]`. So a row's
-//! logits are bit-identical alone, in any batch, in a prefill or in a cached step. The AVX2
-//! path (`fma` intrinsics) and the portable path (`f32::mul_add`) give the same bits.
+//! logits are bit-identical alone, in any batch, in a prefill or in a cached step. The SIMD
+//! paths (`fma` intrinsics) and the portable path (`f32::mul_add`) are all exactly rounded
+//! fused multiply-adds in the same order, so they agree too (no test compares them: one
+//! process runs one path).
 //!
 //! Weights are packed once, at load time, into panels of [`PANEL`] columns: panel `p` holds
 //! rows `0..k` of columns `32p..32p+32`, contiguous, so a multiply streams each weight once
@@ -56,18 +58,10 @@ impl DType {
             Self::BF16 => "bf16",
         }
     }
-
-    /// Bytes per stored weight.
-    pub fn bytes(self) -> usize {
-        match self {
-            Self::F32 => 4,
-            Self::F16 | Self::BF16 => 2,
-        }
-    }
 }
 
 /// A `[k, n]` weight matrix in panels of [`PANEL`] columns (the last one zero-padded).
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Packed {
     /// Input features (rows).
     pub k: usize,
@@ -149,8 +143,8 @@ impl Packed {
 
 /// A read-only buffer of packed weights, aligned to 2 MiB and advised into transparent huge
 /// pages where Linux offers them: a decode step streams every weight, and 4 KiB pages would
-/// cost a TLB miss every 4 KiB (measured: the LM head streamed at 17 GB/s in 4 KiB pages, 28–32
-/// GB/s in huge pages).
+/// cost a TLB miss every 4 KiB (`examples/kernel_speed`: the 154 MB LM head streamed at 16–17
+/// GB/s in 4 KiB pages, 27–32 GB/s in huge pages).
 pub struct Buf<T: Copy> {
     ptr: std::ptr::NonNull<T>,
     len: usize,
@@ -219,12 +213,6 @@ impl<T: Copy> Drop for Buf<T> {
             // SAFETY: allocated in `new` with this layout.
             unsafe { std::alloc::dealloc(self.ptr.as_ptr().cast(), self.layout) }
         }
-    }
-}
-
-impl<T: Copy> Clone for Buf<T> {
-    fn clone(&self) -> Self {
-        Self::new(self.len, |i| self[i])
     }
 }
 
@@ -381,9 +369,7 @@ mod simd {
     /// Bytes ahead of the weight stream to prefetch, into L2 (batch-1 decode of GPT-2-124M,
     /// medians of five interleaved runs: 22.6 ms/token at 512, 20.5 at 2048, 19.9 at 4096;
     /// 16 KiB was no better; the L2 hint gave batch 8 a few per cent over L1).
-    fn ahead() -> usize {
-        4096
-    }
+    const AHEAD: usize = 4096;
 
     /// A stored weight type: loads as f32 lanes.
     pub trait Elem {
@@ -493,14 +479,13 @@ mod simd {
         first: usize,
     ) {
         unsafe {
-            let ahead = ahead();
             let mut acc = [[_mm256_setzero_ps(); 4]; R];
             for kk in 0..k {
                 let p = b.add(kk * PANEL);
                 // One prefetch per cache line: a row of the panel is 128 bytes in f32.
-                _mm_prefetch::<_MM_HINT_T1>(p.cast::<i8>().add(ahead));
+                _mm_prefetch::<_MM_HINT_T1>(p.cast::<i8>().add(AHEAD));
                 if std::mem::size_of::<E::T>() == 4 {
-                    _mm_prefetch::<_MM_HINT_T1>(p.cast::<i8>().add(ahead + 64));
+                    _mm_prefetch::<_MM_HINT_T1>(p.cast::<i8>().add(AHEAD + 64));
                 }
                 let w = [
                     E::load8(p),
@@ -533,14 +518,13 @@ mod simd {
         first: usize,
     ) {
         unsafe {
-            let ahead = ahead();
             let mut acc = [[_mm512_setzero_ps(); 2]; R];
             for kk in 0..k {
                 let p = b.add(kk * PANEL);
                 // One prefetch per cache line: a row of the panel is 128 bytes in f32.
-                _mm_prefetch::<_MM_HINT_T1>(p.cast::<i8>().add(ahead));
+                _mm_prefetch::<_MM_HINT_T1>(p.cast::<i8>().add(AHEAD));
                 if std::mem::size_of::<E::T>() == 4 {
-                    _mm_prefetch::<_MM_HINT_T1>(p.cast::<i8>().add(ahead + 64));
+                    _mm_prefetch::<_MM_HINT_T1>(p.cast::<i8>().add(AHEAD + 64));
                 }
                 let w0 = E::load16(p);
                 let w1 = E::load16(p.add(16));
