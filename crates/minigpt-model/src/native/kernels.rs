@@ -257,18 +257,21 @@ pub fn matmul(a: &[f32], m: usize, w: &Packed, bias: Option<&[f32]>, out: &mut [
                 // SAFETY: `a` holds rows `row..row + rows` of `k` values; the panel holds `k`
                 // rows of `PANEL` values.
                 unsafe { panel_tile(a.as_ptr().add(row * k), k, rows, w, p, &mut tile) };
+                let col = p * PANEL;
+                let cols = PANEL.min(n - col);
                 for (r, t) in tile.iter().enumerate().take(rows) {
-                    for (lane, &v) in t.iter().enumerate() {
-                        let col = p * PANEL + lane;
-                        if col < n {
-                            let v = match bias {
-                                Some(b) => v + b[col],
-                                None => v,
-                            };
-                            // SAFETY: in bounds (checked above); columns of panel `p` are
-                            // written by this thread only.
-                            unsafe { *dst.at((row + r) * n + col) = v };
+                    // SAFETY: in bounds (checked above); columns of panel `p` are written by
+                    // this thread only.
+                    let o = unsafe {
+                        std::slice::from_raw_parts_mut(dst.at((row + r) * n + col), cols)
+                    };
+                    match bias {
+                        Some(b) => {
+                            for ((o, &v), &b) in o.iter_mut().zip(t).zip(&b[col..col + cols]) {
+                                *o = v + b;
+                            }
                         }
+                        None => o.copy_from_slice(&t[..cols]),
                     }
                 }
                 row += rows;
@@ -371,6 +374,10 @@ mod simd {
     /// 16 KiB was no better; the L2 hint gave batch 8 a few per cent over L1).
     const AHEAD: usize = 4096;
 
+    /// Panel rows per k-block of the AVX2 tiles when several passes share a panel: 128 rows
+    /// of 32 f32 columns = 16 KiB, half of L1.
+    const KB: usize = 128;
+
     /// A stored weight type: loads as f32 lanes.
     pub trait Elem {
         type T;
@@ -454,45 +461,144 @@ mod simd {
                 }
                 by_rows!(1 2 3 4 5 6 7 8 9 10 11 12);
             } else {
-                // Sixteen registers: three rows at a time.
-                let mut r = 0;
-                while r < rows {
-                    let a = a.add(r * lda);
-                    match rows - r {
-                        1 => tile256::<E, 1>(a, lda, b, k, out, r),
-                        2 => tile256::<E, 2>(a, lda, b, k, out, r),
-                        _ => tile256::<E, 3>(a, lda, b, k, out, r),
-                    }
-                    r += 3;
-                }
+                avx2_tile::<E>(a, lda, rows, b, k, out);
             }
         }
     }
 
+    /// [`super::widen`] with F16C.
+    ///
+    /// # Safety
+    /// F16C available; `src.len() == dst.len()`.
     #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn tile256<E: Elem, const R: usize>(
+    pub unsafe fn widen(src: &[half::f16], dst: &mut [f32]) {
+        let whole = src.len() / 8 * 8;
+        for (s, d) in src[..whole].chunks_exact(8).zip(dst.chunks_exact_mut(8)) {
+            // SAFETY: eight values each side.
+            unsafe {
+                let h = _mm_loadu_si128(s.as_ptr().cast());
+                _mm256_storeu_ps(d.as_mut_ptr(), _mm256_cvtph_ps(h));
+            }
+        }
+        for (d, s) in dst[whole..].iter_mut().zip(&src[whole..]) {
+            *d = s.to_f32();
+        }
+    }
+
+    /// The AVX2 tiling of one panel. Sixteen ymm registers: one or two rows take the whole
+    /// 32-column panel at once (4 or 8 accumulators, the weight stream read once: batch-1
+    /// decode is memory-bound). More rows go in passes of at most six rows over one
+    /// 16-column half of the panel (6 × 2 accumulators + 2 weight vectors + a broadcast = 15
+    /// registers; three rows over the whole panel would need 17, and LLVM spilled two
+    /// accumulators to the stack on every k step, which held the multiply to 37 % of the
+    /// FMA peak). The panel goes in blocks of `KB` of its k rows (16 KiB of f32) so that
+    /// every pass after the first reads the block from L1; each pass resumes its
+    /// accumulators from `out`, so every output is still one FMA chain over k in order (the
+    /// same bits as a single pass, whatever the batch).
+    ///
+    /// # Safety
+    /// As [`tile`].
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn avx2_tile<E: Elem>(
+        a: *const f32,
+        lda: usize,
+        rows: usize,
+        b: *const E::T,
+        k: usize,
+        out: &mut [[f32; PANEL]; MR],
+    ) {
+        let row_bytes = PANEL * std::mem::size_of::<E::T>();
+        let o = out.as_mut_ptr().cast::<f32>();
+        unsafe {
+            if rows <= 2 {
+                // One pass: prefetch `AHEAD` bytes down the stream, two lines per f32 row.
+                let pf = b.cast::<i8>().wrapping_add(AHEAD);
+                if rows == 1 {
+                    tile256::<E, 1, 4>(a, lda, b, k, o, false, pf, row_bytes);
+                } else {
+                    tile256::<E, 2, 4>(a, lda, b, k, o, false, pf, row_bytes);
+                }
+                return;
+            }
+            // Rows per pass as even as possible (eight rows: 4 + 4, not 6 + 2: a pass needs
+            // about eight accumulators to cover the FMA latency).
+            let passes = rows.div_ceil(6);
+            let calls = 2 * passes;
+            let mut k0 = 0;
+            while k0 < k {
+                let kn = KB.min(k - k0);
+                let b = b.add(k0 * PANEL);
+                // Every call prefetches its share of the next block, so the stream keeps
+                // flowing while the later calls compute from L1.
+                let next = b.cast::<i8>().wrapping_add(kn * row_bytes);
+                let (share, stride) = (kn * row_bytes / calls, row_bytes / calls);
+                let resume = k0 > 0;
+                let mut call = 0;
+                for half in 0..2 {
+                    let mut r = 0;
+                    for pass in 0..passes {
+                        let n = rows / passes + usize::from(pass < rows % passes);
+                        let a = a.add(r * lda + k0);
+                        let b = b.add(16 * half);
+                        let o = o.add(r * PANEL + 16 * half);
+                        let pf = next.wrapping_add(call * share);
+                        match n {
+                            1 => tile256::<E, 1, 2>(a, lda, b, kn, o, resume, pf, stride),
+                            2 => tile256::<E, 2, 2>(a, lda, b, kn, o, resume, pf, stride),
+                            3 => tile256::<E, 3, 2>(a, lda, b, kn, o, resume, pf, stride),
+                            4 => tile256::<E, 4, 2>(a, lda, b, kn, o, resume, pf, stride),
+                            5 => tile256::<E, 5, 2>(a, lda, b, kn, o, resume, pf, stride),
+                            _ => tile256::<E, 6, 2>(a, lda, b, kn, o, resume, pf, stride),
+                        }
+                        r += n;
+                        call += 1;
+                    }
+                }
+                k0 += kn;
+            }
+        }
+    }
+
+    /// `R` rows of `a` times `8·C` columns of a panel (`b` at the first of them; panel rows
+    /// `PANEL` apart), into `out` (rows `PANEL` apart), starting from `out`'s values when
+    /// `resume`; prefetches `stride` bytes per k row from `pf`.
+    ///
+    /// # Safety
+    /// AVX2/FMA/F16C available; `a`: `R` rows of `lda` values, `k` of them read; `b`: `k`
+    /// panel rows of `8·C` readable values; `out`: `R` rows of `8·C` writable values.
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn tile256<E: Elem, const R: usize, const C: usize>(
         a: *const f32,
         lda: usize,
         b: *const E::T,
         k: usize,
-        out: &mut [[f32; PANEL]; MR],
-        first: usize,
+        out: *mut f32,
+        resume: bool,
+        pf: *const i8,
+        stride: usize,
     ) {
         unsafe {
-            let mut acc = [[_mm256_setzero_ps(); 4]; R];
+            let mut acc = [[_mm256_setzero_ps(); C]; R];
+            if resume {
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    for (j, acc) in acc.iter_mut().enumerate() {
+                        *acc = _mm256_loadu_ps(out.add(r * PANEL + 8 * j));
+                    }
+                }
+            }
             for kk in 0..k {
                 let p = b.add(kk * PANEL);
-                // One prefetch per cache line: a row of the panel is 128 bytes in f32.
-                _mm_prefetch::<_MM_HINT_T1>(p.cast::<i8>().add(AHEAD));
-                if std::mem::size_of::<E::T>() == 4 {
-                    _mm_prefetch::<_MM_HINT_T1>(p.cast::<i8>().add(AHEAD + 64));
+                // `stride` bytes of the stream ahead per k row, one prefetch per cache line.
+                let f = pf.wrapping_add(kk * stride);
+                _mm_prefetch::<_MM_HINT_T1>(f);
+                if stride > 64 {
+                    _mm_prefetch::<_MM_HINT_T1>(f.wrapping_add(64));
                 }
-                let w = [
-                    E::load8(p),
-                    E::load8(p.add(8)),
-                    E::load8(p.add(16)),
-                    E::load8(p.add(24)),
-                ];
+                let mut w = [_mm256_setzero_ps(); C];
+                for (j, w) in w.iter_mut().enumerate() {
+                    *w = E::load8(p.add(8 * j));
+                }
                 for (r, acc) in acc.iter_mut().enumerate() {
                     let x = _mm256_broadcast_ss(&*a.add(r * lda + kk));
                     for (acc, w) in acc.iter_mut().zip(&w) {
@@ -502,7 +608,7 @@ mod simd {
             }
             for (r, acc) in acc.iter().enumerate() {
                 for (j, acc) in acc.iter().enumerate() {
-                    _mm256_storeu_ps(out[first + r].as_mut_ptr().add(8 * j), *acc);
+                    _mm256_storeu_ps(out.add(r * PANEL + 8 * j), *acc);
                 }
             }
         }
@@ -522,9 +628,9 @@ mod simd {
             for kk in 0..k {
                 let p = b.add(kk * PANEL);
                 // One prefetch per cache line: a row of the panel is 128 bytes in f32.
-                _mm_prefetch::<_MM_HINT_T1>(p.cast::<i8>().add(AHEAD));
+                _mm_prefetch::<_MM_HINT_T1>(p.cast::<i8>().wrapping_add(AHEAD));
                 if std::mem::size_of::<E::T>() == 4 {
-                    _mm_prefetch::<_MM_HINT_T1>(p.cast::<i8>().add(AHEAD + 64));
+                    _mm_prefetch::<_MM_HINT_T1>(p.cast::<i8>().wrapping_add(AHEAD + 64));
                 }
                 let w0 = E::load16(p);
                 let w1 = E::load16(p.add(16));
@@ -539,6 +645,21 @@ mod simd {
                 _mm512_storeu_ps(out[first + r].as_mut_ptr().add(16), acc[1]);
             }
         }
+    }
+}
+
+/// `dst = src` widened from f16, eight lanes at a time with F16C where the CPU has it
+/// (`half`'s slice conversion paid a call per eight values: 8 % of a batch-8 f16 decode).
+pub fn widen(src: &[half::f16], dst: &mut [f32]) {
+    assert_eq!(src.len(), dst.len(), "widen: lengths differ");
+    #[cfg(target_arch = "x86_64")]
+    if simd::available() {
+        // SAFETY: the CPU has F16C (checked); lengths are equal.
+        unsafe { simd::widen(src, dst) };
+        return;
+    }
+    for (d, s) in dst.iter_mut().zip(src) {
+        *d = s.to_f32();
     }
 }
 
@@ -674,12 +795,26 @@ multiversion! {
         let blocks = len.div_ceil(KEY_BLOCK);
         let mut max = [f32::NEG_INFINITY; KEY_BLOCK];
         for (b, s) in scores[..blocks * KEY_BLOCK].chunks_exact_mut(KEY_BLOCK).enumerate() {
-            let mut acc = [0f32; KEY_BLOCK];
+            // Four partial sums (dimensions mod 4), so the additions are not one chain of
+            // `d` dependent adds.
+            let mut part = [[0f32; KEY_BLOCK]; 4];
             let block = &keys[b * d * KEY_BLOCK..(b + 1) * d * KEY_BLOCK];
-            for (qd, kd) in q.iter().zip(block.chunks_exact(KEY_BLOCK)) {
-                for (a, k) in acc.iter_mut().zip(kd) {
+            for (q4, k4) in q.chunks_exact(4).zip(block.chunks_exact(4 * KEY_BLOCK)) {
+                for ((part, qd), kd) in part.iter_mut().zip(q4).zip(k4.chunks_exact(KEY_BLOCK)) {
+                    for (a, k) in part.iter_mut().zip(kd) {
+                        *a += qd * k;
+                    }
+                }
+            }
+            let whole = d / 4 * 4;
+            for (qd, kd) in q[whole..].iter().zip(block[whole * KEY_BLOCK..].chunks_exact(KEY_BLOCK)) {
+                for (a, k) in part[0].iter_mut().zip(kd) {
                     *a += qd * k;
                 }
+            }
+            let mut acc = [0f32; KEY_BLOCK];
+            for (lane, a) in acc.iter_mut().enumerate() {
+                *a = (part[0][lane] + part[1][lane]) + (part[2][lane] + part[3][lane]);
             }
             let valid = (len - b * KEY_BLOCK).min(KEY_BLOCK);
             for (lane, (s, a)) in s.iter_mut().zip(acc).enumerate() {
@@ -761,6 +896,7 @@ mod tests {
             (7, 33, 40),
             (13, 128, 100),
             (40, 96, 300),
+            (8, 300, 70), // k in blocks of 128 and a remainder, three passes per block
         ] {
             let a = values(m * k, 1);
             let w = values(k * n, 2);
@@ -836,33 +972,53 @@ mod tests {
 
     #[test]
     fn attend_is_softmax_weighted_values() {
-        let (d, len) = (12, 11);
-        let q = values(d, 7);
-        let k = values(len * d, 8); // position j's key at j·d
-        let vals = values(len * d, 9);
-        let mut keys = vec![f32::NAN; 2 * KEY_BLOCK * d]; // unused slots must not matter
-        for j in 0..len {
+        // Head sizes with and without a remainder after the four partial sums.
+        for (d, len) in [(12, 11), (13, 9)] {
+            let q = values(d, 7);
+            let k = values(len * d, 8); // position j's key at j·d
+            let vals = values(len * d, 9);
+            let mut keys = vec![f32::NAN; 2 * KEY_BLOCK * d]; // unused slots must not matter
+            for j in 0..len {
+                for i in 0..d {
+                    keys[key_index(j, i, d)] = k[j * d + i];
+                }
+            }
+            let mut scores = vec![0f32; 2 * KEY_BLOCK];
+            let mut out = vec![0f32; d];
+            attend(&q, &keys, &vals, len, 0.5, &mut scores, &mut out);
+            let s: Vec<f64> = (0..len)
+                .map(|j| {
+                    (0..d)
+                        .map(|i| q[i] as f64 * k[j * d + i] as f64)
+                        .sum::<f64>()
+                        * 0.5
+                })
+                .collect();
+            let z: f64 = s.iter().map(|x| x.exp()).sum();
             for i in 0..d {
-                keys[key_index(j, i, d)] = k[j * d + i];
+                let want: f64 = (0..len)
+                    .map(|j| s[j].exp() / z * vals[j * d + i] as f64)
+                    .sum();
+                assert!((out[i] as f64 - want).abs() < 1e-6, "{} vs {want}", out[i]);
             }
         }
-        let mut scores = vec![0f32; 2 * KEY_BLOCK];
-        let mut out = vec![0f32; d];
-        attend(&q, &keys, &vals, len, 0.5, &mut scores, &mut out);
-        let s: Vec<f64> = (0..len)
-            .map(|j| {
-                (0..d)
-                    .map(|i| q[i] as f64 * k[j * d + i] as f64)
-                    .sum::<f64>()
-                    * 0.5
-            })
+    }
+
+    #[test]
+    fn widen_matches_half() {
+        let src: Vec<half::f16> = values(37, 13)
+            .iter()
+            .map(|&x| half::f16::from_f32(x * 1e3))
+            .chain([
+                half::f16::INFINITY,
+                half::f16::NAN,
+                half::f16::MIN_POSITIVE_SUBNORMAL,
+            ])
             .collect();
-        let z: f64 = s.iter().map(|x| x.exp()).sum();
-        for i in 0..d {
-            let want: f64 = (0..len)
-                .map(|j| s[j].exp() / z * vals[j * d + i] as f64)
-                .sum();
-            assert!((out[i] as f64 - want).abs() < 1e-6, "{} vs {want}", out[i]);
+        let mut dst = vec![0f32; src.len()];
+        widen(&src, &mut dst);
+        for (s, d) in src.iter().zip(&dst) {
+            assert_eq!(s.to_f32().to_bits(), d.to_bits(), "{s}");
         }
     }
 

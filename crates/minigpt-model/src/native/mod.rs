@@ -93,13 +93,12 @@ impl Store {
 
     /// Values `range` as f32: borrowed, or converted into `buf`.
     fn read<'a>(&'a self, range: std::ops::Range<usize>, buf: &'a mut Vec<f32>) -> &'a [f32] {
-        use half::slice::HalfFloatSliceExt;
         match self {
             Self::F32(v) => &v[range],
             Self::F16(v) => {
-                buf.resize(range.len(), 0.0);
-                v[range].convert_to_f32_slice(buf);
-                buf
+                let out = sized(buf, range.len());
+                kernels::widen(&v[range], out);
+                out
             }
         }
     }
