@@ -487,14 +487,14 @@ mod simd {
 
     /// The AVX2 tiling of one panel. Sixteen ymm registers: one or two rows take the whole
     /// 32-column panel at once (4 or 8 accumulators, the weight stream read once: batch-1
-    /// decode is memory-bound). More rows go in passes of at most six rows over one
-    /// 16-column half of the panel (6 × 2 accumulators + 2 weight vectors + a broadcast = 15
-    /// registers; three rows over the whole panel would need 17, and LLVM spilled two
-    /// accumulators to the stack on every k step, which held the multiply to 37 % of the
-    /// FMA peak). The panel goes in blocks of `KB` of its k rows (16 KiB of f32) so that
-    /// every pass after the first reads the block from L1; each pass resumes its
-    /// accumulators from `out`, so every output is still one FMA chain over k in order (the
-    /// same bits as a single pass, whatever the batch).
+    /// decode is memory-bound). More rows go in passes of six rows over one 16-column half
+    /// of the panel (6 × 2 accumulators + 2 weight vectors + a broadcast = 15 registers;
+    /// three rows over the whole panel need 17, and LLVM spilled two accumulators to the
+    /// stack on every k step: 37 GFLOP/s on one core at 128 rows, 52 after, ~100 the FMA
+    /// peak measured by a C loop of independent FMAs). The panel goes in blocks of `KB` of
+    /// its k rows (16 KiB of f32), so every pass after the first reads the block from L1;
+    /// each pass resumes its accumulators from `out`, so every output is still one FMA chain
+    /// over k in order (the same bits as a single pass, whatever the batch).
     ///
     /// # Safety
     /// As [`tile`].
@@ -520,10 +520,30 @@ mod simd {
                 }
                 return;
             }
-            // Rows per pass as even as possible (eight rows: 4 + 4, not 6 + 2: a pass needs
-            // about eight accumulators to cover the FMA latency).
-            let passes = rows.div_ceil(6);
-            let calls = 2 * passes;
+            // Passes: six rows over each half while six are left (12 accumulators each),
+            // then the rest: one or two rows over the whole panel, three to five over each
+            // half. Eight rows: 6 + 6 + 2 × 4 accumulators (as 4 + 4 + 4 + 4, every pass
+            // had only the eight accumulators that just cover the FMA latency).
+            let mut plan = [(0usize, 0usize, 0usize); 6]; // (first row, rows, half or 2 = all)
+            let mut calls = 0;
+            let mut push = |row, n, half| {
+                plan[calls] = (row, n, half);
+                calls += 1;
+            };
+            for g in 0..rows / 6 {
+                push(6 * g, 6, 0);
+                push(6 * g, 6, 1);
+            }
+            let (row, rest) = (rows / 6 * 6, rows % 6);
+            match rest {
+                0 => {}
+                1 | 2 => push(row, rest, 2),
+                _ => {
+                    push(row, rest, 0);
+                    push(row, rest, 1);
+                }
+            }
+            let plan = &plan[..calls];
             let mut k0 = 0;
             while k0 < k {
                 let kn = KB.min(k - k0);
@@ -533,25 +553,18 @@ mod simd {
                 let next = b.cast::<i8>().wrapping_add(kn * row_bytes);
                 let (share, stride) = (kn * row_bytes / calls, row_bytes / calls);
                 let resume = k0 > 0;
-                let mut call = 0;
-                for half in 0..2 {
-                    let mut r = 0;
-                    for pass in 0..passes {
-                        let n = rows / passes + usize::from(pass < rows % passes);
-                        let a = a.add(r * lda + k0);
-                        let b = b.add(16 * half);
-                        let o = o.add(r * PANEL + 16 * half);
-                        let pf = next.wrapping_add(call * share);
-                        match n {
-                            1 => tile256::<E, 1, 2>(a, lda, b, kn, o, resume, pf, stride),
-                            2 => tile256::<E, 2, 2>(a, lda, b, kn, o, resume, pf, stride),
-                            3 => tile256::<E, 3, 2>(a, lda, b, kn, o, resume, pf, stride),
-                            4 => tile256::<E, 4, 2>(a, lda, b, kn, o, resume, pf, stride),
-                            5 => tile256::<E, 5, 2>(a, lda, b, kn, o, resume, pf, stride),
-                            _ => tile256::<E, 6, 2>(a, lda, b, kn, o, resume, pf, stride),
-                        }
-                        r += n;
-                        call += 1;
+                for (call, &(row, n, half)) in plan.iter().enumerate() {
+                    let a = a.add(row * lda + k0);
+                    let col = 16 * (half & 1);
+                    let (b, o) = (b.add(col), o.add(row * PANEL + col));
+                    let pf = next.wrapping_add(call * share);
+                    match (n, half) {
+                        (1, 2) => tile256::<E, 1, 4>(a, lda, b, kn, o, resume, pf, stride),
+                        (_, 2) => tile256::<E, 2, 4>(a, lda, b, kn, o, resume, pf, stride),
+                        (3, _) => tile256::<E, 3, 2>(a, lda, b, kn, o, resume, pf, stride),
+                        (4, _) => tile256::<E, 4, 2>(a, lda, b, kn, o, resume, pf, stride),
+                        (5, _) => tile256::<E, 5, 2>(a, lda, b, kn, o, resume, pf, stride),
+                        _ => tile256::<E, 6, 2>(a, lda, b, kn, o, resume, pf, stride),
                     }
                 }
                 k0 += kn;
