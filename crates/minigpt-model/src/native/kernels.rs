@@ -248,6 +248,19 @@ pub fn matmul(a: &[f32], m: usize, w: &Packed, bias: Option<&[f32]>, out: &mut [
     }
     let panels = w.panels();
     let dst = Out(out.as_mut_ptr());
+    // The AVX2 tiles read several rows from `a` packed: groups of six rows, each `[k][rows]`
+    // (see `simd::pack`).
+    let mut packed = PACKED_A.with_borrow_mut(std::mem::take);
+    #[cfg(target_arch = "x86_64")]
+    let pack = simd::packs(m);
+    #[cfg(not(target_arch = "x86_64"))]
+    let pack = false;
+    let a: &[f32] = if pack {
+        simd::pack(&a[..m * k], k, &mut packed);
+        &packed
+    } else {
+        a
+    };
     let run = |range: std::ops::Range<usize>| {
         for p in range {
             let mut row = 0;
@@ -256,7 +269,7 @@ pub fn matmul(a: &[f32], m: usize, w: &Packed, bias: Option<&[f32]>, out: &mut [
                 let mut tile = [[0f32; PANEL]; MR];
                 // SAFETY: `a` holds rows `row..row + rows` of `k` values; the panel holds `k`
                 // rows of `PANEL` values.
-                unsafe { panel_tile(a.as_ptr().add(row * k), k, rows, w, p, &mut tile) };
+                unsafe { panel_tile(a.as_ptr().add(row * k), k, rows, pack, w, p, &mut tile) };
                 let col = p * PANEL;
                 let cols = PANEL.min(n - col);
                 for (r, t) in tile.iter().enumerate().take(rows) {
@@ -281,12 +294,18 @@ pub fn matmul(a: &[f32], m: usize, w: &Packed, bias: Option<&[f32]>, out: &mut [
     // Small products are not worth waking the pool for.
     if m * k * n < 1 << 16 || rayon::current_num_threads() == 1 {
         run(0..panels);
-        return;
+    } else {
+        let chunks = (rayon::current_num_threads() * 16).min(panels);
+        (0..chunks).into_par_iter().for_each(|c| {
+            run(c * panels / chunks..(c + 1) * panels / chunks);
+        });
     }
-    let chunks = (rayon::current_num_threads() * 16).min(panels);
-    (0..chunks).into_par_iter().for_each(|c| {
-        run(c * panels / chunks..(c + 1) * panels / chunks);
-    });
+    PACKED_A.with_borrow_mut(|p| *p = packed);
+}
+
+thread_local! {
+    /// The calling thread's buffer for `matmul`'s packed left-hand side, reused.
+    static PACKED_A: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// One register tile: `rows` (≤ MR) rows of `a` times panel `p`.
@@ -297,6 +316,7 @@ unsafe fn panel_tile(
     a: *const f32,
     lda: usize,
     rows: usize,
+    packed: bool,
     w: &Packed,
     p: usize,
     out: &mut [[f32; PANEL]; MR],
@@ -309,13 +329,13 @@ unsafe fn panel_tile(
         unsafe {
             match w.dtype {
                 DType::F32 => {
-                    simd::tile::<simd::F32>(a, lda, rows, w.wide.as_ptr().add(off), k, out)
+                    simd::tile::<simd::F32>(a, lda, rows, packed, w.wide.as_ptr().add(off), k, out)
                 }
                 DType::F16 => {
-                    simd::tile::<simd::F16>(a, lda, rows, w.half.as_ptr().add(off), k, out)
+                    simd::tile::<simd::F16>(a, lda, rows, packed, w.half.as_ptr().add(off), k, out)
                 }
                 DType::BF16 => {
-                    simd::tile::<simd::BF16>(a, lda, rows, w.half.as_ptr().add(off), k, out)
+                    simd::tile::<simd::BF16>(a, lda, rows, packed, w.half.as_ptr().add(off), k, out)
                 }
             }
         }
@@ -367,6 +387,42 @@ mod simd {
                 && std::env::var_os("MINIGPT_NO_AVX512").is_none()
                 && is_x86_feature_detected!("avx512f")
         })
+    }
+
+    /// Whether `matmul` packs `m` rows for [`tile`]: the AVX2 passes of three or more rows
+    /// (`MINIGPT_NO_PACK` turns packing off, for comparisons).
+    pub fn packs(m: usize) -> bool {
+        static OK: OnceLock<bool> = OnceLock::new();
+        m > 2
+            && *OK.get_or_init(|| {
+                available() && !avx512() && std::env::var_os("MINIGPT_NO_PACK").is_none()
+            })
+    }
+
+    /// `a` (`m` rows of `k`) in groups of six rows (the last one shorter), each group
+    /// `[k][rows]` at the offset of its first row (`row · k`): a pass broadcasts its rows'
+    /// values for one k step from one pointer at constant offsets, instead of computing six
+    /// row addresses per step (the frontend, not the FMA units, limited the six-row pass).
+    pub fn pack(a: &[f32], k: usize, out: &mut Vec<f32>) {
+        use rayon::prelude::*;
+        let m = a.len() / k;
+        out.resize(m * k, 0.0);
+        let group = |(src, dst): (&[f32], &mut [f32])| {
+            let rows = src.len() / k;
+            for (kk, dst) in dst.chunks_exact_mut(rows).enumerate() {
+                for (r, d) in dst.iter_mut().enumerate() {
+                    *d = src[r * k + kk];
+                }
+            }
+        };
+        // A prefill's activations are megabytes: both threads copy.
+        if m * k >= 1 << 18 {
+            a.par_chunks(6 * k)
+                .zip(out.par_chunks_mut(6 * k))
+                .for_each(group);
+        } else {
+            a.chunks(6 * k).zip(out.chunks_mut(6 * k)).for_each(group);
+        }
     }
 
     /// Bytes ahead of the weight stream to prefetch, into L2 (batch-1 decode of GPT-2-124M,
@@ -445,6 +501,7 @@ mod simd {
         a: *const f32,
         lda: usize,
         rows: usize,
+        packed: bool,
         b: *const E::T,
         k: usize,
         out: &mut [[f32; PANEL]; MR],
@@ -461,7 +518,11 @@ mod simd {
                 }
                 by_rows!(1 2 3 4 5 6 7 8 9 10 11 12);
             } else {
-                avx2_tile::<E>(a, lda, rows, b, k, out);
+                if packed {
+                    avx2_tile::<E, true>(a, lda, rows, b, k, out);
+                } else {
+                    avx2_tile::<E, false>(a, lda, rows, b, k, out);
+                }
             }
         }
     }
@@ -494,12 +555,15 @@ mod simd {
     /// peak measured by a C loop of independent FMAs). The panel goes in blocks of `KB` of
     /// its k rows (16 KiB of f32), so every pass after the first reads the block from L1;
     /// each pass resumes its accumulators from `out`, so every output is still one FMA chain
-    /// over k in order (the same bits as a single pass, whatever the batch).
+    /// over k in order (the same bits as a single pass, whatever the batch). `PACKED`: `a`
+    /// is laid out by [`pack`] (batches of three or more rows; the single-core best of
+    /// `kernel_speed` was ~88 GFLOP/s with or without, batch-8 f16 decode interleaved 4 × 2
+    /// runs: 283 → 283, 313 → 340, 276 → 318, 307 → 318 tokens/s).
     ///
     /// # Safety
     /// As [`tile`].
     #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn avx2_tile<E: Elem>(
+    unsafe fn avx2_tile<E: Elem, const PACKED: bool>(
         a: *const f32,
         lda: usize,
         rows: usize,
@@ -514,9 +578,9 @@ mod simd {
                 // One pass: prefetch `AHEAD` bytes down the stream, two lines per f32 row.
                 let pf = b.cast::<i8>().wrapping_add(AHEAD);
                 if rows == 1 {
-                    tile256::<E, 1, 4>(a, lda, b, k, o, false, pf, row_bytes);
+                    tile256::<E, 1, 4, PACKED>(a, lda, b, k, o, false, pf, row_bytes);
                 } else {
-                    tile256::<E, 2, 4>(a, lda, b, k, o, false, pf, row_bytes);
+                    tile256::<E, 2, 4, PACKED>(a, lda, b, k, o, false, pf, row_bytes);
                 }
                 return;
             }
@@ -554,17 +618,23 @@ mod simd {
                 let (share, stride) = (kn * row_bytes / calls, row_bytes / calls);
                 let resume = k0 > 0;
                 for (call, &(row, n, half)) in plan.iter().enumerate() {
-                    let a = a.add(row * lda + k0);
+                    // A packed group of `n` rows holds `n` values per k step.
+                    let a = a.add(row * lda + if PACKED { k0 * n } else { k0 });
                     let col = 16 * (half & 1);
                     let (b, o) = (b.add(col), o.add(row * PANEL + col));
                     let pf = next.wrapping_add(call * share);
+                    macro_rules! pass {
+                        ($r:literal, $c:literal) => {
+                            tile256::<E, $r, $c, PACKED>(a, lda, b, kn, o, resume, pf, stride)
+                        };
+                    }
                     match (n, half) {
-                        (1, 2) => tile256::<E, 1, 4>(a, lda, b, kn, o, resume, pf, stride),
-                        (_, 2) => tile256::<E, 2, 4>(a, lda, b, kn, o, resume, pf, stride),
-                        (3, _) => tile256::<E, 3, 2>(a, lda, b, kn, o, resume, pf, stride),
-                        (4, _) => tile256::<E, 4, 2>(a, lda, b, kn, o, resume, pf, stride),
-                        (5, _) => tile256::<E, 5, 2>(a, lda, b, kn, o, resume, pf, stride),
-                        _ => tile256::<E, 6, 2>(a, lda, b, kn, o, resume, pf, stride),
+                        (1, 2) => pass!(1, 4),
+                        (_, 2) => pass!(2, 4),
+                        (3, _) => pass!(3, 2),
+                        (4, _) => pass!(4, 2),
+                        (5, _) => pass!(5, 2),
+                        _ => pass!(6, 2),
                     }
                 }
                 k0 += kn;
@@ -574,14 +644,16 @@ mod simd {
 
     /// `R` rows of `a` times `8·C` columns of a panel (`b` at the first of them; panel rows
     /// `PANEL` apart), into `out` (rows `PANEL` apart), starting from `out`'s values when
-    /// `resume`; prefetches `stride` bytes per k row from `pf`.
+    /// `resume`; prefetches `stride` bytes per k row from `pf`. `a` holds the rows `lda`
+    /// apart, or `PACKED`: `[k][R]`.
     ///
     /// # Safety
-    /// AVX2/FMA/F16C available; `a`: `R` rows of `lda` values, `k` of them read; `b`: `k`
-    /// panel rows of `8·C` readable values; `out`: `R` rows of `8·C` writable values.
+    /// AVX2/FMA/F16C available; `a`: `R` rows of `lda` values (or `k · R` packed values), `k`
+    /// of them read; `b`: `k` panel rows of `8·C` readable values; `out`: `R` rows of `8·C`
+    /// writable values.
     #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn tile256<E: Elem, const R: usize, const C: usize>(
+    unsafe fn tile256<E: Elem, const R: usize, const C: usize, const PACKED: bool>(
         a: *const f32,
         lda: usize,
         b: *const E::T,
@@ -600,10 +672,9 @@ mod simd {
                     }
                 }
             }
+            let (mut p, mut f) = (b, pf);
             for kk in 0..k {
-                let p = b.add(kk * PANEL);
                 // `stride` bytes of the stream ahead per k row, one prefetch per cache line.
-                let f = pf.wrapping_add(kk * stride);
                 _mm_prefetch::<_MM_HINT_T1>(f);
                 if stride > 64 {
                     _mm_prefetch::<_MM_HINT_T1>(f.wrapping_add(64));
@@ -613,11 +684,14 @@ mod simd {
                     *w = E::load8(p.add(8 * j));
                 }
                 for (r, acc) in acc.iter_mut().enumerate() {
-                    let x = _mm256_broadcast_ss(&*a.add(r * lda + kk));
+                    let at = if PACKED { kk * R + r } else { r * lda + kk };
+                    let x = _mm256_broadcast_ss(&*a.add(at));
                     for (acc, w) in acc.iter_mut().zip(&w) {
                         *acc = _mm256_fmadd_ps(x, *w, *acc);
                     }
                 }
+                p = p.add(PANEL);
+                f = f.wrapping_add(stride);
             }
             for (r, acc) in acc.iter().enumerate() {
                 for (j, acc) in acc.iter().enumerate() {
@@ -789,67 +863,172 @@ fn sum8(x: &[f32]) -> f32 {
 
 multiversion! {
     #[allow(clippy::too_many_arguments)]
-    /// One query of one head against `len` cached positions: `out = softmax(q·Kᵀ·scale)·V`.
+    /// `rows` queries of one head at consecutive positions, the first seeing `len` cached
+    /// positions (query `r` sees `len + r`): `out_r = softmax(q_r·Kᵀ·scale)·V`.
     ///
-    /// `keys` holds the head's keys in blocks of [`KEY_BLOCK`] positions, dimension-major
-    /// within a block (`[block][dim][KEY_BLOCK]`, see [`key_index`]), so eight scores come out
-    /// of one pass with no horizontal sums; `values` holds position `j`'s vector at
-    /// `j·d .. (j+1)·d`. `scores` is scratch of at least `len` rounded up to a block.
+    /// Query `r` is `q[r·stride..][..d]` and its output `out[r·d..][..d]`. `keys` holds
+    /// the head's keys in blocks of [`KEY_BLOCK`] positions, dimension-major within a block
+    /// (`[block][dim][KEY_BLOCK]`, see [`key_index`]), so eight scores come out of one pass with
+    /// no horizontal sums; `values` holds position `j`'s vector at `j·d .. (j+1)·d`. `scores`
+    /// is scratch of at least `rows` × (`len + rows - 1` rounded up to a block).
+    ///
+    /// Every score is one fused multiply-add chain over the dimensions in order, and every
+    /// output one chain over the positions in order, so a query's result has the same bits
+    /// alone (decode) or among others (prefill). Independent chains fill the FMA pipes: eight
+    /// key blocks for one query, two blocks × four queries for several (each key block then
+    /// loaded once per four queries instead of once per query).
     pub fn attend(
         q: &[f32],
+        stride: usize,
+        rows: usize,
+        d: usize,
+        len: usize,
         keys: &[f32],
         values: &[f32],
-        len: usize,
         scale: f32,
         scores: &mut [f32],
         out: &mut [f32]
     ) {
-        let d = q.len();
-        let blocks = len.div_ceil(KEY_BLOCK);
-        let mut max = [f32::NEG_INFINITY; KEY_BLOCK];
-        for (b, s) in scores[..blocks * KEY_BLOCK].chunks_exact_mut(KEY_BLOCK).enumerate() {
-            // Four partial sums (dimensions mod 4), so the additions are not one chain of
-            // `d` dependent adds.
-            let mut part = [[0f32; KEY_BLOCK]; 4];
-            let block = &keys[b * d * KEY_BLOCK..(b + 1) * d * KEY_BLOCK];
-            for (q4, k4) in q.chunks_exact(4).zip(block.chunks_exact(4 * KEY_BLOCK)) {
-                for ((part, qd), kd) in part.iter_mut().zip(q4).zip(k4.chunks_exact(KEY_BLOCK)) {
-                    for (a, k) in part.iter_mut().zip(kd) {
-                        *a += qd * k;
+        let blocks = (len + rows - 1).div_ceil(KEY_BLOCK);
+        let width = blocks * KEY_BLOCK;
+        assert!(
+            rows >= 1
+                && q.len() >= (rows - 1) * stride + d
+                && out.len() >= rows * d
+                && keys.len() >= width * d
+                && values.len() >= (len + rows - 1) * d
+                && scores.len() >= rows * width,
+            "attend: buffers too small"
+        );
+        if rows == 1 {
+            let mut b = 0;
+            while b + 8 <= blocks {
+                dots::<1, 8>(q, stride, [0; 1], keys, d, b, scale, scores, width);
+                b += 8;
+            }
+            for b in b..blocks {
+                dots::<1, 1>(q, stride, [0; 1], keys, d, b, scale, scores, width);
+            }
+        } else {
+            for r0 in (0..rows).step_by(4) {
+                // A last group of fewer than four repeats its last query (not stored twice).
+                let pick = [0, 1, 2, 3].map(|i| r0 + i.min(rows - 1 - r0));
+                let mut b = 0;
+                while b + 2 <= blocks {
+                    dots::<4, 2>(q, stride, pick, keys, d, b, scale, scores, width);
+                    b += 2;
+                }
+                if b < blocks {
+                    dots::<4, 1>(q, stride, pick, keys, d, b, scale, scores, width);
+                }
+            }
+        }
+        for r in 0..rows {
+            let n = len + r;
+            let s = &mut scores[r * width..r * width + n];
+            let max = s.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
+            // Separate loops: exp vectorises, and the sum runs in eight lanes.
+            for s in s.iter_mut() {
+                *s = exp(*s - max);
+            }
+            let inv = 1.0 / sum8(s);
+            for s in s.iter_mut() {
+                *s *= inv;
+            }
+        }
+        if d == 64 {
+            weigh::<64>(scores, width, values, len, rows, out);
+        } else {
+            for (r, o) in out.chunks_exact_mut(d).take(rows).enumerate() {
+                o.fill(0.0);
+                for (&p, v) in scores[r * width..r * width + len + r].iter().zip(values.chunks_exact(d)) {
+                    for (o, &v) in o.iter_mut().zip(v) {
+                        *o = p.mul_add(v, *o);
                     }
                 }
             }
-            let whole = d / 4 * 4;
-            for (qd, kd) in q[whole..].iter().zip(block[whole * KEY_BLOCK..].chunks_exact(KEY_BLOCK)) {
-                for (a, k) in part[0].iter_mut().zip(kd) {
-                    *a += qd * k;
+        }
+    }
+}
+
+/// Scores of `R` queries (rows `pick` of `q`) against key blocks `b0..b0 + B`, times `scale`,
+/// into `scores` (row stride `width`): `R·B` independent chains of eight lanes.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn dots<const R: usize, const B: usize>(
+    q: &[f32],
+    stride: usize,
+    pick: [usize; R],
+    keys: &[f32],
+    d: usize,
+    b0: usize,
+    scale: f32,
+    scores: &mut [f32],
+    width: usize,
+) {
+    let qs = pick.map(|r| &q[r * stride..r * stride + d]);
+    let ks: [&[f32]; B] =
+        std::array::from_fn(|b| &keys[(b0 + b) * d * KEY_BLOCK..(b0 + b + 1) * d * KEY_BLOCK]);
+    let mut acc = [[[0f32; KEY_BLOCK]; B]; R];
+    for dim in 0..d {
+        let kv: [&[f32]; B] = ks.map(|k| &k[dim * KEY_BLOCK..(dim + 1) * KEY_BLOCK]);
+        for (acc, q) in acc.iter_mut().zip(&qs) {
+            let x = q[dim];
+            for (acc, kv) in acc.iter_mut().zip(&kv) {
+                for (a, &k) in acc.iter_mut().zip(kv.iter()) {
+                    *a = x.mul_add(k, *a);
                 }
             }
-            let mut acc = [0f32; KEY_BLOCK];
-            for (lane, a) in acc.iter_mut().enumerate() {
-                *a = (part[0][lane] + part[1][lane]) + (part[2][lane] + part[3][lane]);
-            }
-            let valid = (len - b * KEY_BLOCK).min(KEY_BLOCK);
-            for (lane, (s, a)) in s.iter_mut().zip(acc).enumerate() {
+        }
+    }
+    for (r, acc) in pick.iter().zip(&acc) {
+        for (b, acc) in acc.iter().enumerate() {
+            let s = &mut scores[r * width + (b0 + b) * KEY_BLOCK..][..KEY_BLOCK];
+            for (s, &a) in s.iter_mut().zip(acc) {
                 *s = a * scale;
-                if lane < valid {
-                    max[lane] = max[lane].max(*s);
+            }
+        }
+    }
+}
+
+/// `out_r = Σ_j p_rj · v_j` over query `r`'s positions, in order, for head size `D`: each
+/// query's sum stays in registers, and the positions go in chunks of 64 (16 KiB of values at
+/// D = 64, in L1) that up to 16 queries read in turn.
+#[inline(always)]
+fn weigh<const D: usize>(
+    p: &[f32],
+    width: usize,
+    values: &[f32],
+    len: usize,
+    rows: usize,
+    out: &mut [f32],
+) {
+    const CHUNK: usize = 64;
+    const GROUP: usize = 16;
+    for g in (0..rows).step_by(GROUP) {
+        let n = GROUP.min(rows - g);
+        let mut sums = [[0f32; D]; GROUP];
+        for j0 in (0..len + g + n - 1).step_by(CHUNK) {
+            for (i, sum) in sums.iter_mut().enumerate().take(n) {
+                let r = g + i;
+                let j1 = (j0 + CHUNK).min(len + r);
+                if j1 <= j0 {
+                    continue;
                 }
+                let mut o = *sum;
+                for (&p, v) in p[r * width + j0..r * width + j1]
+                    .iter()
+                    .zip(values[j0 * D..j1 * D].chunks_exact(D))
+                {
+                    for (o, &v) in o.iter_mut().zip(v) {
+                        *o = p.mul_add(v, *o);
+                    }
+                }
+                *sum = o;
             }
         }
-        let max = max.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
-        let scores = &mut scores[..len];
-        // Separate loops: exp vectorises, and the sum runs in eight lanes.
-        for s in scores.iter_mut() {
-            *s = exp(*s - max);
-        }
-        let inv = 1.0 / sum8(scores);
-        out.fill(0.0);
-        for (s, v) in scores.iter().zip(values.chunks_exact(d)) {
-            let p = s * inv;
-            for (o, v) in out.iter_mut().zip(v) {
-                *o += p * v;
-            }
+        for (o, sum) in out[g * D..(g + n) * D].chunks_exact_mut(D).zip(&sums) {
+            o.copy_from_slice(sum);
         }
     }
 }
@@ -931,12 +1110,13 @@ mod tests {
 
     #[test]
     fn a_row_gives_the_same_bits_alone_and_in_any_batch() {
+        // Fourteen rows: a tile of 12 (two packed groups of six) and a packed pair.
         let (k, n) = (200, 77);
-        let a = values(11 * k, 4);
+        let a = values(14 * k, 4);
         let w = Packed::from_rows(&values(k * n, 5), k, n, DType::F32);
-        let mut all = vec![0f32; 11 * n];
-        matmul(&a, 11, &w, None, &mut all);
-        for r in 0..11 {
+        let mut all = vec![0f32; 14 * n];
+        matmul(&a, 14, &w, None, &mut all);
+        for r in 0..14 {
             let mut one = vec![0f32; n];
             matmul(&a[r * k..(r + 1) * k], 1, &w, None, &mut one);
             assert_eq!(one, all[r * n..(r + 1) * n], "row {r}");
@@ -984,35 +1164,80 @@ mod tests {
     }
 
     #[test]
-    fn attend_is_softmax_weighted_values() {
-        // Head sizes with and without a remainder after the four partial sums.
-        for (d, len) in [(12, 11), (13, 9)] {
-            let q = values(d, 7);
-            let k = values(len * d, 8); // position j's key at j·d
-            let vals = values(len * d, 9);
-            let mut keys = vec![f32::NAN; 2 * KEY_BLOCK * d]; // unused slots must not matter
-            for j in 0..len {
+    fn attend_is_softmax_weighted_values_alone_or_in_blocks() {
+        // Head sizes on the generic path (12, 13) and the 64 one; one query, and blocks of
+        // queries (a prefill) across key blocks, with a partial last group of four.
+        for (d, len, rows) in [
+            (12usize, 11usize, 1usize),
+            (13, 9, 1),
+            (64, 70, 1),
+            (64, 5, 19),
+            (13, 3, 6),
+        ] {
+            let seen = len + rows - 1;
+            let width = seen.next_multiple_of(KEY_BLOCK);
+            let stride = d + 3;
+            let q = values(rows * stride, 7);
+            let k = values(seen * d, 8); // position j's key at j·d
+            let vals = values(seen * d, 9);
+            let mut keys = vec![f32::NAN; width * d]; // unused slots must not matter
+            for j in 0..seen {
                 for i in 0..d {
                     keys[key_index(j, i, d)] = k[j * d + i];
                 }
             }
-            let mut scores = vec![0f32; 2 * KEY_BLOCK];
-            let mut out = vec![0f32; d];
-            attend(&q, &keys, &vals, len, 0.5, &mut scores, &mut out);
-            let s: Vec<f64> = (0..len)
-                .map(|j| {
-                    (0..d)
-                        .map(|i| q[i] as f64 * k[j * d + i] as f64)
-                        .sum::<f64>()
-                        * 0.5
-                })
-                .collect();
-            let z: f64 = s.iter().map(|x| x.exp()).sum();
-            for i in 0..d {
-                let want: f64 = (0..len)
-                    .map(|j| s[j].exp() / z * vals[j * d + i] as f64)
-                    .sum();
-                assert!((out[i] as f64 - want).abs() < 1e-6, "{} vs {want}", out[i]);
+            let mut scores = vec![0f32; rows * width];
+            let mut out = vec![0f32; rows * d];
+            attend(
+                &q,
+                stride,
+                rows,
+                d,
+                len,
+                &keys,
+                &vals,
+                0.5,
+                &mut scores,
+                &mut out,
+            );
+            for r in 0..rows {
+                let (q, n) = (&q[r * stride..r * stride + d], len + r);
+                let s: Vec<f64> = (0..n)
+                    .map(|j| {
+                        (0..d)
+                            .map(|i| q[i] as f64 * k[j * d + i] as f64)
+                            .sum::<f64>()
+                            * 0.5
+                    })
+                    .collect();
+                let z: f64 = s.iter().map(|x| x.exp()).sum();
+                let got = &out[r * d..(r + 1) * d];
+                for i in 0..d {
+                    let want: f64 = (0..n)
+                        .map(|j| s[j].exp() / z * vals[j * d + i] as f64)
+                        .sum();
+                    assert!((got[i] as f64 - want).abs() < 1e-6, "{} vs {want}", got[i]);
+                }
+                // The same query alone (a decode step) gives the same bits.
+                let w = n.next_multiple_of(KEY_BLOCK);
+                let mut alone = vec![0f32; d];
+                let mut scratch = vec![0f32; w];
+                attend(
+                    q,
+                    d,
+                    1,
+                    d,
+                    n,
+                    &keys[..w * d],
+                    &vals[..n * d],
+                    0.5,
+                    &mut scratch,
+                    &mut alone,
+                );
+                assert!(
+                    alone == got,
+                    "d {d}, row {r} of {rows}: alone differs from the block"
+                );
             }
         }
     }

@@ -130,6 +130,10 @@ fn on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     }
 }
 
+/// Queries of one sequence and head per attention work item (a prefill's keys and values are
+/// loaded once per block instead of once per query).
+const QUERY_BLOCK: usize = 16;
+
 /// `v` resized to `n` values (contents unspecified: every caller overwrites them).
 fn sized(v: &mut Vec<f32>, n: usize) -> &mut [f32] {
     v.resize(n, 0.0);
@@ -271,6 +275,19 @@ impl NativeGpt {
         }
         let hd = c / self.n_head;
         let scale = 1.0 / (hd as f32).sqrt();
+        // Attention work: (first token, queries, head), head-major so each thread keeps a few
+        // heads' keys and values in cache; a sequence's new tokens go `QUERY_BLOCK` at a time,
+        // sharing every key and value load (prefill), a decode step's one by one.
+        let mut items = Vec::new();
+        for head in 0..self.n_head {
+            let mut tok = 0;
+            for (_, tokens) in seqs.iter() {
+                for first in (0..tokens.len()).step_by(QUERY_BLOCK) {
+                    items.push((tok + first, QUERY_BLOCK.min(tokens.len() - first), head));
+                }
+                tok += tokens.len();
+            }
+        }
         for (l, block) in self.blocks.iter().enumerate() {
             self.norm_rows(x, &block.ln_1, h);
             matmul(h, m, &block.c_attn.w, Some(&block.c_attn.b), qkv);
@@ -289,29 +306,45 @@ impl NativeGpt {
                     }
                 }
             }
-            let qkv = &*qkv;
             let caches: Vec<&SeqCache> = seqs.iter().map(|(cache, _)| &**cache).collect();
+            let (qkv, caches) = (&*qkv, &caches);
             let n_head = self.n_head;
-            let attend_one = |(i, out): (usize, &mut [f32])| {
-                let (tok, head) = (i / n_head, i % n_head);
+            let attend_item = |(&(tok, rows, head), out): (&(usize, usize, usize), &mut [f32])| {
                 let (s, pos) = meta[tok];
-                let q = &qkv[tok * 3 * c + head * hd..][..hd];
-                let cache = caches[s];
-                let at = head * cap * hd;
-                let len = pos + 1;
+                let (at, len) = (head * cap * hd, pos + 1);
+                let seen = len + rows - 1;
                 SCRATCH.with_borrow_mut(|[scores, kbuf, vbuf]| {
-                    scores.resize(cap, 0.0);
-                    let keys = cache.k[l].read(at..at + len.next_multiple_of(KEY_BLOCK) * hd, kbuf);
-                    let values = cache.v[l].read(at..at + len * hd, vbuf);
-                    attend(q, keys, values, len, scale, scores, out);
+                    let width = seen.next_multiple_of(KEY_BLOCK);
+                    let scores = sized(scores, rows * width);
+                    let keys = caches[s].k[l].read(at..at + width * hd, kbuf);
+                    let values = caches[s].v[l].read(at..at + seen * hd, vbuf);
+                    let q =
+                        &qkv[tok * 3 * c + head * hd..(tok + rows - 1) * 3 * c + (head + 1) * hd];
+                    attend(q, 3 * c, rows, hd, len, keys, values, scale, scores, out);
                 });
             };
+            // Outputs head-major into `h` (`[head][token][hd]`: each item's rows are one
+            // contiguous piece), then token-major into `y`.
+            let mut rest = &mut h[..];
+            let outs: Vec<&mut [f32]> = items
+                .iter()
+                .map(|&(_, rows, _)| {
+                    let (out, tail) = std::mem::take(&mut rest).split_at_mut(rows * hd);
+                    rest = tail;
+                    out
+                })
+                .collect();
             // Threads pay off from about a thousand query-key pairs.
-            let pairs: usize = meta.iter().map(|&(_, pos)| pos + 1).sum::<usize>() * self.n_head;
+            let pairs: usize = meta.iter().map(|&(_, pos)| pos + 1).sum::<usize>() * n_head;
             if pairs >= 1024 {
-                y.par_chunks_mut(hd).enumerate().for_each(attend_one);
+                items.par_iter().zip(outs).for_each(attend_item);
             } else {
-                y.chunks_mut(hd).enumerate().for_each(attend_one);
+                items.iter().zip(outs).for_each(attend_item);
+            }
+            for (head, part) in h.chunks_exact(m * hd).enumerate() {
+                for (row, o) in y.chunks_exact_mut(c).zip(part.chunks_exact(hd)) {
+                    row[head * hd..(head + 1) * hd].copy_from_slice(o);
+                }
             }
             matmul(y, m, &block.attn_proj.w, Some(&block.attn_proj.b), h);
             add_assign(x, h);
