@@ -17,8 +17,6 @@
 // SIMD intrinsics and one output pointer shared by threads: each block states its invariant.
 #![allow(unsafe_code)]
 
-use rayon::prelude::*;
-
 /// Columns per packed panel (two 16-lane or four 8-lane registers).
 pub const PANEL: usize = 32;
 /// Rows per register tile (24 of AVX-512's 32 registers accumulate).
@@ -292,12 +290,13 @@ pub fn matmul(a: &[f32], m: usize, w: &Packed, bias: Option<&[f32]>, out: &mut [
         }
     };
     // Small products are not worth waking the pool for.
-    if m * k * n < 1 << 16 || rayon::current_num_threads() == 1 {
+    let team = super::team::team();
+    if m * k * n < 1 << 16 || team.threads() == 1 {
         run(0..panels);
     } else {
-        let chunks = (rayon::current_num_threads() * 16).min(panels);
-        (0..chunks).into_par_iter().for_each(|c| {
-            run(c * panels / chunks..(c + 1) * panels / chunks);
+        let chunks = (team.threads() * 16).min(panels);
+        team.run(chunks, |c| {
+            run(c * panels / chunks..(c + 1) * panels / chunks)
         });
     }
     PACKED_A.with_borrow_mut(|p| *p = packed);
@@ -404,7 +403,6 @@ mod simd {
     /// values for one k step from one pointer at constant offsets, instead of computing six
     /// row addresses per step (the frontend, not the FMA units, limited the six-row pass).
     pub fn pack(a: &[f32], k: usize, out: &mut Vec<f32>) {
-        use rayon::prelude::*;
         let m = a.len() / k;
         out.resize(m * k, 0.0);
         let group = |(src, dst): (&[f32], &mut [f32])| {
@@ -416,12 +414,11 @@ mod simd {
             }
         };
         // A prefill's activations are megabytes: both threads copy.
+        let mut pieces: Vec<_> = a.chunks(6 * k).zip(out.chunks_mut(6 * k)).collect();
         if m * k >= 1 << 18 {
-            a.par_chunks(6 * k)
-                .zip(out.par_chunks_mut(6 * k))
-                .for_each(group);
+            crate::native::team::team().for_each_mut(&mut pieces, |p| group((p.0, &mut *p.1)));
         } else {
-            a.chunks(6 * k).zip(out.chunks_mut(6 * k)).for_each(group);
+            pieces.into_iter().for_each(group);
         }
     }
 

@@ -14,13 +14,13 @@
 //! batch, and in a prefill or a cached step**.
 
 pub mod kernels;
-
-use rayon::prelude::*;
+mod team;
 
 pub use kernels::DType;
 use kernels::{
     KEY_BLOCK, Packed, add_assign, attend, gelu_erf, gelu_tanh, key_index, layer_norm, matmul,
 };
+use team::team;
 
 use crate::config::GptConfig;
 use crate::gpt::Gpt;
@@ -116,18 +116,6 @@ thread_local! {
     static WORK: std::cell::RefCell<[Vec<f32>; 5]> = const {
         std::cell::RefCell::new([Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new()])
     };
-}
-
-/// Runs `f` on a thread of rayon's pool, so a step's ~60 parallel loops fork from a worker
-/// instead of each waking the pool from outside while the caller sleeps on a lock. In a
-/// batch-8 f16 decode profile the kernel's scheduling functions went from about 7 % to 6 %;
-/// the end-to-end difference was inside this machine's run-to-run noise.
-fn on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
-    if rayon::current_thread_index().is_some() {
-        f()
-    } else {
-        rayon::scope(|_| f())
-    }
 }
 
 /// Queries of one sequence and head per attention work item (a prefill's keys and values are
@@ -243,7 +231,7 @@ impl NativeGpt {
     /// Callers keep every sequence within the context (`cache.len() + tokens.len()` at most
     /// `n_positions`).
     pub fn forward(&self, seqs: &mut [(&mut SeqCache, &[u32])], want: Want) -> Vec<f32> {
-        on_pool(|| self.forward_here(seqs, want))
+        self.forward_here(seqs, want)
     }
 
     fn forward_here(&self, seqs: &mut [(&mut SeqCache, &[u32])], want: Want) -> Vec<f32> {
@@ -326,20 +314,21 @@ impl NativeGpt {
             // Outputs head-major into `h` (`[head][token][hd]`: each item's rows are one
             // contiguous piece), then token-major into `y`.
             let mut rest = &mut h[..];
-            let outs: Vec<&mut [f32]> = items
+            let mut work: Vec<_> = items
                 .iter()
-                .map(|&(_, rows, _)| {
-                    let (out, tail) = std::mem::take(&mut rest).split_at_mut(rows * hd);
+                .map(|item| {
+                    let (out, tail) = std::mem::take(&mut rest).split_at_mut(item.1 * hd);
                     rest = tail;
-                    out
+                    (item, out)
                 })
                 .collect();
             // Threads pay off from about a thousand query-key pairs.
             let pairs: usize = meta.iter().map(|&(_, pos)| pos + 1).sum::<usize>() * n_head;
             if pairs >= 1024 {
-                items.par_iter().zip(outs).for_each(attend_item);
+                team().for_each_mut(&mut work, |(item, out)| attend_item((item, out)));
             } else {
-                items.iter().zip(outs).for_each(attend_item);
+                work.iter_mut()
+                    .for_each(|(item, out)| attend_item((item, out)));
             }
             for (head, part) in h.chunks_exact(m * hd).enumerate() {
                 for (row, o) in y.chunks_exact_mut(c).zip(part.chunks_exact(hd)) {
@@ -358,7 +347,8 @@ impl NativeGpt {
                 }
             };
             if m > 8 {
-                u.par_chunks_mut(inner).for_each(act);
+                let mut rows: Vec<&mut [f32]> = u.chunks_mut(inner).collect();
+                team().for_each_mut(&mut rows, |row| act(row));
             } else {
                 u.chunks_mut(inner).for_each(act);
             }
@@ -403,7 +393,8 @@ impl NativeGpt {
         let c = self.n_embd;
         let one = |(o, x): (&mut [f32], &[f32])| layer_norm(x, &n.g, &n.b, self.eps, o);
         if x.len() > 8 * c {
-            out.par_chunks_mut(c).zip(x.par_chunks(c)).for_each(one);
+            let mut rows: Vec<_> = out.chunks_mut(c).zip(x.chunks(c)).collect();
+            team().for_each_mut(&mut rows, |(o, x)| one((o, x)));
         } else {
             out.chunks_mut(c).zip(x.chunks(c)).for_each(one);
         }
@@ -413,7 +404,7 @@ impl NativeGpt {
     pub fn logits(&self, hidden: &[f32]) -> Vec<f32> {
         let m = hidden.len() / self.n_embd;
         let mut out = vec![0f32; m * self.wte.n];
-        on_pool(|| matmul(hidden, m, &self.wte, None, &mut out));
+        matmul(hidden, m, &self.wte, None, &mut out);
         out
     }
 }
