@@ -67,7 +67,7 @@ fn meta(device: &str, started: &str) -> serde_json::Value {
         "burn_version": "0.22.1",
         "git_commit": option_env!("MINIGPT_GIT_COMMIT").unwrap_or("unknown"),
         "device": device,
-        "threads": std::thread::available_parallelism().map_or(1, |n| n.get()),
+        "threads": minigpt_model::native::threads(),
         "started": started,
         "command": std::env::args().collect::<Vec<_>>().join(" "),
     })

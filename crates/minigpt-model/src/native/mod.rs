@@ -118,6 +118,11 @@ thread_local! {
     };
 }
 
+/// Threads the engine's parallel loops run on (`RAYON_NUM_THREADS`, else one per core).
+pub fn threads() -> usize {
+    team().threads()
+}
+
 /// Queries of one sequence and head per attention work item (a prefill's keys and values are
 /// loaded once per block instead of once per query).
 const QUERY_BLOCK: usize = 16;

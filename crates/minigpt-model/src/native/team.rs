@@ -115,8 +115,9 @@ impl Team {
         }
         // If `f` panics here, helpers may still hold it: wait for them before unwinding.
         let mine = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| claim(s, &f)));
+        let mut spins = 0u32;
         while s.pending.load(Ordering::Acquire) > 0 {
-            std::hint::spin_loop();
+            pause(&mut spins);
         }
         *s.job.lock().unwrap_or_else(|e| e.into_inner()) = None;
         drop(guard);
@@ -156,6 +157,18 @@ fn claim(s: &Shared, f: &(impl Fn(usize) + Sync + ?Sized)) {
     }
 }
 
+/// One step of a spin-wait: a CPU pause, and every 256th step a yield to the scheduler, so a
+/// waiter gives its core to a thread it waits for when other processes crowd the machine (under
+/// a parallel build, pure spinning took 40 % of a batch-8 decode profile).
+fn pause(spins: &mut u32) {
+    *spins = spins.wrapping_add(1);
+    if spins.is_multiple_of(256) {
+        std::thread::yield_now();
+    } else {
+        std::hint::spin_loop();
+    }
+}
+
 fn helper(s: &Shared) {
     let mut seen = 0;
     loop {
@@ -167,9 +180,9 @@ fn helper(s: &Shared) {
                 seen = e;
                 break;
             }
-            spins = spins.wrapping_add(1);
-            if !spins.is_multiple_of(1024) || start.elapsed() < SPIN {
-                std::hint::spin_loop();
+            pause(&mut spins);
+            // The clock only every 64 pauses.
+            if !spins.is_multiple_of(64) || start.elapsed() < SPIN {
                 continue;
             }
             let mut g = s.park.lock().unwrap_or_else(|e| e.into_inner());
