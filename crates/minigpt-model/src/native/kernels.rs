@@ -289,8 +289,8 @@ pub fn matmul(a: &[f32], m: usize, w: &Packed, bias: Option<&[f32]>, out: &mut [
             }
         }
     };
-    // Small products are not worth waking the pool for.
-    let team = super::team::team();
+    // Small products are not worth waking the team for.
+    let team = crate::native::team::team();
     if m * k * n < 1 << 16 || team.threads() == 1 {
         run(0..panels);
     } else {
@@ -964,15 +964,13 @@ fn dots<const R: usize, const B: usize>(
     width: usize,
 ) {
     let qs = pick.map(|r| &q[r * stride..r * stride + d]);
-    let ks: [&[f32]; B] =
-        std::array::from_fn(|b| &keys[(b0 + b) * d * KEY_BLOCK..(b0 + b + 1) * d * KEY_BLOCK]);
     let mut acc = [[[0f32; KEY_BLOCK]; B]; R];
     for dim in 0..d {
-        let kv: [&[f32]; B] = ks.map(|k| &k[dim * KEY_BLOCK..(dim + 1) * KEY_BLOCK]);
         for (acc, q) in acc.iter_mut().zip(&qs) {
             let x = q[dim];
-            for (acc, kv) in acc.iter_mut().zip(&kv) {
-                for (a, &k) in acc.iter_mut().zip(kv.iter()) {
+            for (b, acc) in acc.iter_mut().enumerate() {
+                let kv = &keys[((b0 + b) * d + dim) * KEY_BLOCK..][..KEY_BLOCK];
+                for (a, &k) in acc.iter_mut().zip(kv) {
                     *a = x.mul_add(k, *a);
                 }
             }
@@ -988,9 +986,9 @@ fn dots<const R: usize, const B: usize>(
     }
 }
 
-/// `out_r = Σ_j p_rj · v_j` over query `r`'s positions, in order, for head size `D`: each
-/// query's sum stays in registers, and the positions go in chunks of 64 (16 KiB of values at
-/// D = 64, in L1) that up to 16 queries read in turn.
+/// `out_r = Σ_j p_rj · v_j` over query `r`'s positions, in order, for head size `D`: the
+/// positions go in chunks of 64 (16 KiB of values at D = 64, in L1) that every query reads in
+/// turn, each query's running sum in registers within a chunk and in `out` between chunks.
 #[inline(always)]
 fn weigh<const D: usize>(
     p: &[f32],
@@ -1001,31 +999,24 @@ fn weigh<const D: usize>(
     out: &mut [f32],
 ) {
     const CHUNK: usize = 64;
-    const GROUP: usize = 16;
-    for g in (0..rows).step_by(GROUP) {
-        let n = GROUP.min(rows - g);
-        let mut sums = [[0f32; D]; GROUP];
-        for j0 in (0..len + g + n - 1).step_by(CHUNK) {
-            for (i, sum) in sums.iter_mut().enumerate().take(n) {
-                let r = g + i;
-                let j1 = (j0 + CHUNK).min(len + r);
-                if j1 <= j0 {
-                    continue;
-                }
-                let mut o = *sum;
-                for (&p, v) in p[r * width + j0..r * width + j1]
-                    .iter()
-                    .zip(values[j0 * D..j1 * D].chunks_exact(D))
-                {
-                    for (o, &v) in o.iter_mut().zip(v) {
-                        *o = p.mul_add(v, *o);
-                    }
-                }
-                *sum = o;
+    let out = &mut out[..rows * D];
+    out.fill(0.0);
+    for j0 in (0..len + rows - 1).step_by(CHUNK) {
+        for (r, sum) in out.chunks_exact_mut(D).enumerate() {
+            let j1 = (j0 + CHUNK).min(len + r);
+            if j1 <= j0 {
+                continue;
             }
-        }
-        for (o, sum) in out[g * D..(g + n) * D].chunks_exact_mut(D).zip(&sums) {
-            o.copy_from_slice(sum);
+            let mut o: [f32; D] = (&*sum).try_into().expect("D values");
+            for (&p, v) in p[r * width + j0..r * width + j1]
+                .iter()
+                .zip(values[j0 * D..j1 * D].chunks_exact(D))
+            {
+                for (o, &v) in o.iter_mut().zip(v) {
+                    *o = p.mul_add(v, *o);
+                }
+            }
+            sum.copy_from_slice(&o);
         }
     }
 }

@@ -236,10 +236,6 @@ impl NativeGpt {
     /// Callers keep every sequence within the context (`cache.len() + tokens.len()` at most
     /// `n_positions`).
     pub fn forward(&self, seqs: &mut [(&mut SeqCache, &[u32])], want: Want) -> Vec<f32> {
-        self.forward_here(seqs, want)
-    }
-
-    fn forward_here(&self, seqs: &mut [(&mut SeqCache, &[u32])], want: Want) -> Vec<f32> {
         let c = self.n_embd;
         // Every new token: (sequence, position).
         let mut meta = Vec::new();
@@ -302,7 +298,8 @@ impl NativeGpt {
             let caches: Vec<&SeqCache> = seqs.iter().map(|(cache, _)| &**cache).collect();
             let (qkv, caches) = (&*qkv, &caches);
             let n_head = self.n_head;
-            let attend_item = |(&(tok, rows, head), out): (&(usize, usize, usize), &mut [f32])| {
+            let attend_item = |(item, out): &mut (&(usize, usize, usize), &mut [f32])| {
+                let (tok, rows, head) = **item;
                 let (s, pos) = meta[tok];
                 let (at, len) = (head * cap * hd, pos + 1);
                 let seen = len + rows - 1;
@@ -330,10 +327,9 @@ impl NativeGpt {
             // Threads pay off from about a thousand query-key pairs.
             let pairs: usize = meta.iter().map(|&(_, pos)| pos + 1).sum::<usize>() * n_head;
             if pairs >= 1024 {
-                team().for_each_mut(&mut work, |(item, out)| attend_item((item, out)));
+                team().for_each_mut(&mut work, attend_item);
             } else {
-                work.iter_mut()
-                    .for_each(|(item, out)| attend_item((item, out)));
+                work.iter_mut().for_each(attend_item);
             }
             for (head, part) in h.chunks_exact(m * hd).enumerate() {
                 for (row, o) in y.chunks_exact_mut(c).zip(part.chunks_exact(hd)) {
