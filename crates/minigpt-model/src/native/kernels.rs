@@ -236,10 +236,24 @@ impl Out {
 
 /// `out[m, n] = a[m, k] · w + bias`, `a` row-major with row stride `k`.
 pub fn matmul(a: &[f32], m: usize, w: &Packed, bias: Option<&[f32]>, out: &mut [f32]) {
+    matmul_then(a, m, w, bias, None, out);
+}
+
+/// [`matmul`], then `then` applied to every output row's pieces as the tiles are stored (an
+/// element-wise activation such as [`gelu_tanh`], run by the threads of the multiply while the
+/// values are in cache instead of in a pass of its own).
+pub fn matmul_then(
+    a: &[f32],
+    m: usize,
+    w: &Packed,
+    bias: Option<&[f32]>,
+    then: Option<fn(&mut [f32])>,
+    out: &mut [f32],
+) {
     let (k, n) = (w.k, w.n);
     assert!(
-        a.len() >= m * k && out.len() >= m * n,
-        "matmul: buffers too small"
+        k > 0 && a.len() >= m * k && out.len() >= m * n,
+        "matmul: empty weights or buffers too small"
     );
     if let Some(b) = bias {
         assert_eq!(b.len(), n, "matmul: bias of the wrong size");
@@ -260,11 +274,12 @@ pub fn matmul(a: &[f32], m: usize, w: &Packed, bias: Option<&[f32]>, out: &mut [
         a
     };
     let run = |range: std::ops::Range<usize>| {
+        // Every tile call writes the rows it is given before they are read.
+        let mut tile = [[0f32; PANEL]; MR];
         for p in range {
             let mut row = 0;
             while row < m {
                 let rows = MR.min(m - row);
-                let mut tile = [[0f32; PANEL]; MR];
                 // SAFETY: `a` holds rows `row..row + rows` of `k` values; the panel holds `k`
                 // rows of `PANEL` values.
                 unsafe { panel_tile(a.as_ptr().add(row * k), k, rows, pack, w, p, &mut tile) };
@@ -283,6 +298,9 @@ pub fn matmul(a: &[f32], m: usize, w: &Packed, bias: Option<&[f32]>, out: &mut [
                             }
                         }
                         None => o.copy_from_slice(&t[..cols]),
+                    }
+                    if let Some(f) = then {
+                        f(o);
                     }
                 }
                 row += rows;
@@ -405,13 +423,23 @@ mod simd {
     pub fn pack(a: &[f32], k: usize, out: &mut Vec<f32>) {
         let m = a.len() / k;
         out.resize(m * k, 0.0);
-        let group = |(src, dst): (&[f32], &mut [f32])| {
-            let rows = src.len() / k;
-            for (kk, dst) in dst.chunks_exact_mut(rows).enumerate() {
-                for (r, d) in dst.iter_mut().enumerate() {
-                    *d = src[r * k + kk];
+        // One copy loop per group size (a loop over a run-time number of rows was 1.3 % of a
+        // batch-8 decode's profile, on the calling thread while the others waited).
+        fn rows<const R: usize>(src: &[f32], k: usize, dst: &mut [f32]) {
+            let src: [&[f32]; R] = std::array::from_fn(|r| &src[r * k..(r + 1) * k]);
+            for (kk, dst) in dst.chunks_exact_mut(R).enumerate() {
+                for (d, src) in dst.iter_mut().zip(&src) {
+                    *d = src[kk];
                 }
             }
+        }
+        let group = |(src, dst): (&[f32], &mut [f32])| match src.len() / k {
+            6 => rows::<6>(src, k, dst),
+            5 => rows::<5>(src, k, dst),
+            4 => rows::<4>(src, k, dst),
+            3 => rows::<3>(src, k, dst),
+            2 => rows::<2>(src, k, dst),
+            _ => rows::<1>(src, k, dst),
         };
         // A prefill's activations are megabytes: both threads copy.
         let mut pieces: Vec<_> = a.chunks(6 * k).zip(out.chunks_mut(6 * k)).collect();
@@ -540,6 +568,25 @@ mod simd {
         }
         for (d, s) in dst[whole..].iter_mut().zip(&src[whole..]) {
             *d = s.to_f32();
+        }
+    }
+
+    /// [`super::narrow`] with F16C.
+    ///
+    /// # Safety
+    /// F16C available; `src.len() == dst.len()`.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn narrow(src: &[f32], dst: &mut [half::f16]) {
+        let whole = src.len() / 8 * 8;
+        for (s, d) in src[..whole].chunks_exact(8).zip(dst.chunks_exact_mut(8)) {
+            // SAFETY: eight values each side.
+            unsafe {
+                let h = _mm256_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(_mm256_loadu_ps(s.as_ptr()));
+                _mm_storeu_si128(d.as_mut_ptr().cast(), h);
+            }
+        }
+        for (d, s) in dst[whole..].iter_mut().zip(&src[whole..]) {
+            *d = half::f16::from_f32(*s);
         }
     }
 
@@ -747,6 +794,22 @@ pub fn widen(src: &[half::f16], dst: &mut [f32]) {
     }
 }
 
+/// `dst = src` rounded to f16 (to nearest, ties to even, as `half::f16::from_f32`), eight
+/// lanes at a time with F16C where the CPU has it (`from_f32` per value, each a call, was
+/// most of the KV-cache writes of an f16 decode step).
+pub fn narrow(src: &[f32], dst: &mut [half::f16]) {
+    assert_eq!(src.len(), dst.len(), "narrow: lengths differ");
+    #[cfg(target_arch = "x86_64")]
+    if simd::available() {
+        // SAFETY: the CPU has F16C (checked); lengths are equal.
+        unsafe { simd::narrow(src, dst) };
+        return;
+    }
+    for (d, s) in dst.iter_mut().zip(src) {
+        *d = half::f16::from_f32(*s);
+    }
+}
+
 /// Runs `body` compiled for AVX2+FMA where the CPU has them, else as portable code: the same
 /// source, so the same operations and the same results.
 macro_rules! multiversion {
@@ -779,7 +842,12 @@ pub fn exp(x: f32) -> f32 {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
     const ROUND: f32 = 12_582_912.0; // 1.5 · 2^23: adding it rounds to an integer
     let x = x.clamp(-87.3, 88.7);
-    let n = (x * LOG2E + ROUND) - ROUND;
+    // `t`'s low mantissa bits hold the integer `n` (in −126..=128): its bits give 2^n below
+    // without a float-to-int conversion (Rust's saturating `as i32` compiled to a scalar
+    // convert and two compares per lane, which kept the GELU and softmax loops from
+    // vectorising).
+    let t = x * LOG2E + ROUND;
+    let n = t - ROUND;
     let r = x - n * 0.693_359_4 - n * -2.121_944_4e-4;
     let p = 1.987_569_1e-4;
     let p = p * r + 1.398_199_9e-3;
@@ -788,7 +856,7 @@ pub fn exp(x: f32) -> f32 {
     let p = p * r + 1.666_666_5e-1;
     let p = p * r + 0.5;
     let y = p * (r * r) + r + 1.0;
-    y * f32::from_bits(((n as i32 + 127) as u32) << 23)
+    y * f32::from_bits(t.to_bits().wrapping_add(127) << 23)
 }
 
 /// `erf(x)`, Abramowitz & Stegun 7.1.26 (absolute error below 1.5e-7).
@@ -1245,6 +1313,31 @@ mod tests {
         widen(&src, &mut dst);
         for (s, d) in src.iter().zip(&dst) {
             assert_eq!(s.to_f32().to_bits(), d.to_bits(), "{s}");
+        }
+    }
+
+    #[test]
+    fn narrow_matches_half() {
+        // The special values first, so the eight-lane path converts them.
+        let src: Vec<f32> = [
+            f32::NAN,
+            f32::NEG_INFINITY,
+            1e-7,     // a subnormal f16
+            2049.0,   // halfway between f16 neighbours: ties to even
+            6.0e-8,   // rounds to the smallest subnormal
+            -65520.0, // rounds to −∞
+        ]
+        .into_iter()
+        .chain(values(37, 14).iter().map(|&x| x * 7e4)) // some beyond f16's range
+        .collect();
+        let mut dst = vec![half::f16::ZERO; src.len()];
+        narrow(&src, &mut dst);
+        for (s, d) in src.iter().zip(&dst) {
+            let want = half::f16::from_f32(*s);
+            assert!(
+                want.to_bits() == d.to_bits() || (want.is_nan() && d.is_nan()),
+                "{s}: {d} vs {want}"
+            );
         }
     }
 

@@ -19,6 +19,7 @@ mod team;
 pub use kernels::DType;
 use kernels::{
     KEY_BLOCK, Packed, add_assign, attend, gelu_erf, gelu_tanh, key_index, layer_norm, matmul,
+    matmul_then,
 };
 use team::team;
 
@@ -84,10 +85,28 @@ enum Store {
 }
 
 impl Store {
-    fn set(&mut self, at: usize, x: f32) {
+    /// Stores `xs` at `at`, `at + step`, `at + 2·step`, … (a value vector: step 1; a key:
+    /// step [`KEY_BLOCK`], see [`key_index`]).
+    fn put(&mut self, at: usize, step: usize, xs: &[f32]) {
         match self {
-            Self::F32(v) => v[at] = x,
-            Self::F16(v) => v[at] = half::f16::from_f32(x),
+            Self::F32(v) if step == 1 => v[at..at + xs.len()].copy_from_slice(xs),
+            Self::F32(v) => {
+                for (d, &x) in v[at..].iter_mut().step_by(step).zip(xs) {
+                    *d = x;
+                }
+            }
+            Self::F16(v) if step == 1 => kernels::narrow(xs, &mut v[at..at + xs.len()]),
+            Self::F16(v) => {
+                let mut buf = [half::f16::ZERO; 64];
+                for (i, xs) in xs.chunks(64).enumerate() {
+                    let buf = &mut buf[..xs.len()];
+                    kernels::narrow(xs, buf);
+                    let dst = v[at + i * 64 * step..].iter_mut().step_by(step);
+                    for (d, &x) in dst.zip(&*buf) {
+                        *d = x;
+                    }
+                }
+            }
         }
     }
 
@@ -284,15 +303,10 @@ impl NativeGpt {
             for (&(s, pos), row) in meta.iter().zip(qkv.chunks_exact(3 * c)) {
                 let cache = &mut *seqs[s].0;
                 for head in 0..self.n_head {
-                    let src = c + head * hd;
-                    let base = head * cap * hd;
-                    for (dim, &x) in row[src..src + hd].iter().enumerate() {
-                        cache.k[l].set(base + key_index(pos, dim, hd), x);
-                    }
-                    let at = base + pos * hd;
-                    for (j, &x) in row[c + src..c + src + hd].iter().enumerate() {
-                        cache.v[l].set(at + j, x);
-                    }
+                    let (src, base) = (c + head * hd, head * cap * hd);
+                    let key = &row[src..src + hd];
+                    cache.k[l].put(base + key_index(pos, 0, hd), KEY_BLOCK, key);
+                    cache.v[l].put(base + pos * hd, 1, &row[c + src..c + src + hd]);
                 }
             }
             let caches: Vec<&SeqCache> = seqs.iter().map(|(cache, _)| &**cache).collect();
@@ -339,20 +353,8 @@ impl NativeGpt {
             matmul(y, m, &block.attn_proj.w, Some(&block.attn_proj.b), h);
             add_assign(x, h);
             self.norm_rows(x, &block.ln_2, h);
-            matmul(h, m, &block.c_fc.w, Some(&block.c_fc.b), u);
-            let act = |row: &mut [f32]| {
-                if self.exact_gelu {
-                    gelu_erf(row)
-                } else {
-                    gelu_tanh(row)
-                }
-            };
-            if m > 8 {
-                let mut rows: Vec<&mut [f32]> = u.chunks_mut(inner).collect();
-                team().for_each_mut(&mut rows, |row| act(row));
-            } else {
-                u.chunks_mut(inner).for_each(act);
-            }
+            let gelu = if self.exact_gelu { gelu_erf } else { gelu_tanh };
+            matmul_then(h, m, &block.c_fc.w, Some(&block.c_fc.b), Some(gelu), u);
             matmul(u, m, &block.mlp_proj.w, Some(&block.mlp_proj.b), h);
             add_assign(x, h);
         }
