@@ -1226,10 +1226,9 @@ pub fn key_index(pos: usize, dim: usize, d: usize) -> usize {
 }
 
 multiversion! {
-    /// `out = x + y`. Compiled for AVX2 like the element-wise functions that read `out` next
-    /// (GELU in `matmul_then`): the baseline build stored 16 bytes at a time, and a 32-byte load
-    /// of two 16-byte stores still in flight is not forwarded (GELU's first load stalled;
-    /// 3 % of a batch-8 f16 decode profile).
+    /// `out = x + y`, compiled for AVX2 like the GELU that reads `out` next in `matmul_then`
+    /// (the closure it replaces was baseline x86-64 code, storing 16 bytes at a time under
+    /// GELU's 32-byte loads).
     pub fn add_into(out: &mut [f32], x: &[f32], y: &[f32]) {
         for ((o, &a), &b) in out.iter_mut().zip(x).zip(y) {
             *o = a + b;
