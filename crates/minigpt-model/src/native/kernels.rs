@@ -1065,8 +1065,8 @@ unsafe fn attend_with<K: Cached, const F16C: bool>(
     );
     // SAFETY (every block below): `F16C` as the caller vouches.
     if rows == 1 {
-        // Eight blocks at a time, then four, two, one (a lone block is one chain of FMAs
-        // waiting on each other: four of them took four times as long as four together).
+        // Eight blocks at a time, then four, two, one (a lone block is one chain of dependent
+        // FMAs; blocks side by side are independent chains).
         let mut b = 0;
         while b + 8 <= blocks {
             unsafe { dots::<K, F16C, 1, 8>(q, stride, [0; 1], keys, d, b, scale, scores, width) };
