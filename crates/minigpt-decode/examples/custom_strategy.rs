@@ -28,6 +28,8 @@ const SOFTCAP: PluginInfo = PluginInfo {
     name: "softcap",
     kind: PluginKind::Processor,
     description: "Soft-cap logits: l -> cap * tanh(l / cap) (Gemma 2).",
+    ties: "",
+    reference: "Gemma 2's final-logit soft-capping",
     params: &[ParamInfo {
         name: "cap",
         ty: "float > 0",

@@ -1,15 +1,86 @@
-//! Distributions over the vocabulary: softmax, entropy, and masking that keeps one token.
+//! Distributions over the vocabulary: softmax, entropy, the largest logits, and masking that
+//! keeps at least one token.
+//!
+//! Rows reaching the processors hold finite values and −∞ only: the chain checks every row
+//! (see `row_check`), so NaN and +∞ never get here.
 
 /// Softmax in f64 (−∞ entries get 0). An all-masked row gives all zeros.
 pub fn softmax(logits: &[f32]) -> Vec<f64> {
-    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    if max == f32::NEG_INFINITY || max.is_nan() {
-        return vec![0.0; logits.len()];
-    }
-    let mut out: Vec<f64> = logits.iter().map(|&l| ((l - max) as f64).exp()).collect();
-    let sum: f64 = out.iter().sum();
-    out.iter_mut().for_each(|p| *p /= sum);
+    let mut out = Vec::new();
+    softmax_into(logits, &mut out);
     out
+}
+
+/// [`softmax`] into a reused buffer. −∞ entries are skipped (they would add exactly 0), so a
+/// row that a filter left with few tokens costs a scan, not an `exp` per entry.
+pub fn softmax_into(logits: &[f32], out: &mut Vec<f64>) {
+    out.clear();
+    out.resize(logits.len(), 0.0);
+    let max = max_logit(logits);
+    if max == f32::NEG_INFINITY {
+        return;
+    }
+    let mut sum = 0.0f64;
+    for (p, &l) in out.iter_mut().zip(logits) {
+        if l != f32::NEG_INFINITY {
+            *p = ((l - max) as f64).exp();
+            sum += *p;
+        }
+    }
+    for p in out.iter_mut() {
+        if *p != 0.0 {
+            *p /= sum;
+        }
+    }
+}
+
+/// The largest logit (−∞ for an empty or all-masked row); NaN never wins. Eight lanes, so the
+/// comparison compiles to vector max instructions.
+pub fn max_logit(logits: &[f32]) -> f32 {
+    let mut lanes = [f32::NEG_INFINITY; 8];
+    let chunks = logits.chunks_exact(8);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for (m, &x) in lanes.iter_mut().zip(c) {
+            if x > *m {
+                *m = x;
+            }
+        }
+    }
+    let mut best = f32::NEG_INFINITY;
+    for &x in lanes.iter().chain(rest) {
+        if x > best {
+            best = x;
+        }
+    }
+    best
+}
+
+/// The k-th largest finite logit counted with multiplicity (k ≥ 1), or −∞ when fewer than k
+/// logits are finite. O(V): values above a running threshold go to `buf`; when it holds 4k
+/// of them, it is cut back to its k largest (and their ties), raising the threshold.
+pub fn kth_largest(logits: &[f32], k: usize, buf: &mut Vec<f32>) -> f32 {
+    debug_assert!(k >= 1);
+    buf.clear();
+    let cap = 4 * k.max(16);
+    let mut threshold = f32::NEG_INFINITY;
+    for &x in logits {
+        // Values equal to the threshold cannot change the k-th largest once `buf` holds k
+        // values at or above it; −∞ never enters.
+        if x > threshold {
+            buf.push(x);
+            if buf.len() >= cap {
+                let (_, kth, _) = buf.select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a));
+                threshold = *kth;
+                buf.retain(|&v| v >= threshold);
+            }
+        }
+    }
+    if buf.len() < k {
+        return f32::NEG_INFINITY;
+    }
+    let (_, kth, _) = buf.select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a));
+    *kth
 }
 
 /// `log Σ exp(logits)` in f64 (−∞ for an all-masked row).
@@ -72,25 +143,41 @@ pub fn argmax(logits: &[f32]) -> u32 {
     best as u32
 }
 
-/// Sets `logits[i] = −∞` wherever `drop(i)` holds, except that the most likely token is kept
-/// when every token would go: a processor never leaves an empty distribution.
-pub fn mask_where(logits: &mut [f32], mut drop: impl FnMut(usize) -> bool) {
-    if logits.is_empty() {
+/// Sets `logits[i] = −∞` wherever `drop(i, logits[i])` holds (finite entries only), except that when every token would go, the
+/// tokens tied at the row's maximum stay (with their values): a processor never leaves an
+/// empty distribution. (transformers' `min_tokens_to_keep = 1` keeps the same tokens in
+/// epsilon and eta sampling; where transformers leaves a row empty, this is a documented
+/// difference.)
+pub fn mask_where(logits: &mut [f32], mut drop: impl FnMut(usize, f32) -> bool) {
+    let best = max_logit(logits);
+    if best == f32::NEG_INFINITY {
         return;
     }
-    let best = argmax(logits) as usize;
-    let best_value = logits[best];
     let mut kept_any = false;
+    let mut best_at = Vec::new();
     for (i, l) in logits.iter_mut().enumerate() {
-        if drop(i) {
+        if *l == f32::NEG_INFINITY {
+            continue;
+        }
+        if drop(i, *l) {
+            if *l == best {
+                best_at.push(i);
+            }
             *l = f32::NEG_INFINITY;
-        } else if *l > f32::NEG_INFINITY {
+        } else {
             kept_any = true;
         }
     }
     if !kept_any {
-        logits[best] = best_value;
+        for i in best_at {
+            logits[i] = best;
+        }
     }
+}
+
+/// True when some logit is neither −∞ nor NaN nor +∞ (stops at the first).
+pub fn has_finite(logits: &[f32]) -> bool {
+    logits.iter().any(|l| l.is_finite())
 }
 
 #[cfg(test)]
@@ -128,11 +215,41 @@ mod tests {
     #[test]
     fn mask_keeps_one() {
         let mut l = [1.0, 2.0, 0.5];
-        mask_where(&mut l, |_| true);
+        mask_where(&mut l, |_, _| true);
         assert_eq!(l, [NEG, 2.0, NEG]);
+        // Every token at the maximum stays, as transformers' min_tokens_to_keep keeps ties.
+        let mut l = [2.0, 1.0, 2.0, NEG];
+        mask_where(&mut l, |_, _| true);
+        assert_eq!(l, [2.0, NEG, 2.0, NEG]);
+        let mut l = [NEG, NEG];
+        mask_where(&mut l, |_, _| true);
+        assert_eq!(l, [NEG, NEG]);
         let mut l = [1.0, 2.0, 0.5];
-        mask_where(&mut l, |i| i == 1);
+        mask_where(&mut l, |i, _| i == 1);
         assert_eq!(l, [1.0, NEG, 0.5]);
+    }
+
+    #[test]
+    fn max_and_kth_largest() {
+        let mut buf = Vec::new();
+        assert_eq!(max_logit(&[]), NEG);
+        assert_eq!(max_logit(&[NEG, f32::NAN, -3.0]), -3.0);
+        let row: Vec<f32> = (0..1000).map(|i| ((i * 7919) % 1000) as f32).collect();
+        assert_eq!(max_logit(&row), 999.0);
+        for k in [1, 2, 40, 63, 64, 65, 999, 1000] {
+            assert_eq!(kth_largest(&row, k, &mut buf), (1000 - k) as f32, "k = {k}");
+        }
+        assert_eq!(kth_largest(&row, 1001, &mut buf), NEG);
+        // Ascending input (every value raises the threshold) and ties counted with multiplicity:
+        // 1666 twice (4998, 4999), then 1665 three times.
+        let up: Vec<f32> = (0..5000).map(|i| (i / 3) as f32).collect();
+        assert_eq!(kth_largest(&up, 2, &mut buf), 1666.0);
+        assert_eq!(kth_largest(&up, 3, &mut buf), 1665.0);
+        assert_eq!(kth_largest(&up, 5, &mut buf), 1665.0);
+        assert_eq!(kth_largest(&up, 6, &mut buf), 1664.0);
+        assert_eq!(kth_largest(&[1.0; 500], 40, &mut buf), 1.0);
+        assert_eq!(kth_largest(&[NEG, 2.0, NEG, 1.0], 2, &mut buf), 1.0);
+        assert_eq!(kth_largest(&[NEG, 2.0, NEG, 1.0], 3, &mut buf), NEG);
     }
 
     #[test]

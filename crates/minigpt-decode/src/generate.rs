@@ -7,6 +7,7 @@ use crate::model::{LanguageModel, ModelError};
 use crate::pipeline::Pipeline;
 use crate::processor::StepContext;
 use crate::rng::Rng;
+use crate::row_check::UnusableRow;
 use crate::search::SearchRequest;
 use crate::strategy::Decoding;
 
@@ -130,7 +131,13 @@ pub fn decode(
                     seed: req.seeds.get(row).copied().unwrap_or(0),
                 };
                 processors.iter_mut().for_each(|p| p.reset());
-                let best = search.search(model, &sreq, processors)?.swap_remove(0);
+                let best = search
+                    .search(model, &sreq, processors)
+                    .map_err(|e| match e.downcast::<UnusableRow>() {
+                        Ok(u) => Box::new(UnusableRow { row, ..*u }) as ModelError,
+                        Err(e) => e,
+                    })?
+                    .swap_remove(0);
                 best.tokens.iter().for_each(|&t| on_token(row, t));
                 out.push(best);
             }
@@ -197,7 +204,9 @@ pub fn generate(
                 eos_token_id: req.eos_token_id,
                 seed: req.seeds[row],
             };
-            let choice = pipelines[row].choose(&cx, &mut scratch, &mut rngs[row]);
+            let choice = pipelines[row]
+                .choose(&cx, &mut scratch, &mut rngs[row])
+                .map_err(|e| UnusableRow { row, ..e })?;
             let tok = choice.token;
             let g = &mut out[row];
             if !req.ignore_eos && req.eos_token_id == Some(tok) {

@@ -4,6 +4,7 @@ use std::fmt;
 
 use crate::processor::{LogitsProcessor, StepContext};
 use crate::rng::Rng;
+use crate::row_check::{UnusableRow, process_checked};
 use crate::selector::{Choice, TokenSelector};
 
 /// `logits -> processor -> ... -> selector`: the order is the user's, and the type admits
@@ -26,16 +27,28 @@ impl Pipeline {
     }
 
     /// Runs the processors in order on `logits`, then the selector; tells every processor the
-    /// choice.
-    pub fn choose(&mut self, cx: &StepContext<'_>, logits: &mut [f32], rng: &mut Rng) -> Choice {
-        for p in &mut self.processors {
-            p.process(cx, logits);
+    /// choice. A row with no finite logit, a NaN or +∞ (from the model or after any processor)
+    /// is an error naming the step: the selector never sees it.
+    pub fn choose(
+        &mut self,
+        cx: &StepContext<'_>,
+        logits: &mut [f32],
+        rng: &mut Rng,
+    ) -> Result<Choice, UnusableRow> {
+        if let Err((at, problem)) = process_checked(&mut self.processors, cx, logits) {
+            return Err(UnusableRow::new(
+                self.to_string(),
+                &self.processors,
+                at,
+                problem,
+                cx.step(),
+            ));
         }
         let choice = self.selector.select(logits, rng);
         for p in &mut self.processors {
             p.accept(choice.token);
         }
-        choice
+        Ok(choice)
     }
 
     /// Forgets per-row state.

@@ -49,6 +49,10 @@ pub struct PluginInfo {
     pub kind: PluginKind,
     /// One line.
     pub description: &'static str,
+    /// How tokens tied at a cut are treated (empty for plugins that cut nothing).
+    pub ties: &'static str,
+    /// The implementation it is tested against, with every deliberate difference.
+    pub reference: &'static str,
     /// Parameters, in documentation order.
     pub params: &'static [ParamInfo],
 }

@@ -41,3 +41,12 @@ impl fmt::Debug for dyn SearchStrategy {
         fmt::Display::fmt(self, f)
     }
 }
+
+/// A search's chain as text: `logits -> top_k(40) -> beam_search(...)`.
+pub fn chain_text(processors: &[Box<dyn LogitsProcessor>], search: &dyn SearchStrategy) -> String {
+    let mut s = String::from("logits");
+    for p in processors {
+        s.push_str(&format!(" -> {p}"));
+    }
+    format!("{s} -> {search}")
+}

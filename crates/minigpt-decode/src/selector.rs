@@ -16,6 +16,10 @@ pub struct Choice {
 
 /// Picks one token from processed logits, using the row's own RNG. One instance serves one
 /// row, so it may keep state (mirostat's μ).
+///
+/// A selector runs inside a [`Pipeline`](crate::Pipeline), which hands it only rows with at
+/// least one finite logit and no NaN or +∞ (anything else ends the generation with an
+/// [`UnusableRow`](crate::row_check::UnusableRow) error before the selector is called).
 pub trait TokenSelector: fmt::Display + Send {
     /// Registry name.
     fn name(&self) -> &'static str;

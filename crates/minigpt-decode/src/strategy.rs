@@ -271,11 +271,7 @@ impl Strategy {
         Ok(match self.build(registry, cx, 1)? {
             Decoding::Sample(p) => p[0].to_string(),
             Decoding::Search { search, processors } => {
-                let mut s = String::from("logits");
-                for p in &processors {
-                    s.push_str(&format!(" -> {p}"));
-                }
-                format!("{s} -> {search}")
+                crate::search::chain_text(&processors, search.as_ref())
             }
         })
     }

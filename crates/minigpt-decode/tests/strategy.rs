@@ -51,7 +51,7 @@ fn chain_displays_in_user_order_and_runs() {
     // Token 0 is penalised below token 1; top_p 0.9 then keeps tokens 1 and 0 only.
     let mut rng = Rng::new(3);
     for _ in 0..100 {
-        let c = pipe.choose(&cx, &mut [2.0, 1.9, -5.0], &mut rng);
+        let c = pipe.choose(&cx, &mut [2.0, 1.9, -5.0], &mut rng).unwrap();
         assert!(c.token < 2);
     }
 }
@@ -270,8 +270,15 @@ proptest! {
             let tokens = [0u32, 1, 0, 1];
             let cx = StepContext { tokens: &tokens, prompt_len: 2, eos_token_id: Some(0), seed: 1 };
             let mut l = logits.clone();
-            let c = pipe.choose(&cx, &mut l, &mut Rng::new(1));
-            prop_assert!((c.token as usize) < logits.len());
+            match pipe.choose(&cx, &mut l, &mut Rng::new(1)) {
+                // The chosen token was finite after every processor.
+                Ok(c) => prop_assert!(l[c.token as usize].is_finite()),
+                // Only a row that had no finite logit to begin with is refused.
+                Err(e) => {
+                    prop_assert!(logits.iter().all(|x| *x == f32::NEG_INFINITY), "{e}");
+                    prop_assert!(e.after == "the model's logits");
+                }
+            }
         }
     }
 }
@@ -327,6 +334,7 @@ fn tiny_temperature_gives_the_greedy_token() {
     for _ in 0..200 {
         assert_eq!(
             pipe.choose(&cx, &mut [0.1, 0.4, 0.35, -2.0], &mut rng)
+                .unwrap()
                 .token,
             1
         );

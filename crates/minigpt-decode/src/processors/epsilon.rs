@@ -3,7 +3,7 @@
 use std::fmt;
 
 use super::check;
-use crate::dist::{mask_where, softmax};
+use crate::dist::{log_sum_exp, mask_where};
 use crate::processor::{LogitsProcessor, StepContext};
 use crate::registry::{BuildContext, ParamInfo, PluginInfo, PluginKind, params};
 
@@ -12,6 +12,8 @@ pub const INFO: PluginInfo = PluginInfo {
     name: "epsilon",
     kind: PluginKind::Processor,
     description: "Truncation sampling: drop tokens with p < epsilon; the most likely token always stays (Hewitt et al. 2022).",
+    ties: "when no token reaches epsilon, every token tied at the top stays (transformers' min_tokens_to_keep = 1)",
+    reference: "transformers EpsilonLogitsWarper; the test p_i < epsilon is made as l_i - logsumexp < ln epsilon in f64",
     params: &[ParamInfo {
         name: "epsilon",
         ty: "float in [0, 1)",
@@ -56,8 +58,9 @@ impl LogitsProcessor for Epsilon {
         INFO.name
     }
     fn process(&mut self, _: &StepContext<'_>, logits: &mut [f32]) {
-        let probs = softmax(logits);
-        mask_where(logits, |i| probs[i] < self.eps);
+        // p_i < ε ⇔ l_i − logsumexp < ln ε (f64).
+        let threshold = log_sum_exp(logits) + self.eps.ln();
+        mask_where(logits, |_, l| (l as f64) < threshold);
     }
 }
 
@@ -76,7 +79,7 @@ mod tests {
         assert_eq!(run(0.9, &l), [l[0], NEG, NEG]);
         // Four equal tokens (0.25 each) all pass 0.25, all fail 0.3 except the first kept.
         assert_eq!(run(0.25, &[1.0; 4]), [1.0; 4]);
-        assert_eq!(run(0.3, &[1.0; 4]), [1.0, NEG, NEG, NEG]);
+        assert_eq!(run(0.3, &[1.0; 4]), [1.0; 4]);
         assert_eq!(run(0.5, &[NEG, 1.0]), [NEG, 1.0]);
         assert_eq!(run(0.5, &[3.0]), [3.0]);
         assert!(Epsilon::new(1.0).is_err());

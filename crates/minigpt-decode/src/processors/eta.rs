@@ -3,7 +3,7 @@
 use std::fmt;
 
 use super::check;
-use crate::dist::{entropy_of, mask_where, softmax};
+use crate::dist::{lse_and_entropy, mask_where};
 use crate::processor::{LogitsProcessor, StepContext};
 use crate::registry::{BuildContext, ParamInfo, PluginInfo, PluginKind, params};
 
@@ -12,6 +12,8 @@ pub const INFO: PluginInfo = PluginInfo {
     name: "eta",
     kind: PluginKind::Processor,
     description: "Eta sampling: drop tokens with p < min(eta, sqrt(eta) * exp(-H)) (Hewitt et al. 2022).",
+    ties: "when no token reaches the cutoff, every token tied at the top stays (transformers' min_tokens_to_keep = 1)",
+    reference: "transformers EtaLogitsWarper; the cutoff test is made in logit space in f64",
     params: &[ParamInfo {
         name: "eta",
         ty: "float in (0, 1)",
@@ -56,10 +58,11 @@ impl LogitsProcessor for Eta {
         INFO.name
     }
     fn process(&mut self, _: &StepContext<'_>, logits: &mut [f32]) {
-        let probs = softmax(logits);
-        let h = entropy_of(&probs);
-        let threshold = self.eta.min(self.eta.sqrt() * (-h).exp());
-        mask_where(logits, |i| probs[i] < threshold);
+        let (lse, h) = lse_and_entropy(logits);
+        // p_i < min(η, √η·e^−H) ⇔ l_i − logsumexp < ln of it (f64).
+        let cutoff = self.eta.min(self.eta.sqrt() * (-h).exp());
+        let threshold = lse + cutoff.ln();
+        mask_where(logits, |_, l| (l as f64) < threshold);
     }
 }
 

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use super::check;
+use super::check_f32;
 use crate::processor::{LogitsProcessor, StepContext};
 use crate::registry::{BuildContext, ParamInfo, PluginInfo, PluginKind, params};
 
@@ -11,6 +11,8 @@ pub const INFO: PluginInfo = PluginInfo {
     name: "frequency_penalty",
     kind: PluginKind::Processor,
     description: "l_i -= alpha * c_i, c_i = how often token i was generated so far (prompt not counted).",
+    ties: "",
+    reference: "llama.cpp llama_sampler_penalties_apply (penalty_freq) over the generated tokens; llama.cpp counts its last penalty_last_n accepted tokens, prompt included",
     params: &[ParamInfo {
         name: "alpha",
         ty: "float",
@@ -33,10 +35,8 @@ pub struct FrequencyPenalty {
 impl FrequencyPenalty {
     /// Penalty per occurrence (finite; negative values encourage repetition).
     pub fn new(alpha: f64) -> Result<Self, String> {
-        check("alpha", alpha, true, "a finite number")?;
-        Ok(Self {
-            alpha: alpha as f32,
-        })
+        let alpha = check_f32("alpha", alpha, true, "a finite number")?;
+        Ok(Self { alpha })
     }
 }
 

@@ -3,7 +3,8 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use crate::dist::mask_where;
+use super::check_f32;
+use crate::dist::has_finite;
 use crate::processor::{LogitsProcessor, StepContext};
 use crate::registry::{BuildContext, ParamInfo, PluginInfo, PluginKind, params, resolve_token};
 
@@ -12,6 +13,8 @@ pub const INFO: PluginInfo = PluginInfo {
     name: "logit_bias",
     kind: PluginKind::Processor,
     description: "Add a bias to given tokens: keys are token ids (\"50256\") or text that encodes to one token (\" the\"); -inf bans.",
+    ties: "",
+    reference: "transformers SequenceBiasLogitsProcessor with one-token sequences; when the biases ban every token left, the ones most likely before the bias stay (transformers leaves no finite logit)",
     params: &[ParamInfo {
         name: "bias",
         ty: "table of token -> float",
@@ -29,15 +32,34 @@ struct Params {
 #[derive(Debug, Clone)]
 pub struct LogitBias {
     bias: Vec<(u32, f32)>,
+    before: Vec<f32>,
 }
 
 impl LogitBias {
-    /// Biases by token id (NaN refused).
-    pub fn new(bias: Vec<(u32, f32)>) -> Result<Self, String> {
-        if let Some((t, _)) = bias.iter().find(|(_, b)| b.is_nan()) {
-            return Err(format!("the bias of token {t} is NaN"));
+    /// Biases by token id: each token once; a finite bias within float32's range, or −∞ to
+    /// ban the token.
+    pub fn new(bias: Vec<(u32, f64)>) -> Result<Self, String> {
+        let mut out = Vec::with_capacity(bias.len());
+        for (i, &(t, b)) in bias.iter().enumerate() {
+            if bias[..i].iter().any(|&(u, _)| u == t) {
+                return Err(format!("token {t} has two biases: give each token once"));
+            }
+            let b = if b == f64::NEG_INFINITY {
+                f32::NEG_INFINITY
+            } else {
+                check_f32(
+                    &format!("the bias of token {t}"),
+                    b,
+                    true,
+                    "a finite number, or -inf to ban the token",
+                )?
+            };
+            out.push((t, b));
         }
-        Ok(Self { bias })
+        Ok(Self {
+            bias: out,
+            before: Vec::new(),
+        })
     }
 }
 
@@ -45,8 +67,16 @@ impl LogitBias {
 pub fn build(t: &toml::Table, cx: &BuildContext<'_>) -> Result<Box<dyn LogitsProcessor>, String> {
     let p: Params = params(t)?;
     let mut bias = Vec::with_capacity(p.bias.len());
-    for (key, b) in p.bias {
-        bias.push((resolve_token(&key, cx)?, b as f32));
+    let mut keys: Vec<(u32, &str)> = Vec::with_capacity(p.bias.len());
+    for (key, &b) in &p.bias {
+        let id = resolve_token(key, cx)?;
+        if let Some((_, other)) = keys.iter().find(|(t, _)| *t == id) {
+            return Err(format!(
+                "bias keys {other:?} and {key:?} both name token {id}: give each token once"
+            ));
+        }
+        keys.push((id, key));
+        bias.push((id, b));
     }
     Ok(Box::new(LogitBias::new(bias)?))
 }
@@ -63,16 +93,28 @@ impl LogitsProcessor for LogitBias {
         INFO.name
     }
     fn process(&mut self, _: &StepContext<'_>, logits: &mut [f32]) {
-        let before = logits.to_vec();
+        self.before.clear();
         for &(t, b) in &self.bias {
-            if let Some(l) = logits.get_mut(t as usize) {
-                *l += b;
+            match logits.get_mut(t as usize) {
+                Some(l) => {
+                    self.before.push(*l);
+                    *l += b;
+                }
+                None => self.before.push(f32::NEG_INFINITY),
             }
         }
-        if logits.iter().all(|l| *l == f32::NEG_INFINITY) {
-            // Everything banned: keep the token that was most likely before the bias.
-            logits.copy_from_slice(&before);
-            mask_where(logits, |_| true);
+        if self.bias.iter().any(|&(_, b)| b < 0.0) && !has_finite(logits) {
+            // The biases banned every token left: the ones most likely before them stay.
+            let best = self
+                .before
+                .iter()
+                .copied()
+                .fold(f32::NEG_INFINITY, f32::max);
+            for (&(t, _), &l) in self.bias.iter().zip(&self.before) {
+                if l == best && l != f32::NEG_INFINITY {
+                    logits[t as usize] = l;
+                }
+            }
         }
     }
 }
@@ -84,11 +126,14 @@ mod tests {
 
     #[test]
     fn adds_bias_and_never_empties() {
-        let mut p = LogitBias::new(vec![(1, 2.0), (2, NEG), (9, 1.0)]).unwrap();
+        let neg = f64::NEG_INFINITY;
+        let mut p = LogitBias::new(vec![(1, 2.0), (2, neg), (9, 1.0)]).unwrap();
         assert_eq!(apply(&mut p, &[0.0, 0.0, 0.0], &[], 0), [0.0, 2.0, NEG]);
-        let mut ban = LogitBias::new(vec![(0, NEG), (1, NEG)]).unwrap();
+        let mut ban = LogitBias::new(vec![(0, neg), (1, neg)]).unwrap();
         assert_eq!(apply(&mut ban, &[1.0, 3.0], &[], 0), [NEG, 3.0]);
         assert_eq!(apply(&mut ban, &[2.0], &[], 0), [2.0]);
+        // Ties at the top before the bias all stay.
+        assert_eq!(apply(&mut ban, &[3.0, 3.0, NEG], &[], 0), [3.0, 3.0, NEG]);
         let cx = BuildContext::default();
         let t = toml::toml! { bias = { "7" = -1.5 } };
         assert_eq!(build(&t, &cx).unwrap().to_string(), "logit_bias(7:-1.5)");
@@ -110,5 +155,25 @@ mod tests {
                 .unwrap()
                 .contains("2 tokens")
         );
+    }
+
+    #[test]
+    fn refuses_duplicates_and_values_outside_float32() {
+        let e = LogitBias::new(vec![(3, 1.0), (3, 2.0)]).unwrap_err();
+        assert!(e.contains("token 3 has two biases"), "{e}");
+        // An id key and a text key naming the same token.
+        let enc = |s: &str| -> Vec<u32> { s.bytes().map(u32::from).collect() };
+        let cx = BuildContext { encode: Some(&enc) };
+        let e = build(&toml::toml! { bias = { "65" = 1.0, "A" = 2.0 } }, &cx)
+            .err()
+            .unwrap();
+        assert!(
+            e.contains("\"65\"") && e.contains("\"A\"") && e.contains("token 65"),
+            "{e}"
+        );
+        for bad in [1e39, -1e39, 1e-39, f64::INFINITY, f64::NAN] {
+            assert!(LogitBias::new(vec![(0, bad)]).is_err(), "{bad}");
+        }
+        assert!(LogitBias::new(vec![(0, 3e38), (1, 0.0), (2, -1e-30)]).is_ok());
     }
 }

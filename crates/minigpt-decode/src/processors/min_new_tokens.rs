@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::dist::mask_where;
+use crate::dist::has_finite;
 use crate::processor::{LogitsProcessor, StepContext};
 use crate::registry::{BuildContext, ParamInfo, PluginInfo, PluginKind, params};
 
@@ -11,6 +11,8 @@ pub const INFO: PluginInfo = PluginInfo {
     name: "min_new_tokens",
     kind: PluginKind::Processor,
     description: "Forbid the end-of-sequence token until n tokens have been generated.",
+    ties: "",
+    reference: "transformers MinNewTokensLengthLogitsProcessor; when EOS is the only token left, it stays (transformers leaves no finite logit)",
     params: &[ParamInfo {
         name: "n",
         ty: "integer >= 0",
@@ -56,8 +58,13 @@ impl LogitsProcessor for MinNewTokens {
     fn process(&mut self, cx: &StepContext<'_>, logits: &mut [f32]) {
         if let Some(eos) = cx.eos_token_id
             && cx.step() < self.n
+            && let Some(l) = logits.get_mut(eos as usize)
         {
-            mask_where(logits, |i| i == eos as usize);
+            let before = std::mem::replace(l, f32::NEG_INFINITY);
+            if !has_finite(logits) {
+                // EOS was the only token left: it stays.
+                logits[eos as usize] = before;
+            }
         }
     }
 }

@@ -3,7 +3,7 @@
 use std::fmt;
 
 use super::check;
-use crate::dist::{mask_where, softmax};
+use crate::dist::max_logit;
 use crate::processor::{LogitsProcessor, StepContext};
 use crate::registry::{BuildContext, ParamInfo, PluginInfo, PluginKind, params};
 
@@ -12,6 +12,8 @@ pub const INFO: PluginInfo = PluginInfo {
     name: "min_p",
     kind: PluginKind::Processor,
     description: "Drop tokens whose probability is below p times the top probability (Nguyen et al. 2024).",
+    ties: "tokens exactly at the threshold are kept (p >= m * p_max, as transformers)",
+    reference: "transformers MinPLogitsWarper; the test p_i < m * p_max is made as l_i - l_max < ln m in f64",
     params: &[ParamInfo {
         name: "p",
         ty: "float in [0, 1]",
@@ -56,9 +58,14 @@ impl LogitsProcessor for MinP {
         INFO.name
     }
     fn process(&mut self, _: &StepContext<'_>, logits: &mut [f32]) {
-        let probs = softmax(logits);
-        let threshold = self.m * probs.iter().copied().fold(0.0, f64::max);
-        mask_where(logits, |i| probs[i] < threshold);
+        // p_i < m·p_max ⇔ l_i − l_max < ln m: no softmax needed (m = 0 keeps every token; the
+        // maximum itself always stays).
+        let threshold = max_logit(logits) as f64 + self.m.ln();
+        for l in logits.iter_mut() {
+            if (*l as f64) < threshold {
+                *l = f32::NEG_INFINITY;
+            }
+        }
     }
 }
 

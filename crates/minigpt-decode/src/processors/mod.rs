@@ -48,3 +48,20 @@ pub(crate) fn check(name: &str, v: f64, ok: bool, range: &str) -> Result<(), Str
         Err(format!("{name} must be {range} (got {v})"))
     }
 }
+
+/// The range of magnitudes that survive the conversion to f32: 0, or a normal f32.
+pub(crate) const F32_RANGE: &str = "0 or a magnitude in [1.2e-38, 3.4e38], float32's normal range";
+
+/// Like [`check`], for a parameter applied in f32: a value that f32 would turn into 0, a
+/// subnormal or ±∞ (1e-39, 1e39) is refused with the range, instead of silently becoming 0
+/// or ∞.
+pub(crate) fn check_f32(name: &str, v: f64, ok: bool, range: &str) -> Result<f32, String> {
+    check(name, v, ok, range)?;
+    let f = v as f32;
+    if v != 0.0 && !f.is_normal() {
+        return Err(format!(
+            "{name} = {v} does not fit float32, in which it is applied: use {F32_RANGE}"
+        ));
+    }
+    Ok(f)
+}

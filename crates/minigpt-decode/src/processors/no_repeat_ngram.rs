@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::dist::mask_where;
+use crate::dist::{has_finite, max_logit};
 use crate::processor::{LogitsProcessor, StepContext};
 use crate::registry::{BuildContext, ParamInfo, PluginInfo, PluginKind, params};
 
@@ -11,6 +11,8 @@ pub const INFO: PluginInfo = PluginInfo {
     name: "no_repeat_ngram",
     kind: PluginKind::Processor,
     description: "Forbid tokens that would complete an n-gram already in the sequence, prompt included (Paulus et al. 2018).",
+    ties: "",
+    reference: "transformers NoRepeatNGramLogitsProcessor; when every token left would be banned, the ones tied at the top stay (transformers leaves no finite logit)",
     params: &[ParamInfo {
         name: "n",
         ty: "integer >= 1",
@@ -28,6 +30,7 @@ struct Params {
 #[derive(Debug, Clone)]
 pub struct NoRepeatNgram {
     n: usize,
+    banned: Vec<(u32, f32)>,
 }
 
 impl NoRepeatNgram {
@@ -36,7 +39,10 @@ impl NoRepeatNgram {
         if n < 1 {
             return Err(format!("n must be an integer >= 1 (got {n})"));
         }
-        Ok(Self { n: n as usize })
+        Ok(Self {
+            n: n as usize,
+            banned: Vec::new(),
+        })
     }
 }
 
@@ -63,16 +69,27 @@ impl LogitsProcessor for NoRepeatNgram {
             return;
         }
         // The last n - 1 tokens; every earlier occurrence bans the token that followed it.
+        // O(history): only banned tokens are touched (their values kept for the rule below).
         let prefix = &t[t.len() + 1 - n..];
-        let mut banned = vec![false; logits.len()];
+        let best = max_logit(logits);
+        self.banned.clear();
         for w in t.windows(n) {
             if &w[..n - 1] == prefix
-                && let Some(b) = banned.get_mut(w[n - 1] as usize)
+                && let Some(l) = logits.get_mut(w[n - 1] as usize)
+                && *l != f32::NEG_INFINITY
             {
-                *b = true;
+                self.banned.push((w[n - 1], *l));
+                *l = f32::NEG_INFINITY;
             }
         }
-        mask_where(logits, |i| banned[i]);
+        if !self.banned.is_empty() && !has_finite(logits) {
+            // Every token left was banned: the ones tied at the top stay.
+            for &(t, l) in &self.banned {
+                if l == best {
+                    logits[t as usize] = l;
+                }
+            }
+        }
     }
 }
 

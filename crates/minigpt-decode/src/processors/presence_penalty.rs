@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 use std::fmt;
 
-use super::check;
+use super::check_f32;
 use crate::processor::{LogitsProcessor, StepContext};
 use crate::registry::{BuildContext, ParamInfo, PluginInfo, PluginKind, params};
 
@@ -12,6 +12,8 @@ pub const INFO: PluginInfo = PluginInfo {
     name: "presence_penalty",
     kind: PluginKind::Processor,
     description: "l_i -= alpha if token i was generated so far (prompt not counted).",
+    ties: "",
+    reference: "llama.cpp llama_sampler_penalties_apply (penalty_present) over the generated tokens; llama.cpp counts its last penalty_last_n accepted tokens, prompt included",
     params: &[ParamInfo {
         name: "alpha",
         ty: "float",
@@ -34,10 +36,8 @@ pub struct PresencePenalty {
 impl PresencePenalty {
     /// Penalty per distinct generated token (finite).
     pub fn new(alpha: f64) -> Result<Self, String> {
-        check("alpha", alpha, true, "a finite number")?;
-        Ok(Self {
-            alpha: alpha as f32,
-        })
+        let alpha = check_f32("alpha", alpha, true, "a finite number")?;
+        Ok(Self { alpha })
     }
 }
 

@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::fmt;
 
-use super::check;
+use super::check_f32;
 use crate::processor::{LogitsProcessor, StepContext};
 use crate::registry::{BuildContext, ParamInfo, PluginInfo, PluginKind, params};
 
@@ -13,6 +13,8 @@ pub const INFO: PluginInfo = PluginInfo {
     name: "repetition_penalty",
     kind: PluginKind::Processor,
     description: "CTRL penalty: a seen token's positive logit is divided by theta, a negative one multiplied (prompt included).",
+    ties: "",
+    reference: "transformers RepetitionPenaltyLogitsProcessor; `window` is minigpt's (transformers sees the whole sequence)",
     params: &[
         ParamInfo {
             name: "penalty",
@@ -45,16 +47,13 @@ pub struct RepetitionPenalty {
 impl RepetitionPenalty {
     /// Penalty `theta > 0` over the last `window` tokens (0 = the whole sequence).
     pub fn new(theta: f64, window: usize) -> Result<Self, String> {
-        check(
+        let theta = check_f32(
             "penalty",
             theta,
             theta > 0.0,
             "a number > 0 (1 = no penalty)",
         )?;
-        Ok(Self {
-            theta: theta as f32,
-            window,
-        })
+        Ok(Self { theta, window })
     }
 }
 

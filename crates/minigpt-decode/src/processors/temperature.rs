@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use super::check;
+use super::check_f32;
 use crate::processor::{LogitsProcessor, StepContext};
 use crate::registry::{BuildContext, ParamInfo, PluginInfo, PluginKind, params};
 
@@ -11,9 +11,11 @@ pub const INFO: PluginInfo = PluginInfo {
     name: "temperature",
     kind: PluginKind::Processor,
     description: "Divide the logits by t: t < 1 sharpens, t > 1 flattens.",
+    ties: "",
+    reference: "transformers TemperatureLogitsWarper; multiplies by 1/t in float32, within 1 ulp of its division",
     params: &[ParamInfo {
         name: "t",
-        ty: "float > 0",
+        ty: "float > 0 (float32's range)",
         default: Some("1.0"),
     }],
 };
@@ -37,13 +39,13 @@ pub struct Temperature {
 impl Temperature {
     /// Temperature `t` (finite, > 0).
     pub fn new(t: f64) -> Result<Self, String> {
-        check(
+        let t = check_f32(
             "t",
             t,
             t > 0.0,
             "a number > 0 (for deterministic decoding use the greedy selector)",
         )?;
-        Ok(Self { t: t as f32 })
+        Ok(Self { t })
     }
 }
 

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::dist::mask_where;
+use crate::dist::kth_largest;
 use crate::processor::{LogitsProcessor, StepContext};
 use crate::registry::{BuildContext, ParamInfo, PluginInfo, PluginKind, params};
 
@@ -11,6 +11,8 @@ pub const INFO: PluginInfo = PluginInfo {
     name: "top_k",
     kind: PluginKind::Processor,
     description: "Keep the k largest logits; tokens tied with the k-th are kept too (Fan et al. 2018).",
+    ties: "every token tied with the k-th largest logit is kept (as transformers)",
+    reference: "transformers TopKLogitsWarper",
     params: &[ParamInfo {
         name: "k",
         ty: "integer >= 1",
@@ -28,6 +30,7 @@ struct Params {
 #[derive(Debug, Clone)]
 pub struct TopK {
     k: usize,
+    buf: Vec<f32>,
 }
 
 impl TopK {
@@ -36,7 +39,10 @@ impl TopK {
         if k < 1 {
             return Err(format!("k must be an integer >= 1 (got {k})"));
         }
-        Ok(Self { k: k as usize })
+        Ok(Self {
+            k: k as usize,
+            buf: Vec::new(),
+        })
     }
 }
 
@@ -60,11 +66,13 @@ impl LogitsProcessor for TopK {
         if self.k >= logits.len() {
             return;
         }
-        let mut sorted = logits.to_vec();
-        let (_, kth, _) = sorted.select_nth_unstable_by(self.k - 1, |a, b| b.total_cmp(a));
-        let kth = *kth;
-        let values = logits.to_vec();
-        mask_where(logits, |i| values[i] < kth);
+        // O(V): the k-th largest value, then one pass (ties with it stay).
+        let kth = kth_largest(logits, self.k, &mut self.buf);
+        for l in logits.iter_mut() {
+            if *l < kth {
+                *l = f32::NEG_INFINITY;
+            }
+        }
     }
 }
 

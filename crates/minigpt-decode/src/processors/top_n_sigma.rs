@@ -3,7 +3,7 @@
 use std::fmt;
 
 use super::check;
-use crate::dist::mask_where;
+use crate::dist::{mask_where, max_logit};
 use crate::processor::{LogitsProcessor, StepContext};
 use crate::registry::{BuildContext, ParamInfo, PluginInfo, PluginKind, params};
 
@@ -12,6 +12,8 @@ pub const INFO: PluginInfo = PluginInfo {
     name: "top_n_sigma",
     kind: PluginKind::Processor,
     description: "Keep logits >= max - n * std(finite logits) (Tang et al. 2024).",
+    ties: "tokens exactly at max - n * std are kept",
+    reference: "llama.cpp llama_sampler_top_n_sigma_apply; mean and std in f64 where llama.cpp accumulates in float",
     params: &[ParamInfo {
         name: "n",
         ty: "float > 0",
@@ -56,22 +58,28 @@ impl LogitsProcessor for TopNSigma {
         INFO.name
     }
     fn process(&mut self, _: &StepContext<'_>, logits: &mut [f32]) {
-        let finite: Vec<f64> = logits
-            .iter()
-            .filter(|l| l.is_finite())
-            .map(|&l| l as f64)
-            .collect();
-        if finite.is_empty() {
+        // Two passes in f64 over the finite logits: mean and max, then the population
+        // standard deviation (as llama.cpp, which accumulates in float).
+        let (mut count, mut sum) = (0usize, 0.0f64);
+        for &l in logits.iter() {
+            if l != f32::NEG_INFINITY {
+                count += 1;
+                sum += l as f64;
+            }
+        }
+        if count == 0 {
             return;
         }
-        let count = finite.len() as f64;
-        let mean = finite.iter().sum::<f64>() / count;
-        // Population standard deviation, as llama.cpp.
-        let std = (finite.iter().map(|l| (l - mean).powi(2)).sum::<f64>() / count).sqrt();
-        let max = finite.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        let threshold = max - self.n * std;
-        let values = logits.to_vec();
-        mask_where(logits, |i| (values[i] as f64) < threshold);
+        let mean = sum / count as f64;
+        let mut acc = 0.0f64;
+        for &l in logits.iter() {
+            if l != f32::NEG_INFINITY {
+                acc += (l as f64 - mean).powi(2);
+            }
+        }
+        let std = (acc / count as f64).sqrt();
+        let threshold = max_logit(logits) as f64 - self.n * std;
+        mask_where(logits, |_, l| (l as f64) < threshold);
     }
 }
 

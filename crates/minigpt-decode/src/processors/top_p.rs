@@ -3,7 +3,8 @@
 use std::fmt;
 
 use super::check;
-use crate::dist::{mask_where, softmax};
+use crate::dist::max_logit;
+use crate::mass_cut::MassCut;
 use crate::processor::{LogitsProcessor, StepContext};
 use crate::registry::{BuildContext, ParamInfo, PluginInfo, PluginKind, params};
 
@@ -12,6 +13,8 @@ pub const INFO: PluginInfo = PluginInfo {
     name: "top_p",
     kind: PluginKind::Processor,
     description: "Nucleus: keep the most likely tokens until their mass reaches p; the crossing token is kept (Holtzman et al. 2020).",
+    ties: "tokens tied with the crossing token are kept lowest id first, up to the crossing (transformers' choice among them follows its sort order; the count is the same)",
+    reference: "transformers TopPLogitsWarper",
     params: &[ParamInfo {
         name: "p",
         ty: "float in (0, 1]",
@@ -29,13 +32,17 @@ struct Params {
 #[derive(Debug, Clone)]
 pub struct TopP {
     p: f64,
+    cut: MassCut,
 }
 
 impl TopP {
     /// Mass `p` in (0, 1].
     pub fn new(p: f64) -> Result<Self, String> {
         check("p", p, p > 0.0 && p <= 1.0, "in (0, 1]")?;
-        Ok(Self { p })
+        Ok(Self {
+            p,
+            cut: MassCut::default(),
+        })
     }
 }
 
@@ -51,20 +58,6 @@ impl fmt::Display for TopP {
     }
 }
 
-/// Keeps tokens in `order` until their mass reaches `mass`; masks the rest.
-pub(crate) fn keep_until_mass(logits: &mut [f32], probs: &[f64], order: &[usize], mass: f64) {
-    let mut acc = 0.0;
-    let mut keep = vec![false; logits.len()];
-    for &i in order {
-        keep[i] = true;
-        acc += probs[i];
-        if acc >= mass {
-            break;
-        }
-    }
-    mask_where(logits, |i| !keep[i]);
-}
-
 impl LogitsProcessor for TopP {
     fn name(&self) -> &'static str {
         INFO.name
@@ -73,11 +66,27 @@ impl LogitsProcessor for TopP {
         if self.p >= 1.0 {
             return;
         }
-        let probs = softmax(logits);
-        let mut order: Vec<usize> = (0..logits.len()).filter(|&i| probs[i] > 0.0).collect();
-        // Most likely first; equal probabilities by token id.
-        order.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]).then(a.cmp(&b)));
-        keep_until_mass(logits, &probs, &order, self.p);
+        // Key: how far below the maximum (f64, exact for f32 inputs); mass: exp(−key).
+        let max = max_logit(logits) as f64;
+        let key = |i: usize| {
+            let l = logits[i];
+            (l != f32::NEG_INFINITY).then(|| max - l as f64)
+        };
+        let Some(c) = self.cut.find(
+            logits.len(),
+            key,
+            |i| (logits[i] as f64 - max).exp(),
+            self.p,
+        ) else {
+            return;
+        };
+        // Keep what sorts before the crossing token (by key, then id) and the token itself.
+        for (i, l) in logits.iter_mut().enumerate() {
+            let k = max - *l as f64;
+            if k > c.key || (k == c.key && i as u32 > c.token) {
+                *l = f32::NEG_INFINITY;
+            }
+        }
     }
 }
 

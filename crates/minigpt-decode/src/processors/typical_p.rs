@@ -3,8 +3,8 @@
 use std::fmt;
 
 use super::check;
-use super::top_p::keep_until_mass;
-use crate::dist::{entropy_of, softmax};
+use crate::dist::max_logit;
+use crate::mass_cut::MassCut;
 use crate::processor::{LogitsProcessor, StepContext};
 use crate::registry::{BuildContext, ParamInfo, PluginInfo, PluginKind, params};
 
@@ -12,7 +12,9 @@ use crate::registry::{BuildContext, ParamInfo, PluginInfo, PluginKind, params};
 pub const INFO: PluginInfo = PluginInfo {
     name: "typical_p",
     kind: PluginKind::Processor,
-    description: "Locally typical: sort by |-log p - H| ascending and keep until the mass reaches p (Meister et al. 2023).",
+    description: "Locally typical: sort by |-log p - H| ascending and keep until the mass reaches p, with every token as close as the crossing one (Meister et al. 2023).",
+    ties: "every token tied with the crossing token's distance is kept (as transformers)",
+    reference: "transformers TypicalLogitsWarper",
     params: &[ParamInfo {
         name: "p",
         ty: "float in (0, 1]",
@@ -30,13 +32,19 @@ struct Params {
 #[derive(Debug, Clone)]
 pub struct TypicalP {
     mass: f64,
+    exps: Vec<f64>,
+    cut: MassCut,
 }
 
 impl TypicalP {
     /// Mass in (0, 1].
     pub fn new(mass: f64) -> Result<Self, String> {
         check("p", mass, mass > 0.0 && mass <= 1.0, "in (0, 1]")?;
-        Ok(Self { mass })
+        Ok(Self {
+            mass,
+            exps: Vec::new(),
+            cut: MassCut::default(),
+        })
     }
 }
 
@@ -60,12 +68,39 @@ impl LogitsProcessor for TypicalP {
         if self.mass >= 1.0 {
             return;
         }
-        let probs = softmax(logits);
-        let h = entropy_of(&probs);
-        let dist = |i: usize| (-probs[i].ln() - h).abs();
-        let mut order: Vec<usize> = (0..logits.len()).filter(|&i| probs[i] > 0.0).collect();
-        order.sort_by(|&a, &b| dist(a).total_cmp(&dist(b)).then(a.cmp(&b)));
-        keep_until_mass(logits, &probs, &order, self.mass);
+        // One pass: exp(l − max) per token (kept for the cut), Z and Σ e·(l − max), so that
+        // log Z and H = log Z − E[l − max] need no second pass.
+        let max = max_logit(logits) as f64;
+        self.exps.clear();
+        let (mut z, mut zl) = (0.0f64, 0.0f64);
+        for &l in logits.iter() {
+            let e = if l == f32::NEG_INFINITY {
+                0.0
+            } else {
+                let d = l as f64 - max;
+                let e = d.exp();
+                z += e;
+                zl += e * d;
+                e
+            };
+            self.exps.push(e);
+        }
+        let h = z.ln() - zl / z;
+        // −log p_i − H = (max + log Z − l_i) − H: the distance is |a − l_i|.
+        let a = max + z.ln() - h;
+        let key = |i: usize| {
+            let l = logits[i];
+            (l != f32::NEG_INFINITY).then(|| (a - l as f64).abs())
+        };
+        let exps = &self.exps;
+        let Some(c) = self.cut.find(logits.len(), key, |i| exps[i], self.mass) else {
+            return;
+        };
+        for l in logits.iter_mut() {
+            if (a - *l as f64).abs() > c.key {
+                *l = f32::NEG_INFINITY;
+            }
+        }
     }
 }
 
@@ -86,7 +121,9 @@ mod tests {
         // (|0.916 - H| = 0.173), so mass 0.5 keeps both 0.3s and drops the most likely token.
         let l2 = [0.4f32.ln(), 0.3f32.ln(), 0.3f32.ln()];
         assert_eq!(run(0.5, &l2), [NEG, l2[1], l2[2]]);
-        assert_eq!(run(0.2, &[1.0, 1.0, NEG]), [1.0, NEG, NEG]);
+        // Ties with the crossing token stay (transformers): all four of [1, 1, 1, 1] at 0.5.
+        assert_eq!(run(0.5, &[1.0; 4]), [1.0; 4]);
+        assert_eq!(run(0.2, &[1.0, 1.0, NEG]), [1.0, 1.0, NEG]);
         assert_eq!(run(0.2, &[0.0]), [0.0]);
         assert!(TypicalP::new(0.0).is_err());
     }

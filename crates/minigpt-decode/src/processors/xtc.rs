@@ -4,7 +4,7 @@
 use std::fmt;
 
 use super::check;
-use crate::dist::{mask_where, softmax};
+use crate::dist::log_sum_exp;
 use crate::processor::{LogitsProcessor, StepContext};
 use crate::registry::{BuildContext, ParamInfo, PluginInfo, PluginKind, params};
 use crate::rng::Rng;
@@ -14,6 +14,8 @@ pub const INFO: PluginInfo = PluginInfo {
     name: "xtc",
     kind: PluginKind::Processor,
     description: "Exclude top choices (llama.cpp): with the given probability, drop all tokens with p >= threshold but the least likely of them.",
+    ties: "among tokens tied as the least likely above the threshold, the highest id stays (llama.cpp's choice follows its sort order; the count is the same)",
+    reference: "llama.cpp llama_sample_xtc_apply; only tokens with p > 0 count as above the threshold; acts when its draw u < probability (llama.cpp: u <= probability)",
     params: &[
         ParamInfo {
             name: "threshold",
@@ -105,19 +107,33 @@ impl LogitsProcessor for Xtc {
         if rng.next_f64() >= self.probability {
             return;
         }
-        let probs = softmax(logits);
-        let above: Vec<usize> = (0..logits.len())
-            .filter(|&i| probs[i] > 0.0 && probs[i] >= self.threshold)
-            .collect();
-        if above.len() < 2 {
+        // p_i ≥ threshold ⇔ l_i − logsumexp ≥ ln threshold (f64), and p_i > 0 (a token whose
+        // probability underflows is never "above", even at threshold 0). Two passes, O(V).
+        let lse = log_sum_exp(logits);
+        let ln_threshold = self.threshold.ln();
+        let above = |l: f32| {
+            let d = l as f64 - lse;
+            l != f32::NEG_INFINITY && d >= ln_threshold && (d > -700.0 || d.exp() > 0.0)
+        };
+        // The least likely token above the threshold (the highest id on ties) stays.
+        let mut count = 0usize;
+        let mut keep = 0usize;
+        for (i, &l) in logits.iter().enumerate() {
+            if above(l) {
+                if count == 0 || l <= logits[keep] {
+                    keep = i;
+                }
+                count += 1;
+            }
+        }
+        if count < 2 {
             return;
         }
-        // Keep the least likely token above the threshold (the highest id on ties).
-        let keep = *above
-            .iter()
-            .min_by(|&&a, &&b| probs[a].total_cmp(&probs[b]).then(b.cmp(&a)))
-            .unwrap_or(&above[0]);
-        mask_where(logits, |i| i != keep && above.contains(&i));
+        for (i, l) in logits.iter_mut().enumerate() {
+            if i != keep && above(*l) {
+                *l = f32::NEG_INFINITY;
+            }
+        }
     }
 
     fn reset(&mut self) {

@@ -21,13 +21,16 @@ use crate::generate::{FinishReason, Generation};
 use crate::model::{LanguageModel, ModelError};
 use crate::processor::{LogitsProcessor, StepContext};
 use crate::registry::{ParamInfo, PluginInfo, PluginKind, params};
-use crate::search::{SearchRequest, SearchStrategy};
+use crate::row_check::{UnusableRow, check_row, process_checked};
+use crate::search::{SearchRequest, SearchStrategy, chain_text};
 
 /// Registry entry.
 pub const INFO: PluginInfo = PluginInfo {
     name: "beam_search",
     kind: PluginKind::Search,
     description: "Beam search with Hugging Face's length penalty and early stopping.",
+    ties: "candidates tied in score go by beam, then token id",
+    reference: "transformers beam search (v5)",
     params: &[
         ParamInfo {
             name: "num_beams",
@@ -214,6 +217,12 @@ impl SearchStrategy for BeamSearch {
             let mut cands: Vec<(f64, usize, u32, f64, f64)> = Vec::new();
             for (bi, beam) in running.iter().enumerate() {
                 let raw = logits.row(bi);
+                if let Err(problem) = check_row(raw) {
+                    let chain = chain_text(processors, self);
+                    return Err(Box::new(UnusableRow::new(
+                        chain, processors, None, problem, step,
+                    )));
+                }
                 let (lse, h) = lse_and_entropy(raw);
                 let mut lp: Vec<f32> = raw.iter().map(|&l| (l as f64 - lse) as f32).collect();
                 seq.clear();
@@ -225,8 +234,11 @@ impl SearchStrategy for BeamSearch {
                     eos_token_id: eos,
                     seed: req.seed,
                 };
-                for p in processors.iter_mut() {
-                    p.process(&cx, &mut lp);
+                if let Err((at, problem)) = process_checked(processors, &cx, &mut lp) {
+                    let chain = chain_text(processors, self);
+                    return Err(Box::new(UnusableRow::new(
+                        chain, processors, at, problem, step,
+                    )));
                 }
                 for (v, &l) in lp.iter().enumerate() {
                     if l.is_finite() {

@@ -12,13 +12,16 @@ use crate::generate::{FinishReason, Generation};
 use crate::model::{LanguageModel, Logits, ModelError};
 use crate::processor::{LogitsProcessor, StepContext};
 use crate::registry::{ParamInfo, PluginInfo, PluginKind, params};
-use crate::search::{SearchRequest, SearchStrategy};
+use crate::row_check::{UnusableRow, process_checked};
+use crate::search::{SearchRequest, SearchStrategy, chain_text};
 
 /// Registry entry.
 pub const INFO: PluginInfo = PluginInfo {
     name: "contrastive_search",
     kind: PluginKind::Search,
     description: "Contrastive search: top-k candidates scored by (1-alpha) p(v) - alpha max cos(h_v, h_context) (Su et al. 2022).",
+    ties: "candidates tied in score go to the more likely, then the lower id",
+    reference: "transformers contrastive search (Su et al. 2022)",
     params: &[
         ParamInfo {
             name: "top_k",
@@ -140,8 +143,13 @@ impl SearchStrategy for ContrastiveSearch {
                 eos_token_id: eos,
                 seed: req.seed,
             };
-            for p in processors.iter_mut() {
-                p.process(&cx, &mut processed);
+            if let Err((at, problem)) = process_checked(processors, &cx, &mut processed) {
+                model.record_hidden(false)?;
+                let chain = chain_text(processors, self);
+                let step = g.tokens.len();
+                return Err(Box::new(UnusableRow::new(
+                    chain, processors, at, problem, step,
+                )));
             }
             let probs = softmax(&processed);
             let mut ids: Vec<usize> = (0..probs.len()).filter(|&i| probs[i] > 0.0).collect();

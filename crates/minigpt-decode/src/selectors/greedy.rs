@@ -12,6 +12,8 @@ pub const INFO: PluginInfo = PluginInfo {
     name: "greedy",
     kind: PluginKind::Selector,
     description: "The most likely token (argmax; the lowest id on ties). Ignores temperature.",
+    ties: "the lowest id among tokens tied at the top (torch.argmax)",
+    reference: "torch.argmax",
     params: &[],
 };
 

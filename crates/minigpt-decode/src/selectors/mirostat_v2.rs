@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use crate::dist::{argmax, entropy_of, softmax};
+use crate::dist::{argmax, entropy_of, max_logit};
 use crate::registry::{ParamInfo, PluginInfo, PluginKind, params};
 use crate::rng::Rng;
 use crate::selector::{Choice, TokenSelector};
@@ -15,6 +15,8 @@ pub const INFO: PluginInfo = PluginInfo {
     name: "mirostat_v2",
     kind: PluginKind::Selector,
     description: "Mirostat 2.0: sample from tokens with surprise <= mu, steering mu towards the target surprise tau.",
+    ties: "when no token's surprise is <= mu, the most likely token alone, lowest id on ties",
+    reference: "llama.cpp llama_sampler_mirostat_v2_apply; mu in f64; the draw inverts the CDF in token-id order (llama.cpp: in sorted order)",
     params: &[
         ParamInfo {
             name: "tau",
@@ -51,6 +53,7 @@ pub struct MirostatV2 {
     tau: f64,
     eta: f64,
     mu: f64,
+    probs: Vec<f64>,
 }
 
 impl MirostatV2 {
@@ -66,12 +69,57 @@ impl MirostatV2 {
             tau,
             eta,
             mu: 2.0 * tau,
+            probs: Vec::new(),
         })
     }
 
     /// The current maximum surprise μ (bits).
     pub fn mu(&self) -> f64 {
         self.mu
+    }
+
+    /// Sets μ (bits), e.g. to resume a row.
+    pub fn set_mu(&mut self, mu: f64) {
+        self.mu = mu;
+    }
+
+    /// The distribution the next draw uses, into `probs` (indexed by token): the tokens whose
+    /// surprise −log₂ p is at most μ (the most likely token alone, lowest id, when none is),
+    /// renormalised; 0 elsewhere. One `exp` per finite logit.
+    pub fn truncated(&self, logits: &[f32], probs: &mut Vec<f64>) {
+        probs.clear();
+        probs.resize(logits.len(), 0.0);
+        let max = max_logit(logits) as f64;
+        let mut z = 0.0f64;
+        for (p, &l) in probs.iter_mut().zip(logits) {
+            if l != f32::NEG_INFINITY {
+                *p = (l as f64 - max).exp();
+                z += *p;
+            }
+        }
+        // −log₂ p_i ≤ μ ⇔ l_i − logsumexp ≥ −μ·ln 2 (f64).
+        let threshold = max + z.ln() - self.mu * std::f64::consts::LN_2;
+        let mut kept = 0.0f64;
+        for (p, &l) in probs.iter_mut().zip(logits) {
+            if (l as f64) < threshold {
+                *p = 0.0;
+            } else {
+                kept += *p;
+            }
+        }
+        if kept == 0.0 {
+            // Nothing is unsurprising enough: the most likely token alone (llama.cpp keeps
+            // the first of its sorted array).
+            probs[argmax(logits) as usize] = 1.0;
+        } else {
+            probs.iter_mut().for_each(|p| *p /= kept);
+        }
+    }
+
+    /// Moves μ after drawing a token of (renormalised) probability `p`:
+    /// μ ← μ − η·(−log₂ p − τ).
+    pub fn observe(&mut self, p: f64) {
+        self.mu -= self.eta * (-p.log2() - self.tau);
     }
 }
 
@@ -93,26 +141,15 @@ impl TokenSelector for MirostatV2 {
     }
 
     fn select(&mut self, logits: &mut [f32], rng: &mut Rng) -> Choice {
-        let mut probs = softmax(logits);
-        let best = argmax(logits) as usize;
-        for p in probs.iter_mut() {
-            if *p > 0.0 && -p.log2() > self.mu {
-                *p = 0.0;
-            }
-        }
-        let mass: f64 = probs.iter().sum();
-        if mass == 0.0 {
-            // Nothing is unsurprising enough: keep the most likely token.
-            probs[best] = 1.0;
-        } else {
-            probs.iter_mut().for_each(|p| *p /= mass);
-        }
-        let token = draw(&probs, rng).unwrap_or(best);
-        let observed = -probs[token].log2();
-        self.mu -= self.eta * (observed - self.tau);
+        let mut probs = std::mem::take(&mut self.probs);
+        self.truncated(logits, &mut probs);
+        let token = draw(&probs, rng).unwrap_or_else(|| argmax(logits) as usize);
+        self.observe(probs[token]);
+        let entropy = entropy_of(&probs);
+        self.probs = probs;
         Choice {
             token: token as u32,
-            entropy: entropy_of(&probs),
+            entropy,
         }
     }
 

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::dist::{argmax, entropy_of, softmax};
+use crate::dist::{argmax, entropy_of, softmax_into};
 use crate::registry::{PluginInfo, PluginKind, params};
 use crate::rng::Rng;
 use crate::selector::{Choice, TokenSelector};
@@ -12,6 +12,8 @@ pub const INFO: PluginInfo = PluginInfo {
     name: "multinomial",
     kind: PluginKind::Selector,
     description: "Draw a token from softmax(logits) with the row's seeded RNG.",
+    ties: "",
+    reference: "torch.multinomial over the softmax; the draw inverts the CDF in token-id order with the row's seeded RNG",
     params: &[],
 };
 
@@ -21,12 +23,14 @@ struct Params {}
 
 /// Sampling selector.
 #[derive(Debug, Clone, Default)]
-pub struct Multinomial;
+pub struct Multinomial {
+    probs: Vec<f64>,
+}
 
 /// Builds it from a TOML table (no parameters).
 pub fn build(t: &toml::Table) -> Result<Box<dyn TokenSelector>, String> {
     let _: Params = params(t)?;
-    Ok(Box::new(Multinomial))
+    Ok(Box::new(Multinomial::default()))
 }
 
 /// Draws an index from `probs` with one uniform number: the first index whose cumulative
@@ -59,11 +63,11 @@ impl TokenSelector for Multinomial {
         INFO.name
     }
     fn select(&mut self, logits: &mut [f32], rng: &mut Rng) -> Choice {
-        let probs = softmax(logits);
-        let token = draw(&probs, rng).map_or_else(|| argmax(logits), |i| i as u32);
+        softmax_into(logits, &mut self.probs);
+        let token = draw(&self.probs, rng).map_or_else(|| argmax(logits), |i| i as u32);
         Choice {
             token,
-            entropy: entropy_of(&probs),
+            entropy: entropy_of(&self.probs),
         }
     }
 }
@@ -75,12 +79,14 @@ mod tests {
     #[test]
     fn chi_square_against_softmax() {
         let logits = [0.0f32, 1.0, 2.0, -1.0, 0.5];
-        let probs = softmax(&logits);
+        let probs = crate::dist::softmax(&logits);
         let mut rng = Rng::new(42);
         let n = 10_000;
         let mut counts = [0usize; 5];
         for _ in 0..n {
-            counts[Multinomial.select(&mut logits.clone(), &mut rng).token as usize] += 1;
+            counts[Multinomial::default()
+                .select(&mut logits.clone(), &mut rng)
+                .token as usize] += 1;
         }
         let chi2: f64 = counts
             .iter()
@@ -95,7 +101,8 @@ mod tests {
     fn never_picks_masked_and_reports_entropy() {
         let mut rng = Rng::new(1);
         for _ in 0..1000 {
-            let c = Multinomial.select(&mut [f32::NEG_INFINITY, 0.0, f32::NEG_INFINITY], &mut rng);
+            let c = Multinomial::default()
+                .select(&mut [f32::NEG_INFINITY, 0.0, f32::NEG_INFINITY], &mut rng);
             assert_eq!(
                 c,
                 Choice {
@@ -104,7 +111,7 @@ mod tests {
                 }
             );
         }
-        let c = Multinomial.select(&mut [0.0, 0.0], &mut rng);
+        let c = Multinomial::default().select(&mut [0.0, 0.0], &mut rng);
         assert!((c.entropy - 2f64.ln()).abs() < 1e-12);
     }
 
@@ -114,7 +121,11 @@ mod tests {
         let run = |seed| {
             let mut rng = Rng::new(seed);
             (0..50)
-                .map(|_| Multinomial.select(&mut logits.clone(), &mut rng).token)
+                .map(|_| {
+                    Multinomial::default()
+                        .select(&mut logits.clone(), &mut rng)
+                        .token
+                })
                 .collect::<Vec<_>>()
         };
         assert_eq!(run(5), run(5));
