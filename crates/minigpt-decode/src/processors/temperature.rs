@@ -94,4 +94,26 @@ mod tests {
                 .contains("greedy")
         );
     }
+
+    #[test]
+    fn refuses_values_that_float32_turns_into_0_or_inf() {
+        // 1e-39 is subnormal in f32 (1/t = inf), 1e39 overflows: both refused with the range.
+        for bad in [1e-39, 1e39, 1e-300] {
+            let e = Temperature::new(bad).unwrap_err();
+            assert!(
+                e.contains("does not fit float32") && e.contains("3.4e38"),
+                "{e}"
+            );
+        }
+        for ok in [1.2e-38, 3.4e38, 1e-30] {
+            assert!(Temperature::new(ok).is_ok(), "{ok}");
+        }
+        use crate::processors::{frequency_penalty, presence_penalty, repetition_penalty};
+        for bad in [1e-39, 1e39] {
+            assert!(repetition_penalty::RepetitionPenalty::new(bad, 0).is_err());
+            assert!(frequency_penalty::FrequencyPenalty::new(-bad).is_err());
+            assert!(presence_penalty::PresencePenalty::new(bad).is_err());
+        }
+        assert!(frequency_penalty::FrequencyPenalty::new(0.0).is_ok());
+    }
 }
