@@ -3,7 +3,7 @@
 use std::fmt;
 
 use super::check;
-use crate::dist::{log_sum_exp, mask_where};
+use crate::dist::{log_partition, mask_where};
 use crate::processor::{LogitsProcessor, StepContext};
 use crate::registry::{BuildContext, ParamInfo, PluginInfo, PluginKind, params};
 
@@ -59,7 +59,8 @@ impl LogitsProcessor for Epsilon {
     }
     fn process(&mut self, _: &StepContext<'_>, logits: &mut [f32]) {
         // p_i < ε ⇔ l_i − logsumexp < ln ε (f64).
-        let threshold = log_sum_exp(logits) + self.eps.ln();
+        let (max, log_z) = log_partition(logits);
+        let threshold = max + log_z + self.eps.ln();
         mask_where(logits, |_, l| (l as f64) < threshold);
     }
 }

@@ -3,7 +3,7 @@
 use std::fmt;
 
 use super::check;
-use crate::dist::{lse_and_entropy, mask_where};
+use crate::dist::{lse_entropy_fast, mask_where};
 use crate::processor::{LogitsProcessor, StepContext};
 use crate::registry::{BuildContext, ParamInfo, PluginInfo, PluginKind, params};
 
@@ -58,7 +58,7 @@ impl LogitsProcessor for Eta {
         INFO.name
     }
     fn process(&mut self, _: &StepContext<'_>, logits: &mut [f32]) {
-        let (lse, h) = lse_and_entropy(logits);
+        let (lse, h) = lse_entropy_fast(logits);
         // p_i < min(η, √η·e^−H) ⇔ l_i − logsumexp < ln of it (f64).
         let cutoff = self.eta.min(self.eta.sqrt() * (-h).exp());
         let threshold = lse + cutoff.ln();

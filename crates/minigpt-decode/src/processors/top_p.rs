@@ -3,7 +3,7 @@
 use std::fmt;
 
 use super::check;
-use crate::dist::max_logit;
+use crate::dist::{exp_neg, max_logit};
 use crate::mass_cut::MassCut;
 use crate::processor::{LogitsProcessor, StepContext};
 use crate::registry::{BuildContext, ParamInfo, PluginInfo, PluginKind, params};
@@ -72,12 +72,8 @@ impl LogitsProcessor for TopP {
             let l = logits[i];
             (l != f32::NEG_INFINITY).then(|| max - l as f64)
         };
-        let Some(c) = self.cut.find(
-            logits.len(),
-            key,
-            |i| (logits[i] as f64 - max).exp(),
-            self.p,
-        ) else {
+        let mass = |i: usize| exp_neg(logits[i] as f64 - max);
+        let Some(c) = self.cut.find(logits.len(), key, mass, self.p) else {
             return;
         };
         // Keep what sorts before the crossing token (by key, then id) and the token itself.

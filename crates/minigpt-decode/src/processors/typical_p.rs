@@ -3,7 +3,7 @@
 use std::fmt;
 
 use super::check;
-use crate::dist::max_logit;
+use crate::dist::{exp_neg, max_logit};
 use crate::mass_cut::MassCut;
 use crate::processor::{LogitsProcessor, StepContext};
 use crate::registry::{BuildContext, ParamInfo, PluginInfo, PluginKind, params};
@@ -78,7 +78,7 @@ impl LogitsProcessor for TypicalP {
                 0.0
             } else {
                 let d = l as f64 - max;
-                let e = d.exp();
+                let e = exp_neg(d);
                 z += e;
                 zl += e * d;
                 e

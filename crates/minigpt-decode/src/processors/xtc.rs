@@ -4,7 +4,7 @@
 use std::fmt;
 
 use super::check;
-use crate::dist::log_sum_exp;
+use crate::dist::log_partition;
 use crate::processor::{LogitsProcessor, StepContext};
 use crate::registry::{BuildContext, ParamInfo, PluginInfo, PluginKind, params};
 use crate::rng::Rng;
@@ -109,7 +109,8 @@ impl LogitsProcessor for Xtc {
         }
         // p_i ≥ threshold ⇔ l_i − logsumexp ≥ ln threshold (f64), and p_i > 0 (a token whose
         // probability underflows is never "above", even at threshold 0). Two passes, O(V).
-        let lse = log_sum_exp(logits);
+        let (max, log_z) = log_partition(logits);
+        let lse = max + log_z;
         let ln_threshold = self.threshold.ln();
         let above = |l: f32| {
             let d = l as f64 - lse;

@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use crate::dist::{argmax, entropy_of, max_logit};
+use crate::dist::{argmax, entropy_of, exp_neg, max_logit};
 use crate::registry::{ParamInfo, PluginInfo, PluginKind, params};
 use crate::rng::Rng;
 use crate::selector::{Choice, TokenSelector};
@@ -93,7 +93,7 @@ impl MirostatV2 {
         let mut z = 0.0f64;
         for (p, &l) in probs.iter_mut().zip(logits) {
             if l != f32::NEG_INFINITY {
-                *p = (l as f64 - max).exp();
+                *p = exp_neg(l as f64 - max);
                 z += *p;
             }
         }
