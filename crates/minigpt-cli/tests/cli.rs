@@ -344,6 +344,10 @@ fn show_chain_and_strategies_listing() {
         "default 5.0",
         "typical_0.95",
         "logits -> min_p(0.05) -> multinomial",
+        // Every plugin's tie rule and reference are listed.
+        "ties: every token tied with the crossing token's distance is kept (as transformers)",
+        "tested against: transformers TopPLogitsWarper",
+        "tested against: llama.cpp llama_sampler_dry_apply",
     ] {
         assert!(text.contains(needle), "{needle} missing from:\n{text}");
     }

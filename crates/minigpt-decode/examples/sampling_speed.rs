@@ -146,6 +146,13 @@ fn main() {
         .and_then(|i| args.get(i + 1))
         .map_or(200, |v| v.parse().expect("--repeats N"));
     let json = args.iter().any(|a| a == "--json");
+    // `--only NAME`: time the plugins whose name starts with NAME (for profiling).
+    let only = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+        .unwrap_or_default();
     let registry = Registry::builtin();
     let tokens = history();
     let cx = StepContext {
@@ -156,7 +163,7 @@ fn main() {
     };
     let rows = rows();
     let mut results: Vec<(String, &'static str, Vec<f64>)> = Vec::new();
-    for &(name, params) in PROCESSORS {
+    for &(name, params) in PROCESSORS.iter().filter(|(n, _)| n.starts_with(&only)) {
         let table: toml::Table = params.parse().expect("valid parameters");
         let mut times = Vec::new();
         for (_, row) in &rows {
@@ -171,7 +178,7 @@ fn main() {
             times,
         ));
     }
-    for &(name, params) in SELECTORS {
+    for &(name, params) in SELECTORS.iter().filter(|(n, _)| n.starts_with(&only)) {
         let text = format!("[selector]\nname = \"{name}\"\n{params}\n");
         let s = strategy(&text, &registry);
         let mut times = Vec::new();
@@ -186,7 +193,7 @@ fn main() {
     }
     let s = strategy(DEFAULT_CHAIN, &registry);
     let mut times = Vec::new();
-    for (_, row) in &rows {
+    for (_, row) in rows.iter().filter(|_| only.is_empty() || only == "chain") {
         let mut p = s.pipeline(&registry, &BuildContext::default()).unwrap();
         let mut rng = Rng::new(3);
         times.push(time(row, repeats, |l| {

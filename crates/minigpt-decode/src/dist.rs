@@ -261,34 +261,26 @@ pub fn argmax(logits: &[f32]) -> u32 {
     best as u32
 }
 
-/// Sets `logits[i] = −∞` wherever `drop(i, logits[i])` holds (finite entries only), except that when every token would go, the
-/// tokens tied at the row's maximum stay (with their values): a processor never leaves an
-/// empty distribution. (transformers' `min_tokens_to_keep = 1` keeps the same tokens in
-/// epsilon and eta sampling; where transformers leaves a row empty, this is a documented
-/// difference.)
-pub fn mask_where(logits: &mut [f32], mut drop: impl FnMut(usize, f32) -> bool) {
+/// Sets every logit below `threshold` (compared in f64) to −∞, except that when no token
+/// reaches it, the tokens tied at the row's maximum stay: a processor never leaves an empty
+/// distribution. transformers' `min_tokens_to_keep = 1` keeps the same tokens in epsilon and
+/// eta sampling. Two branch-free passes (max, then the mask), so both vectorise.
+pub fn mask_below(logits: &mut [f32], threshold: f64) {
     let best = max_logit(logits);
     if best == f32::NEG_INFINITY {
         return;
     }
-    let mut kept_any = false;
-    let mut best_at = Vec::new();
-    for (i, l) in logits.iter_mut().enumerate() {
-        if *l == f32::NEG_INFINITY {
-            continue;
-        }
-        if drop(i, *l) {
-            if *l == best {
-                best_at.push(i);
+    if (best as f64) < threshold {
+        for l in logits.iter_mut() {
+            if *l != best {
+                *l = f32::NEG_INFINITY;
             }
-            *l = f32::NEG_INFINITY;
-        } else {
-            kept_any = true;
         }
+        return;
     }
-    if !kept_any {
-        for i in best_at {
-            logits[i] = best;
+    for l in logits.iter_mut() {
+        if (*l as f64) < threshold {
+            *l = f32::NEG_INFINITY;
         }
     }
 }
@@ -331,20 +323,21 @@ mod tests {
     }
 
     #[test]
-    fn mask_keeps_one() {
+    fn mask_keeps_the_top_when_nothing_reaches_the_threshold() {
         let mut l = [1.0, 2.0, 0.5];
-        mask_where(&mut l, |_, _| true);
+        mask_below(&mut l, 5.0);
         assert_eq!(l, [NEG, 2.0, NEG]);
         // Every token at the maximum stays, as transformers' min_tokens_to_keep keeps ties.
         let mut l = [2.0, 1.0, 2.0, NEG];
-        mask_where(&mut l, |_, _| true);
+        mask_below(&mut l, 5.0);
         assert_eq!(l, [2.0, NEG, 2.0, NEG]);
         let mut l = [NEG, NEG];
-        mask_where(&mut l, |_, _| true);
+        mask_below(&mut l, 0.0);
         assert_eq!(l, [NEG, NEG]);
-        let mut l = [1.0, 2.0, 0.5];
-        mask_where(&mut l, |i, _| i == 1);
-        assert_eq!(l, [1.0, NEG, 0.5]);
+        // The threshold itself is kept.
+        let mut l = [1.0, 2.0, 0.5, NEG];
+        mask_below(&mut l, 1.0);
+        assert_eq!(l, [1.0, 2.0, NEG, NEG]);
     }
 
     #[test]

@@ -27,29 +27,41 @@ pub(crate) struct Crossing {
     pub token: u32,
 }
 
+/// A key's bucket: round(min(key·SCALE, BUCKETS − 1)) by the 1.5·2^52 trick (monotone in the
+/// key and branch-free, so the first pass vectorises; NaN and +∞ go to the last bucket).
 fn bucket(key: f64) -> usize {
-    // `as` saturates: NaN and negative keys go to 0, huge ones to the last bucket.
-    ((key * SCALE) as usize).min(BUCKETS - 1)
+    const SHIFT: f64 = 6_755_399_441_055_744.0;
+    let x = (key * SCALE).min((BUCKETS - 1) as f64).max(0.0);
+    ((x + SHIFT).to_bits() - SHIFT.to_bits()) as usize
 }
 
 impl MassCut {
-    /// Among tokens `0..n` with `key(i)` (`None`: not a candidate, e.g. −∞) and mass
-    /// `mass(i) ≥ 0`, ordered by (key, token id), the first token at which the prefix's mass
-    /// reaches `fraction` of the candidates' total. `None` when rounding keeps the total below
-    /// it (the whole row is the prefix). `key` and `mass` are each called twice per candidate
-    /// at most; they must give the same values each time.
+    /// Among the tokens of `logits` that are not −∞, with sort key `key(l) ≥ 0` and mass
+    /// `mass(l) ≥ 0` (functions of the logit alone), ordered by (key, token id): the first
+    /// token at which the prefix's mass reaches `fraction` of the total. `None` when rounding
+    /// keeps the total below it (the whole row is the prefix). `mass(−∞)` must be 0.
     pub fn find(
         &mut self,
-        n: usize,
-        key: impl Fn(usize) -> Option<f64>,
-        mass: impl Fn(usize) -> f64,
+        logits: &[f32],
+        key: impl Fn(f32) -> f64,
+        mass: impl Fn(f32) -> f64,
         fraction: f64,
     ) -> Option<Crossing> {
         self.mass.clear();
         self.mass.resize(BUCKETS, 0.0);
-        for i in 0..n {
-            if let Some(k) = key(i) {
-                self.mass[bucket(k)] += mass(i);
+        // Blocks of 64: keys and masses in a vectorisable loop, then the scatter-add.
+        let (mut b, mut m) = ([0usize; 64], [0.0f64; 64]);
+        for block in logits.chunks(64) {
+            // Rows that a filter left sparse (top_k before top_p) skip most blocks.
+            if block.iter().all(|&l| l == f32::NEG_INFINITY) {
+                continue;
+            }
+            for ((bj, mj), &l) in b.iter_mut().zip(m.iter_mut()).zip(block) {
+                *bj = bucket(key(l));
+                *mj = mass(l);
+            }
+            for (&bj, &mj) in b.iter().zip(&m).take(block.len()) {
+                self.mass[bj] += mj;
             }
         }
         let total: f64 = self.mass.iter().sum();
@@ -65,11 +77,12 @@ impl MassCut {
         }
         let b = crossing?;
         self.members.clear();
-        for i in 0..n {
-            if let Some(k) = key(i)
-                && bucket(k) == b
-            {
-                self.members.push((k, i as u32, mass(i)));
+        for (i, &l) in logits.iter().enumerate() {
+            if l != f32::NEG_INFINITY {
+                let k = key(l);
+                if bucket(k) == b {
+                    self.members.push((k, i as u32, mass(l)));
+                }
             }
         }
         self.members
@@ -121,27 +134,45 @@ mod tests {
         let mut cut = MassCut::default();
         for case in 0..300 {
             let n = 1 + (rng.next_u64() % 3000) as usize;
-            // Coarse keys make ties; some tokens are not candidates; some keys are huge.
+            // Coarse logits make ties; some are −∞; some sit far below the rest.
             let coarse = case % 3 == 0;
-            let keys: Vec<Option<f64>> = (0..n)
+            let logits: Vec<f32> = (0..n)
                 .map(|_| {
                     let r = rng.next_f64();
                     if r < 0.1 {
-                        None
+                        f32::NEG_INFINITY
                     } else if r < 0.12 {
-                        Some(100.0 + r)
+                        -100.0 - r as f32
                     } else if coarse {
-                        Some((rng.next_f64() * 8.0).floor() / 4.0)
+                        ((rng.next_f64() * 8.0).floor() / 4.0) as f32
                     } else {
-                        Some(rng.next_f64() * 12.0)
+                        (rng.next_f64() * 12.0) as f32
                     }
                 })
                 .collect();
-            let mass: Vec<f64> = keys.iter().map(|k| k.map_or(0.0, |k| (-k).exp())).collect();
+            let max = crate::dist::max_logit(&logits) as f64;
+            // top_p's key (distance below the max) or typical_p's (distance from a centre).
+            let centre = max - 2.0;
+            let key = |l: f32| {
+                if case % 2 == 0 {
+                    max - l as f64
+                } else {
+                    (centre - l as f64).abs()
+                }
+            };
+            let mass = |l: f32| (l as f64 - max).exp();
+            let keys: Vec<Option<f64>> = logits
+                .iter()
+                .map(|&l| (l != f32::NEG_INFINITY).then(|| key(l)))
+                .collect();
+            let masses: Vec<f64> = logits.iter().map(|&l| mass(l)).collect();
             let fraction = rng.next_f64();
-            let got = cut.find(n, |i| keys[i], |i| mass[i], fraction);
-            assert_eq!(got, by_sort(&keys, &mass, fraction), "case {case}");
+            let got = cut.find(&logits, key, mass, fraction);
+            assert_eq!(got, by_sort(&keys, &masses, fraction), "case {case}");
         }
-        assert_eq!(cut.find(3, |_| None, |_| 1.0, 0.5), None);
+        assert_eq!(
+            cut.find(&[f32::NEG_INFINITY; 3], |_| 1.0, |_| 0.0, 0.5),
+            None
+        );
     }
 }

@@ -23,6 +23,12 @@ pub fn run(args: StrategiesArgs) -> Result<()> {
         println!("{title}");
         for p in registry.plugins().filter(|p| p.kind == kind) {
             println!("  {:<20} {}", p.name, p.description);
+            if !p.ties.is_empty() {
+                println!("  {:<20}   ties: {}", "", p.ties);
+            }
+            if !p.reference.is_empty() {
+                println!("  {:<20}   tested against: {}", "", p.reference);
+            }
             for param in p.params {
                 let default = param
                     .default

@@ -11,7 +11,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::check_f32;
+use super::{Num, check_f32};
 use std::fmt;
 
 use crate::processor::{LogitsProcessor, StepContext};
@@ -207,7 +207,9 @@ impl fmt::Display for Dry {
         write!(
             f,
             "dry(multiplier={}, base={}, allowed_length={})",
-            self.multiplier, self.base, self.allowed_length
+            Num(self.multiplier),
+            Num(self.base),
+            self.allowed_length
         )
     }
 }

@@ -2,8 +2,8 @@
 
 use std::fmt;
 
-use super::check;
-use crate::dist::{log_partition, mask_where};
+use super::{Num, check};
+use crate::dist::{log_partition, mask_below};
 use crate::processor::{LogitsProcessor, StepContext};
 use crate::registry::{BuildContext, ParamInfo, PluginInfo, PluginKind, params};
 
@@ -49,7 +49,7 @@ pub fn build(t: &toml::Table, _: &BuildContext<'_>) -> Result<Box<dyn LogitsProc
 
 impl fmt::Display for Epsilon {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "epsilon({})", self.eps)
+        write!(f, "epsilon({})", Num(self.eps))
     }
 }
 
@@ -61,7 +61,7 @@ impl LogitsProcessor for Epsilon {
         // p_i < ε ⇔ l_i − logsumexp < ln ε (f64).
         let (max, log_z) = log_partition(logits);
         let threshold = max + log_z + self.eps.ln();
-        mask_where(logits, |_, l| (l as f64) < threshold);
+        mask_below(logits, threshold);
     }
 }
 

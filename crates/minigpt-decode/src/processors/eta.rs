@@ -2,8 +2,8 @@
 
 use std::fmt;
 
-use super::check;
-use crate::dist::{lse_entropy_fast, mask_where};
+use super::{Num, check};
+use crate::dist::{lse_entropy_fast, mask_below};
 use crate::processor::{LogitsProcessor, StepContext};
 use crate::registry::{BuildContext, ParamInfo, PluginInfo, PluginKind, params};
 
@@ -49,7 +49,7 @@ pub fn build(t: &toml::Table, _: &BuildContext<'_>) -> Result<Box<dyn LogitsProc
 
 impl fmt::Display for Eta {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "eta({})", self.eta)
+        write!(f, "eta({})", Num(self.eta))
     }
 }
 
@@ -62,7 +62,7 @@ impl LogitsProcessor for Eta {
         // p_i < min(η, √η·e^−H) ⇔ l_i − logsumexp < ln of it (f64).
         let cutoff = self.eta.min(self.eta.sqrt() * (-h).exp());
         let threshold = lse + cutoff.ln();
-        mask_where(logits, |_, l| (l as f64) < threshold);
+        mask_below(logits, threshold);
     }
 }
 

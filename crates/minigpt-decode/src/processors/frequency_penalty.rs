@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use super::check_f32;
+use super::{Num, check_f32};
 use crate::processor::{LogitsProcessor, StepContext};
 use crate::registry::{BuildContext, ParamInfo, PluginInfo, PluginKind, params};
 
@@ -48,7 +48,7 @@ pub fn build(t: &toml::Table, _: &BuildContext<'_>) -> Result<Box<dyn LogitsProc
 
 impl fmt::Display for FrequencyPenalty {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "frequency_penalty({})", self.alpha)
+        write!(f, "frequency_penalty({})", Num(self.alpha))
     }
 }
 

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use super::check_f32;
+use super::{Num, check_f32};
 use crate::dist::has_finite;
 use crate::processor::{LogitsProcessor, StepContext};
 use crate::registry::{BuildContext, ParamInfo, PluginInfo, PluginKind, params, resolve_token};
@@ -83,7 +83,11 @@ pub fn build(t: &toml::Table, cx: &BuildContext<'_>) -> Result<Box<dyn LogitsPro
 
 impl fmt::Display for LogitBias {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let parts: Vec<String> = self.bias.iter().map(|(t, b)| format!("{t}:{b}")).collect();
+        let parts: Vec<String> = self
+            .bias
+            .iter()
+            .map(|(t, b)| format!("{t}:{}", Num(*b)))
+            .collect();
         write!(f, "logit_bias({})", parts.join(", "))
     }
 }

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use super::check;
+use super::{Num, check};
 use crate::dist::max_logit;
 use crate::processor::{LogitsProcessor, StepContext};
 use crate::registry::{BuildContext, ParamInfo, PluginInfo, PluginKind, params};
@@ -49,7 +49,7 @@ pub fn build(t: &toml::Table, _: &BuildContext<'_>) -> Result<Box<dyn LogitsProc
 
 impl fmt::Display for MinP {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "min_p({})", self.m)
+        write!(f, "min_p({})", Num(self.m))
     }
 }
 

@@ -65,3 +65,18 @@ pub(crate) fn check_f32(name: &str, v: f64, ok: bool, range: &str) -> Result<f32
     }
     Ok(f)
 }
+
+/// A float parameter as a chain shows it: as written for ordinary magnitudes (`0.8`), in
+/// exponent form beyond them (`3e38`, `1e-30`) instead of dozens of digits.
+pub(crate) struct Num<T>(pub T);
+
+impl<T: Copy + Into<f64> + std::fmt::Display + std::fmt::LowerExp> std::fmt::Display for Num<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let v: f64 = self.0.into();
+        if v != 0.0 && v.is_finite() && !(1e-4..1e16).contains(&v.abs()) {
+            write!(f, "{:e}", self.0)
+        } else {
+            write!(f, "{}", self.0)
+        }
+    }
+}

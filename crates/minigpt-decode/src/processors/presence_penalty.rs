@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 use std::fmt;
 
-use super::check_f32;
+use super::{Num, check_f32};
 use crate::processor::{LogitsProcessor, StepContext};
 use crate::registry::{BuildContext, ParamInfo, PluginInfo, PluginKind, params};
 
@@ -49,7 +49,7 @@ pub fn build(t: &toml::Table, _: &BuildContext<'_>) -> Result<Box<dyn LogitsProc
 
 impl fmt::Display for PresencePenalty {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "presence_penalty({})", self.alpha)
+        write!(f, "presence_penalty({})", Num(self.alpha))
     }
 }
 

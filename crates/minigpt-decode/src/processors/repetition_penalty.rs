@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::fmt;
 
-use super::check_f32;
+use super::{Num, check_f32};
 use crate::processor::{LogitsProcessor, StepContext};
 use crate::registry::{BuildContext, ParamInfo, PluginInfo, PluginKind, params};
 
@@ -69,12 +69,13 @@ pub fn build(t: &toml::Table, _: &BuildContext<'_>) -> Result<Box<dyn LogitsProc
 impl fmt::Display for RepetitionPenalty {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.window == 0 {
-            write!(f, "repetition_penalty({})", self.theta)
+            write!(f, "repetition_penalty({})", Num(self.theta))
         } else {
             write!(
                 f,
                 "repetition_penalty({}, window={})",
-                self.theta, self.window
+                Num(self.theta),
+                self.window
             )
         }
     }

@@ -2,8 +2,8 @@
 
 use std::fmt;
 
-use super::check;
-use crate::dist::{mask_where, max_logit};
+use super::{Num, check};
+use crate::dist::{mask_below, max_logit};
 use crate::processor::{LogitsProcessor, StepContext};
 use crate::registry::{BuildContext, ParamInfo, PluginInfo, PluginKind, params};
 
@@ -49,7 +49,7 @@ pub fn build(t: &toml::Table, _: &BuildContext<'_>) -> Result<Box<dyn LogitsProc
 
 impl fmt::Display for TopNSigma {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "top_n_sigma({})", self.n)
+        write!(f, "top_n_sigma({})", Num(self.n))
     }
 }
 
@@ -79,7 +79,7 @@ impl LogitsProcessor for TopNSigma {
         }
         let std = (acc / count as f64).sqrt();
         let threshold = max_logit(logits) as f64 - self.n * std;
-        mask_where(logits, |_, l| (l as f64) < threshold);
+        mask_below(logits, threshold);
     }
 }
 

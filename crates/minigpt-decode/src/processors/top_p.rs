@@ -68,12 +68,9 @@ impl LogitsProcessor for TopP {
         }
         // Key: how far below the maximum (f64, exact for f32 inputs); mass: exp(−key).
         let max = max_logit(logits) as f64;
-        let key = |i: usize| {
-            let l = logits[i];
-            (l != f32::NEG_INFINITY).then(|| max - l as f64)
-        };
-        let mass = |i: usize| exp_neg(logits[i] as f64 - max);
-        let Some(c) = self.cut.find(logits.len(), key, mass, self.p) else {
+        let key = |l: f32| max - l as f64;
+        let mass = |l: f32| exp_neg(l as f64 - max);
+        let Some(c) = self.cut.find(logits, key, mass, self.p) else {
             return;
         };
         // Keep what sorts before the crossing token (by key, then id) and the token itself.

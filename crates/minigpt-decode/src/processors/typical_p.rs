@@ -3,7 +3,7 @@
 use std::fmt;
 
 use super::check;
-use crate::dist::{exp_neg, max_logit};
+use crate::dist::{exp_neg, lse_entropy_fast, max_logit};
 use crate::mass_cut::MassCut;
 use crate::processor::{LogitsProcessor, StepContext};
 use crate::registry::{BuildContext, ParamInfo, PluginInfo, PluginKind, params};
@@ -32,7 +32,6 @@ struct Params {
 #[derive(Debug, Clone)]
 pub struct TypicalP {
     mass: f64,
-    exps: Vec<f64>,
     cut: MassCut,
 }
 
@@ -42,7 +41,6 @@ impl TypicalP {
         check("p", mass, mass > 0.0 && mass <= 1.0, "in (0, 1]")?;
         Ok(Self {
             mass,
-            exps: Vec::new(),
             cut: MassCut::default(),
         })
     }
@@ -68,32 +66,14 @@ impl LogitsProcessor for TypicalP {
         if self.mass >= 1.0 {
             return;
         }
-        // One pass: exp(l − max) per token (kept for the cut), Z and Σ e·(l − max), so that
-        // log Z and H = log Z − E[l − max] need no second pass.
+        // log Z and H in one pass; −log p_i − H = (logsumexp − l_i) − H, so the distance is
+        // |a − l_i| with a = logsumexp − H.
+        let (lse, h) = lse_entropy_fast(logits);
         let max = max_logit(logits) as f64;
-        self.exps.clear();
-        let (mut z, mut zl) = (0.0f64, 0.0f64);
-        for &l in logits.iter() {
-            let e = if l == f32::NEG_INFINITY {
-                0.0
-            } else {
-                let d = l as f64 - max;
-                let e = exp_neg(d);
-                z += e;
-                zl += e * d;
-                e
-            };
-            self.exps.push(e);
-        }
-        let h = z.ln() - zl / z;
-        // −log p_i − H = (max + log Z − l_i) − H: the distance is |a − l_i|.
-        let a = max + z.ln() - h;
-        let key = |i: usize| {
-            let l = logits[i];
-            (l != f32::NEG_INFINITY).then(|| (a - l as f64).abs())
-        };
-        let exps = &self.exps;
-        let Some(c) = self.cut.find(logits.len(), key, |i| exps[i], self.mass) else {
+        let a = lse - h;
+        let key = |l: f32| (a - l as f64).abs();
+        let mass = |l: f32| exp_neg(l as f64 - max);
+        let Some(c) = self.cut.find(logits, key, mass, self.mass) else {
             return;
         };
         for l in logits.iter_mut() {

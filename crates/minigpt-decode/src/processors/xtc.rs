@@ -107,14 +107,15 @@ impl LogitsProcessor for Xtc {
         if rng.next_f64() >= self.probability {
             return;
         }
-        // p_i ≥ threshold ⇔ l_i − logsumexp ≥ ln threshold (f64), and p_i > 0 (a token whose
-        // probability underflows is never "above", even at threshold 0). Two passes, O(V).
+        // p_i ≥ threshold ⇔ l_i − logsumexp ≥ ln threshold (f64), and p_i > 0: a token whose
+        // probability underflows (below e^−708, where the processors' exp gives 0) is never
+        // "above", even at threshold 0. Two passes, O(V), no exp per token.
         let (max, log_z) = log_partition(logits);
         let lse = max + log_z;
         let ln_threshold = self.threshold.ln();
         let above = |l: f32| {
             let d = l as f64 - lse;
-            l != f32::NEG_INFINITY && d >= ln_threshold && (d > -700.0 || d.exp() > 0.0)
+            l != f32::NEG_INFINITY && d >= ln_threshold && d >= -708.0
         };
         // The least likely token above the threshold (the highest id on ties) stays.
         let mut count = 0usize;

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::dist::{argmax, entropy_of, softmax_into};
+use crate::dist::max_logit;
 use crate::registry::{PluginInfo, PluginKind, params};
 use crate::rng::Rng;
 use crate::selector::{Choice, TokenSelector};
@@ -21,9 +21,11 @@ pub const INFO: PluginInfo = PluginInfo {
 #[serde(deny_unknown_fields)]
 struct Params {}
 
-/// Sampling selector.
+/// Sampling selector (reused buffers: one instance serves one row).
 #[derive(Debug, Clone, Default)]
 pub struct Multinomial {
+    /// The finite tokens, ascending, and their probabilities.
+    ids: Vec<u32>,
     probs: Vec<f64>,
 }
 
@@ -63,11 +65,33 @@ impl TokenSelector for Multinomial {
         INFO.name
     }
     fn select(&mut self, logits: &mut [f32], rng: &mut Rng) -> Choice {
-        softmax_into(logits, &mut self.probs);
-        let token = draw(&self.probs, rng).map_or_else(|| argmax(logits), |i| i as u32);
+        // The softmax over the finite tokens only, in token order: the same arithmetic (and
+        // bits) as `dist::softmax` and `dist::entropy_of` over the whole row, whose −∞ entries
+        // add exactly 0, without passes over the rest of a row that a filter left sparse.
+        let max = max_logit(logits);
+        self.ids.clear();
+        self.probs.clear();
+        let mut sum = 0.0f64;
+        for (i, &l) in logits.iter().enumerate() {
+            if l != f32::NEG_INFINITY {
+                let e = ((l - max) as f64).exp();
+                self.ids.push(i as u32);
+                self.probs.push(e);
+                sum += e;
+            }
+        }
+        self.probs.iter_mut().for_each(|p| *p /= sum);
+        // The pipeline guarantees a finite logit, so `draw` finds one (the maximum has p > 0).
+        let at = draw(&self.probs, rng).unwrap_or(0);
+        let entropy = -self
+            .probs
+            .iter()
+            .filter(|&&p| p > 0.0)
+            .map(|&p| p * p.ln())
+            .sum::<f64>();
         Choice {
-            token,
-            entropy: entropy_of(&self.probs),
+            token: self.ids[at],
+            entropy,
         }
     }
 }
