@@ -54,7 +54,7 @@ const EXP2_32: [f64; 32] = {
         1.3252366431597413,
         1.3542555469368927,
         1.383909881963832,
-        1.4142135623730951,
+        std::f64::consts::SQRT_2,
         1.4451808069770467,
         1.4768261459394993,
         1.5091644275934228,
@@ -84,8 +84,9 @@ const EXP2_32: [f64; 32] = {
 pub(crate) fn exp_neg(x: f64) -> f64 {
     const K: f64 = 32.0 / std::f64::consts::LN_2;
     const SHIFT: f64 = 6_755_399_441_055_744.0; // 1.5·2^52: adding it rounds to an integer
-    const LN2_HI: f64 = 6.931_471_803_691_238_164_90e-1 / 32.0;
-    const LN2_LO: f64 = 1.908_214_929_270_587_700_02e-10 / 32.0;
+    // fdlibm's ln2_hi (21 trailing zero bits, so k·LN2_HI is exact) and ln2_lo, over 32.
+    const LN2_HI: f64 = f64::from_bits(0x3fe6_2e42_fee0_0000) / 32.0;
+    const LN2_LO: f64 = f64::from_bits(0x3dea_39ef_3579_3c76) / 32.0;
     let y = x.max(-708.0);
     let kk = y * K + SHIFT;
     let k = kk - SHIFT;

@@ -111,9 +111,10 @@ impl Dry {
             ));
         }
         // llama.cpp: `max_exponent = FLOAT_MAX_LOG / std::log(dry_base)` in float, truncated,
+        // with FLOAT_MAX_LOG = 88.7228391f (the same float as 88.72284),
         // when dry_base > 1.000001.
         let max_exponent = if base32 > 1.000001 {
-            (88.722_839_1_f32 / base32.ln()) as i32
+            (88.722_84_f32 / base32.ln()) as i32
         } else {
             0
         };
