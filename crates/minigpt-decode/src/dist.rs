@@ -124,33 +124,52 @@ pub(crate) fn log_partition(logits: &[f32]) -> (f64, f64) {
     (max, total.ln())
 }
 
-/// `(logsumexp, entropy)` of the finite logits in one pass with [`exp_neg`] (the processors'
-/// counterpart of [`lse_and_entropy`]).
-pub(crate) fn lse_entropy_fast(logits: &[f32]) -> (f64, f64) {
+/// `(max, logsumexp, entropy)` of the finite logits in one pass with [`exp_neg`] (the
+/// processors' counterpart of [`lse_and_entropy`]).
+pub(crate) fn lse_entropy_fast(logits: &[f32]) -> (f64, f64, f64) {
+    lse_entropy_pass::<false>(logits, &mut [])
+}
+
+/// [`lse_entropy_fast`], also leaving exp(l − max) of every token in `exps` (0 for −∞) for
+/// a later pass that needs the masses.
+pub(crate) fn lse_entropy_into(logits: &[f32], exps: &mut Vec<f64>) -> (f64, f64, f64) {
+    exps.clear();
+    exps.resize(logits.len(), 0.0);
+    lse_entropy_pass::<true>(logits, exps)
+}
+
+fn lse_entropy_pass<const STORE: bool>(logits: &[f32], exps: &mut [f64]) -> (f64, f64, f64) {
     let max = max_logit(logits) as f64;
     let (mut z, mut zd) = ([0.0f64; 4], [0.0f64; 4]);
-    let chunks = logits.chunks_exact(4);
-    let rest = chunks.remainder();
     let term = |l: f32| {
         let d = l as f64 - max;
-        let e = exp_neg(d);
+        let x = exp_neg(d);
         // 0·(−∞) would be NaN: masked tokens add nothing.
-        (e, if e > 0.0 { e * d } else { 0.0 })
+        (x, if x > 0.0 { x * d } else { 0.0 })
     };
-    for c in chunks {
+    let chunks = logits.chunks_exact(4);
+    let rest = chunks.remainder();
+    for (n, c) in chunks.enumerate() {
         for j in 0..4 {
-            let (e, ed) = term(c[j]);
-            z[j] += e;
-            zd[j] += ed;
+            let (x, xd) = term(c[j]);
+            if STORE {
+                exps[4 * n + j] = x;
+            }
+            z[j] += x;
+            zd[j] += xd;
         }
     }
     let (mut zt, mut zdt) = (z[0] + z[1] + z[2] + z[3], zd[0] + zd[1] + zd[2] + zd[3]);
-    for &l in rest {
-        let (e, ed) = term(l);
-        zt += e;
-        zdt += ed;
+    let at = logits.len() - rest.len();
+    for (j, &l) in rest.iter().enumerate() {
+        let (x, xd) = term(l);
+        if STORE {
+            exps[at + j] = x;
+        }
+        zt += x;
+        zdt += xd;
     }
-    (max + zt.ln(), zt.ln() - zdt / zt)
+    (max, max + zt.ln(), zt.ln() - zdt / zt)
 }
 
 /// The largest logit (−∞ for an empty or all-masked row); NaN never wins. Eight lanes, so the

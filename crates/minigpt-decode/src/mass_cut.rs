@@ -37,28 +37,28 @@ fn bucket(key: f64) -> usize {
 
 impl MassCut {
     /// Among the tokens of `logits` that are not −∞, with sort key `key(l) ≥ 0` and mass
-    /// `mass(l) ≥ 0` (functions of the logit alone), ordered by (key, token id): the first
+    /// `mass(i, l) ≥ 0` (of the token and its logit), ordered by (key, token id): the first
     /// token at which the prefix's mass reaches `fraction` of the total. `None` when rounding
     /// keeps the total below it (the whole row is the prefix). `mass(−∞)` must be 0.
     pub fn find(
         &mut self,
         logits: &[f32],
         key: impl Fn(f32) -> f64,
-        mass: impl Fn(f32) -> f64,
+        mass: impl Fn(usize, f32) -> f64,
         fraction: f64,
     ) -> Option<Crossing> {
         self.mass.clear();
         self.mass.resize(BUCKETS, 0.0);
         // Blocks of 64: keys and masses in a vectorisable loop, then the scatter-add.
         let (mut b, mut m) = ([0usize; 64], [0.0f64; 64]);
-        for block in logits.chunks(64) {
+        for (n, block) in logits.chunks(64).enumerate() {
             // Rows that a filter left sparse (top_k before top_p) skip most blocks.
             if block.iter().all(|&l| l == f32::NEG_INFINITY) {
                 continue;
             }
-            for ((bj, mj), &l) in b.iter_mut().zip(m.iter_mut()).zip(block) {
+            for (j, ((bj, mj), &l)) in b.iter_mut().zip(m.iter_mut()).zip(block).enumerate() {
                 *bj = bucket(key(l));
-                *mj = mass(l);
+                *mj = mass(64 * n + j, l);
             }
             for (&bj, &mj) in b.iter().zip(&m).take(block.len()) {
                 self.mass[bj] += mj;
@@ -81,7 +81,7 @@ impl MassCut {
             if l != f32::NEG_INFINITY {
                 let k = key(l);
                 if bucket(k) == b {
-                    self.members.push((k, i as u32, mass(l)));
+                    self.members.push((k, i as u32, mass(i, l)));
                 }
             }
         }
@@ -167,11 +167,11 @@ mod tests {
                 .collect();
             let masses: Vec<f64> = logits.iter().map(|&l| mass(l)).collect();
             let fraction = rng.next_f64();
-            let got = cut.find(&logits, key, mass, fraction);
+            let got = cut.find(&logits, key, |i, _| masses[i], fraction);
             assert_eq!(got, by_sort(&keys, &masses, fraction), "case {case}");
         }
         assert_eq!(
-            cut.find(&[f32::NEG_INFINITY; 3], |_| 1.0, |_| 0.0, 0.5),
+            cut.find(&[f32::NEG_INFINITY; 3], |_| 1.0, |_, _| 0.0, 0.5),
             None
         );
     }

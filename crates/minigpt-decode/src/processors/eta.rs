@@ -58,7 +58,7 @@ impl LogitsProcessor for Eta {
         INFO.name
     }
     fn process(&mut self, _: &StepContext<'_>, logits: &mut [f32]) {
-        let (lse, h) = lse_entropy_fast(logits);
+        let (_, lse, h) = lse_entropy_fast(logits);
         // p_i < min(η, √η·e^−H) ⇔ l_i − logsumexp < ln of it (f64).
         let cutoff = self.eta.min(self.eta.sqrt() * (-h).exp());
         let threshold = lse + cutoff.ln();

@@ -69,7 +69,7 @@ impl LogitsProcessor for TopP {
         // Key: how far below the maximum (f64, exact for f32 inputs); mass: exp(−key).
         let max = max_logit(logits) as f64;
         let key = |l: f32| max - l as f64;
-        let mass = |l: f32| exp_neg(l as f64 - max);
+        let mass = |_, l: f32| exp_neg(l as f64 - max);
         let Some(c) = self.cut.find(logits, key, mass, self.p) else {
             return;
         };

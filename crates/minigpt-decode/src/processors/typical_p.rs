@@ -3,7 +3,7 @@
 use std::fmt;
 
 use super::check;
-use crate::dist::{exp_neg, lse_entropy_fast, max_logit};
+use crate::dist::lse_entropy_into;
 use crate::mass_cut::MassCut;
 use crate::processor::{LogitsProcessor, StepContext};
 use crate::registry::{BuildContext, ParamInfo, PluginInfo, PluginKind, params};
@@ -32,6 +32,7 @@ struct Params {
 #[derive(Debug, Clone)]
 pub struct TypicalP {
     mass: f64,
+    exps: Vec<f64>,
     cut: MassCut,
 }
 
@@ -41,6 +42,7 @@ impl TypicalP {
         check("p", mass, mass > 0.0 && mass <= 1.0, "in (0, 1]")?;
         Ok(Self {
             mass,
+            exps: Vec::new(),
             cut: MassCut::default(),
         })
     }
@@ -68,11 +70,11 @@ impl LogitsProcessor for TypicalP {
         }
         // log Z and H in one pass; −log p_i − H = (logsumexp − l_i) − H, so the distance is
         // |a − l_i| with a = logsumexp − H.
-        let (lse, h) = lse_entropy_fast(logits);
-        let max = max_logit(logits) as f64;
+        let (_, lse, h) = lse_entropy_into(logits, &mut self.exps);
         let a = lse - h;
         let key = |l: f32| (a - l as f64).abs();
-        let mass = |l: f32| exp_neg(l as f64 - max);
+        let exps = &self.exps;
+        let mass = |i: usize, _| exps[i];
         let Some(c) = self.cut.find(logits, key, mass, self.mass) else {
             return;
         };
