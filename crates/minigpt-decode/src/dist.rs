@@ -110,11 +110,10 @@ pub(crate) fn exp_neg(x: f64) -> f64 {
 pub(crate) fn log_partition(logits: &[f32]) -> (f64, f64) {
     let max = max_logit(logits) as f64;
     let mut z = [0.0f64; 4];
-    let chunks = logits.chunks_exact(4);
-    let rest = chunks.remainder();
+    let (chunks, rest) = logits.as_chunks::<4>();
     for c in chunks {
-        for (zj, &l) in z.iter_mut().zip(c) {
-            *zj += exp_neg(l as f64 - max);
+        for j in 0..4 {
+            z[j] += exp_neg(c[j] as f64 - max);
         }
     }
     let mut total = z[0] + z[1] + z[2] + z[3];
@@ -140,23 +139,32 @@ pub(crate) fn lse_entropy_into(logits: &[f32], exps: &mut Vec<f64>) -> (f64, f64
 
 fn lse_entropy_pass<const STORE: bool>(logits: &[f32], exps: &mut [f64]) -> (f64, f64, f64) {
     let max = max_logit(logits) as f64;
-    let (mut z, mut zd) = ([0.0f64; 4], [0.0f64; 4]);
     let term = |l: f32| {
         let d = l as f64 - max;
         let x = exp_neg(d);
         // 0·(−∞) would be NaN: masked tokens add nothing.
         (x, if x > 0.0 { x * d } else { 0.0 })
     };
-    let chunks = logits.chunks_exact(4);
-    let rest = chunks.remainder();
-    for (n, c) in chunks.enumerate() {
-        for j in 0..4 {
-            let (x, xd) = term(c[j]);
-            if STORE {
-                exps[4 * n + j] = x;
+    // Four lanes of fixed-size arrays, so the loop vectorises.
+    let (mut z, mut zd) = ([0.0f64; 4], [0.0f64; 4]);
+    let (chunks, rest) = logits.as_chunks::<4>();
+    if STORE {
+        let (out, _) = exps.as_chunks_mut::<4>();
+        for (c, e) in chunks.iter().zip(out.iter_mut()) {
+            for j in 0..4 {
+                let (x, xd) = term(c[j]);
+                e[j] = x;
+                z[j] += x;
+                zd[j] += xd;
             }
-            z[j] += x;
-            zd[j] += xd;
+        }
+    } else {
+        for c in chunks {
+            for j in 0..4 {
+                let (x, xd) = term(c[j]);
+                z[j] += x;
+                zd[j] += xd;
+            }
         }
     }
     let (mut zt, mut zdt) = (z[0] + z[1] + z[2] + z[3], zd[0] + zd[1] + zd[2] + zd[3]);
@@ -170,6 +178,23 @@ fn lse_entropy_pass<const STORE: bool>(logits: &[f32], exps: &mut [f64]) -> (f64
         zdt += xd;
     }
     (max, max + zt.ln(), zt.ln() - zdt / zt)
+}
+
+/// The smallest float32 `s` (±∞ included) with `s as f64 >= x`: for every float32 `l`,
+/// `l < s` exactly when `(l as f64) < x`, so an f64 threshold becomes an f32 compare that
+/// vectorises four or eight wide. NaN gives −∞ (nothing is below it).
+pub fn f32_threshold(x: f64) -> f32 {
+    if x.is_nan() {
+        return f32::NEG_INFINITY;
+    }
+    let mut s = x as f32;
+    if (s as f64) < x {
+        s = s.next_up();
+    }
+    while s > f32::NEG_INFINITY && (s.next_down() as f64) >= x {
+        s = s.next_down();
+    }
+    s
 }
 
 /// The largest logit (−∞ for an empty or all-masked row); NaN never wins. Eight lanes, so the
@@ -290,7 +315,8 @@ pub fn mask_below(logits: &mut [f32], threshold: f64) {
     if best == f32::NEG_INFINITY {
         return;
     }
-    if (best as f64) < threshold {
+    let t = f32_threshold(threshold);
+    if best < t {
         for l in logits.iter_mut() {
             if *l != best {
                 *l = f32::NEG_INFINITY;
@@ -299,7 +325,7 @@ pub fn mask_below(logits: &mut [f32], threshold: f64) {
         return;
     }
     for l in logits.iter_mut() {
-        if (*l as f64) < threshold {
+        if *l < t {
             *l = f32::NEG_INFINITY;
         }
     }
@@ -401,6 +427,24 @@ mod tests {
         let (m, lz) = log_partition(&[1.0, NEG, 1.0]);
         assert_eq!(m, 1.0);
         assert!((lz - 2f64.ln()).abs() < 1e-15);
+    }
+
+    #[test]
+    fn f32_threshold_is_exact() {
+        let mut rng = crate::Rng::new(3);
+        for _ in 0..20_000 {
+            let x = (rng.next_f64() - 0.5) * 10f64.powi((rng.next_u64() % 12) as i32 - 4);
+            let t = f32_threshold(x);
+            let l = x as f32;
+            for l in [l, l.next_up(), l.next_down(), t, t.next_down(), t.next_up()] {
+                assert_eq!(l < t, (l as f64) < x, "x = {x}, l = {l}, t = {t}");
+            }
+        }
+        assert_eq!(f32_threshold(1.0), 1.0);
+        assert_eq!(f32_threshold(f64::INFINITY), f32::INFINITY);
+        assert_eq!(f32_threshold(f64::NEG_INFINITY), f32::NEG_INFINITY);
+        assert_eq!(f32_threshold(1e300), f32::INFINITY);
+        assert_eq!(f32_threshold(-1e300), f32::MIN);
     }
 
     #[test]

@@ -15,6 +15,8 @@ const BUCKETS: usize = 4096;
 #[derive(Debug, Clone, Default)]
 pub(crate) struct MassCut {
     mass: Vec<f64>,
+    /// Each token's bucket (`BUCKETS` for −∞), from the first pass.
+    buckets: Vec<u16>,
     members: Vec<(f64, u32, f64)>,
 }
 
@@ -36,32 +38,45 @@ fn bucket(key: f64) -> usize {
 }
 
 impl MassCut {
-    /// Among the tokens of `logits` that are not −∞, with sort key `key(l) ≥ 0` and mass
-    /// `mass(i, l) ≥ 0` (of the token and its logit), ordered by (key, token id): the first
-    /// token at which the prefix's mass reaches `fraction` of the total. `None` when rounding
-    /// keeps the total below it (the whole row is the prefix). `mass(−∞)` must be 0.
+    /// Among the tokens of `logits` that are not −∞, with sort key `key(l) ≥ 0` (a function
+    /// of the logit) and mass `masses[i] ≥ 0`, ordered by (key, token id): the first token at
+    /// which the prefix's mass reaches `fraction` of the total. `None` when rounding keeps the
+    /// total below it (the whole row is the prefix).
     pub fn find(
         &mut self,
         logits: &[f32],
+        masses: &[f64],
         key: impl Fn(f32) -> f64,
-        mass: impl Fn(usize, f32) -> f64,
         fraction: f64,
     ) -> Option<Crossing> {
+        debug_assert_eq!(logits.len(), masses.len());
         self.mass.clear();
         self.mass.resize(BUCKETS, 0.0);
-        // Blocks of 64: keys and masses in a vectorisable loop, then the scatter-add.
-        let (mut b, mut m) = ([0usize; 64], [0.0f64; 64]);
-        for (n, block) in logits.chunks(64).enumerate() {
-            // Rows that a filter left sparse (top_k before top_p) skip most blocks.
-            if block.iter().all(|&l| l == f32::NEG_INFINITY) {
-                continue;
+        self.buckets.clear();
+        self.buckets.resize(logits.len(), 0);
+        // Each token's bucket in a vectorisable pass (−∞: past the last bucket), then the
+        // scatter-add of the masses.
+        let bucket_of = |l: f32| {
+            let b = bucket(key(l)) as u16;
+            if l == f32::NEG_INFINITY {
+                BUCKETS as u16
+            } else {
+                b
             }
-            for (j, ((bj, mj), &l)) in b.iter_mut().zip(m.iter_mut()).zip(block).enumerate() {
-                *bj = bucket(key(l));
-                *mj = mass(64 * n + j, l);
+        };
+        let (chunks, rest) = logits.as_chunks::<8>();
+        let (out, out_rest) = self.buckets.as_chunks_mut::<8>();
+        for (c, o) in chunks.iter().zip(out.iter_mut()) {
+            for j in 0..8 {
+                o[j] = bucket_of(c[j]);
             }
-            for (&bj, &mj) in b.iter().zip(&m).take(block.len()) {
-                self.mass[bj] += mj;
+        }
+        for (o, &l) in out_rest.iter_mut().zip(rest) {
+            *o = bucket_of(l);
+        }
+        for (&b, &m) in self.buckets.iter().zip(masses) {
+            if (b as usize) < BUCKETS {
+                self.mass[b as usize] += m;
             }
         }
         let total: f64 = self.mass.iter().sum();
@@ -75,14 +90,11 @@ impl MassCut {
             }
             before += m;
         }
-        let b = crossing?;
+        let b = crossing? as u16;
         self.members.clear();
-        for (i, &l) in logits.iter().enumerate() {
-            if l != f32::NEG_INFINITY {
-                let k = key(l);
-                if bucket(k) == b {
-                    self.members.push((k, i as u32, mass(i, l)));
-                }
+        for (i, (&bi, &l)) in self.buckets.iter().zip(logits).enumerate() {
+            if bi == b {
+                self.members.push((key(l), i as u32, masses[i]));
             }
         }
         self.members
@@ -167,11 +179,11 @@ mod tests {
                 .collect();
             let masses: Vec<f64> = logits.iter().map(|&l| mass(l)).collect();
             let fraction = rng.next_f64();
-            let got = cut.find(&logits, key, |i, _| masses[i], fraction);
+            let got = cut.find(&logits, &masses, key, fraction);
             assert_eq!(got, by_sort(&keys, &masses, fraction), "case {case}");
         }
         assert_eq!(
-            cut.find(&[f32::NEG_INFINITY; 3], |_| 1.0, |_, _| 0.0, 0.5),
+            cut.find(&[f32::NEG_INFINITY; 3], &[0.0; 3], |_| 1.0, 0.5),
             None
         );
     }

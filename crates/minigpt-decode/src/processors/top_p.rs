@@ -33,6 +33,9 @@ struct Params {
 pub struct TopP {
     p: f64,
     cut: MassCut,
+    exps: Vec<f64>,
+    ids: Vec<u32>,
+    vals: Vec<f32>,
 }
 
 impl TopP {
@@ -42,6 +45,9 @@ impl TopP {
         Ok(Self {
             p,
             cut: MassCut::default(),
+            exps: Vec::new(),
+            ids: Vec::new(),
+            vals: Vec::new(),
         })
     }
 }
@@ -58,6 +64,29 @@ impl fmt::Display for TopP {
     }
 }
 
+impl TopP {
+    /// The crossing token of `logits` (an index into it), its masses in `self.exps`.
+    fn crossing(&mut self, logits: &[f32], max: f64) -> Option<usize> {
+        self.exps.clear();
+        self.exps.resize(logits.len(), 0.0);
+        let (chunks, rest) = logits.as_chunks::<4>();
+        let (out, out_rest) = self.exps.as_chunks_mut::<4>();
+        for (c, e) in chunks.iter().zip(out.iter_mut()) {
+            for j in 0..4 {
+                e[j] = exp_neg(c[j] as f64 - max);
+            }
+        }
+        for (e, &l) in out_rest.iter_mut().zip(rest) {
+            *e = exp_neg(l as f64 - max);
+        }
+        // Key: how far below the maximum (f64, exact for f32 inputs).
+        let c = self
+            .cut
+            .find(logits, &self.exps, |l| max - l as f64, self.p)?;
+        Some(c.token as usize)
+    }
+}
+
 impl LogitsProcessor for TopP {
     fn name(&self) -> &'static str {
         INFO.name
@@ -66,17 +95,42 @@ impl LogitsProcessor for TopP {
         if self.p >= 1.0 {
             return;
         }
-        // Key: how far below the maximum (f64, exact for f32 inputs); mass: exp(−key).
         let max = max_logit(logits) as f64;
-        let key = |l: f32| max - l as f64;
-        let mass = |_, l: f32| exp_neg(l as f64 - max);
-        let Some(c) = self.cut.find(logits, key, mass, self.p) else {
-            return;
+        let finite = logits.iter().filter(|&&l| l != f32::NEG_INFINITY).count();
+        // A row that a filter left sparse (top_k first) is cut on its finite tokens alone.
+        let (cut, token) = if finite * 8 < logits.len() {
+            let mut ids = std::mem::take(&mut self.ids);
+            let mut vals = std::mem::take(&mut self.vals);
+            ids.clear();
+            vals.clear();
+            for (i, &l) in logits.iter().enumerate() {
+                if l != f32::NEG_INFINITY {
+                    ids.push(i as u32);
+                    vals.push(l);
+                }
+            }
+            let at = self.crossing(&vals, max);
+            let out = at.map(|c| (vals[c], ids[c] as usize));
+            (self.ids, self.vals) = (ids, vals);
+            match out {
+                Some(o) => o,
+                None => return,
+            }
+        } else {
+            match self.crossing(logits, max) {
+                Some(c) => (logits[c], c),
+                None => return,
+            }
         };
-        // Keep what sorts before the crossing token (by key, then id) and the token itself.
-        for (i, l) in logits.iter_mut().enumerate() {
-            let k = max - *l as f64;
-            if k > c.key || (k == c.key && i as u32 > c.token) {
+        // Keep what sorts before the crossing token (by logit, then id) and the token itself:
+        // its key is max − l in f64, exact, so equal keys are equal logits.
+        for l in logits.iter_mut() {
+            if *l < cut {
+                *l = f32::NEG_INFINITY;
+            }
+        }
+        for l in &mut logits[token + 1..] {
+            if *l == cut {
                 *l = f32::NEG_INFINITY;
             }
         }

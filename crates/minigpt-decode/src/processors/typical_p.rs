@@ -73,17 +73,40 @@ impl LogitsProcessor for TypicalP {
         let (_, lse, h) = lse_entropy_into(logits, &mut self.exps);
         let a = lse - h;
         let key = |l: f32| (a - l as f64).abs();
-        let exps = &self.exps;
-        let mass = |i: usize, _| exps[i];
-        let Some(c) = self.cut.find(logits, key, mass, self.mass) else {
+        let Some(c) = self.cut.find(logits, &self.exps, key, self.mass) else {
             return;
         };
+        // The logits with |a − l| ≤ key (in f64) form an interval of float32 values: find its
+        // ends once, then mask with f32 compares (vectorised).
+        let (lo, hi) = within(a, c.key);
         for l in logits.iter_mut() {
-            if (a - *l as f64).abs() > c.key {
+            if *l < lo || *l > hi {
                 *l = f32::NEG_INFINITY;
             }
         }
     }
+}
+
+/// The float32 interval `[lo, hi]` of values `l` with `|a − l| ≤ k` computed in f64 (not
+/// empty: the caller's crossing token is in it). The predicate is monotone on each side of
+/// `a`, so the ends are found by stepping a few ulps from `(a ± k) as f32`.
+fn within(a: f64, k: f64) -> (f32, f32) {
+    let ok = |l: f32| (a - l as f64).abs() <= k;
+    let mut hi = (a + k) as f32;
+    while !ok(hi) && hi > f32::NEG_INFINITY {
+        hi = hi.next_down();
+    }
+    while hi < f32::INFINITY && ok(hi.next_up()) {
+        hi = hi.next_up();
+    }
+    let mut lo = (a - k) as f32;
+    while !ok(lo) && lo < f32::INFINITY {
+        lo = lo.next_up();
+    }
+    while lo > f32::NEG_INFINITY && ok(lo.next_down()) {
+        lo = lo.next_down();
+    }
+    (lo, hi)
 }
 
 #[cfg(test)]
@@ -108,5 +131,20 @@ mod tests {
         assert_eq!(run(0.2, &[1.0, 1.0, NEG]), [1.0, 1.0, NEG]);
         assert_eq!(run(0.2, &[0.0]), [0.0]);
         assert!(TypicalP::new(0.0).is_err());
+    }
+
+    #[test]
+    fn the_interval_is_exact() {
+        let mut rng = crate::Rng::new(4);
+        for _ in 0..5000 {
+            let a = (rng.next_f64() - 0.5) * 40.0;
+            let k = rng.next_f64() * 5.0;
+            let (lo, hi) = within(a, k);
+            for l in [lo, hi] {
+                assert!((a - l as f64).abs() <= k);
+            }
+            assert!((a - lo.next_down() as f64).abs() > k);
+            assert!((a - hi.next_up() as f64).abs() > k);
+        }
     }
 }
