@@ -3,7 +3,7 @@
 use std::fmt;
 
 use super::{Num, check};
-use crate::dist::{log_partition, mask_below};
+use crate::dist::{fast_stats, log_partition, mask_below, mask_below_banded};
 use crate::processor::{LogitsProcessor, StepContext};
 use crate::registry::{BuildContext, ParamInfo, PluginInfo, PluginKind, params};
 
@@ -59,9 +59,14 @@ impl LogitsProcessor for Epsilon {
     }
     fn process(&mut self, _: &StepContext<'_>, logits: &mut [f32]) {
         // p_i < ε ⇔ l_i − logsumexp < ln ε (f64).
-        let (max, log_z) = log_partition(logits);
-        let threshold = max + log_z + self.eps.ln();
-        mask_below(logits, threshold);
+        // Float32 exps with an error bound decide every token outside a narrow band; a token
+        // inside it sends the row through the f64 computation.
+        let f = fast_stats(logits);
+        let t = f.lse + self.eps.ln();
+        if !mask_below_banded(logits, t - f.lse_err, t + f.lse_err) {
+            let (max, log_z) = log_partition(logits);
+            mask_below(logits, max + log_z + self.eps.ln());
+        }
     }
 }
 

@@ -3,7 +3,7 @@
 use std::fmt;
 
 use super::{Num, check};
-use crate::dist::{lse_entropy_fast, mask_below};
+use crate::dist::{fast_stats, lse_entropy_fast, mask_below, mask_below_banded};
 use crate::processor::{LogitsProcessor, StepContext};
 use crate::registry::{BuildContext, ParamInfo, PluginInfo, PluginKind, params};
 
@@ -58,11 +58,16 @@ impl LogitsProcessor for Eta {
         INFO.name
     }
     fn process(&mut self, _: &StepContext<'_>, logits: &mut [f32]) {
-        let (_, lse, h) = lse_entropy_fast(logits);
-        // p_i < min(η, √η·e^−H) ⇔ l_i − logsumexp < ln of it (f64).
-        let cutoff = self.eta.min(self.eta.sqrt() * (-h).exp());
-        let threshold = lse + cutoff.ln();
-        mask_below(logits, threshold);
+        // p_i < min(η, √η·e^−H) ⇔ l_i − logsumexp < ln of it. Float32 exps with error
+        // bounds decide every token outside a narrow band; a token inside it sends the row
+        // through the f64 computation.
+        let threshold = |lse: f64, h: f64| lse + self.eta.min(self.eta.sqrt() * (-h).exp()).ln();
+        let f = fast_stats(logits);
+        let (t, err) = (threshold(f.lse, f.h), f.lse_err + f.h_err);
+        if !mask_below_banded(logits, t - err, t + err) {
+            let (_, lse, h) = lse_entropy_fast(logits);
+            mask_below(logits, threshold(lse, h));
+        }
     }
 }
 

@@ -4,7 +4,7 @@
 use std::fmt;
 
 use super::check;
-use crate::dist::log_partition;
+use crate::dist::{count_in, f32_threshold, fast_stats, log_partition};
 use crate::processor::{LogitsProcessor, StepContext};
 use crate::registry::{BuildContext, ParamInfo, PluginInfo, PluginKind, params};
 use crate::rng::Rng;
@@ -107,32 +107,44 @@ impl LogitsProcessor for Xtc {
         if rng.next_f64() >= self.probability {
             return;
         }
-        // p_i ≥ threshold ⇔ l_i − logsumexp ≥ ln threshold (f64), and p_i > 0: a token whose
+        // p_i ≥ threshold ⇔ l_i ≥ logsumexp + ln threshold, and p_i > 0: a token whose
         // probability underflows (below e^−708, where the processors' exp gives 0) is never
-        // "above", even at threshold 0. Two passes, O(V), no exp per token.
-        let (max, log_z) = log_partition(logits);
-        let lse = max + log_z;
-        let ln_threshold = self.threshold.ln();
-        let above = |l: f32| {
-            let d = l as f64 - lse;
-            l != f32::NEG_INFINITY && d >= ln_threshold && d >= -708.0
+        // "above", even at threshold 0. Float32 exps with an error bound place every token
+        // outside a narrow band around that line; a token inside it sends the row through the
+        // f64 computation. Then two passes of float32 compares.
+        let floor = self.threshold.ln().max(-708.0);
+        let f = fast_stats(logits);
+        let (lo, hi) = (
+            f32_threshold(f.lse + floor - f.lse_err),
+            f32_threshold(f.lse + floor + f.lse_err),
+        );
+        let line = if count_in(logits, lo, hi) > 0 {
+            let (max, log_z) = log_partition(logits);
+            f32_threshold(max + log_z + floor)
+        } else {
+            lo
         };
-        // The least likely token above the threshold (the highest id on ties) stays.
-        let mut count = 0usize;
-        let mut keep = 0usize;
-        for (i, &l) in logits.iter().enumerate() {
-            if above(l) {
-                if count == 0 || l <= logits[keep] {
-                    keep = i;
-                }
-                count += 1;
-            }
-        }
-        if count < 2 {
+        // `line` is finite or +∞ (`floor` ≥ −708), so −∞ is never above it.
+        if count_in(logits, line, f32::INFINITY) < 2 {
             return;
         }
+        // The least likely token above the line (the highest id on ties) stays.
+        let mut lanes = [f32::INFINITY; 8];
+        let (chunks, rest) = logits.as_chunks::<8>();
+        for c in chunks {
+            for j in 0..8 {
+                if c[j] >= line && c[j] < lanes[j] {
+                    lanes[j] = c[j];
+                }
+            }
+        }
+        let least = lanes
+            .iter()
+            .chain(rest.iter().filter(|&&l| l >= line))
+            .fold(f32::INFINITY, |m, &l| if l < m { l } else { m });
+        let keep = logits.iter().rposition(|&l| l == least).unwrap_or(0);
         for (i, l) in logits.iter_mut().enumerate() {
-            if i != keep && above(*l) {
+            if *l >= line && i != keep {
                 *l = f32::NEG_INFINITY;
             }
         }
