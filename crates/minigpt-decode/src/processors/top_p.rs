@@ -3,7 +3,7 @@
 use std::fmt;
 
 use super::check;
-use crate::dist::{exp_neg, max_logit};
+use crate::dist::{count_in, exp_neg, max_logit};
 use crate::mass_cut::MassCut;
 use crate::processor::{LogitsProcessor, StepContext};
 use crate::registry::{BuildContext, ParamInfo, PluginInfo, PluginKind, params};
@@ -96,7 +96,7 @@ impl LogitsProcessor for TopP {
             return;
         }
         let max = max_logit(logits) as f64;
-        let finite = logits.iter().filter(|&&l| l != f32::NEG_INFINITY).count();
+        let finite = logits.len() - count_in(logits, f32::NEG_INFINITY, f32::MIN);
         // A row that a filter left sparse (top_k first) is cut on its finite tokens alone.
         let (cut, token) = if finite * 8 < logits.len() {
             let mut ids = std::mem::take(&mut self.ids);
@@ -124,14 +124,18 @@ impl LogitsProcessor for TopP {
         };
         // Keep what sorts before the crossing token (by logit, then id) and the token itself:
         // its key is max − l in f64, exact, so equal keys are equal logits.
+        let mut ties = 0u32;
         for l in logits.iter_mut() {
+            ties += (*l == cut) as u32;
             if *l < cut {
                 *l = f32::NEG_INFINITY;
             }
         }
-        for l in &mut logits[token + 1..] {
-            if *l == cut {
-                *l = f32::NEG_INFINITY;
+        if ties > 1 {
+            for l in &mut logits[token + 1..] {
+                if *l == cut {
+                    *l = f32::NEG_INFINITY;
+                }
             }
         }
     }
