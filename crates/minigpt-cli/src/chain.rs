@@ -1,6 +1,7 @@
 //! The decoding chain of `generate`: a strategy file, or the simple flags in canonical order.
 
 use anyhow::{Result, bail};
+use minigpt_decode::processors::Num;
 use minigpt_decode::{BuildContext, Last, PluginSpec, Registry, Strategy};
 
 use crate::cli::GenerateArgs;
@@ -51,7 +52,7 @@ pub fn strategy(
         if let Some(r) = args.repetition_penalty {
             add(
                 "--repetition-penalty",
-                r.to_string(),
+                Num(r).to_string(),
                 "repetition_penalty",
                 table("penalty", float(r)),
             )?;
@@ -59,7 +60,7 @@ pub fn strategy(
         if let Some(t) = args.temperature {
             add(
                 "--temperature",
-                t.to_string(),
+                Num(t).to_string(),
                 "temperature",
                 table("t", float(t)),
             )?;
@@ -76,10 +77,10 @@ pub fn strategy(
             )?;
         }
         if let Some(p) = args.top_p {
-            add("--top-p", p.to_string(), "top_p", table("p", float(p)))?;
+            add("--top-p", Num(p).to_string(), "top_p", table("p", float(p)))?;
         }
         if let Some(m) = args.min_p {
-            add("--min-p", m.to_string(), "min_p", table("p", float(m)))?;
+            add("--min-p", Num(m).to_string(), "min_p", table("p", float(m)))?;
         }
     } else if let Some(k) = args.top_k.filter(|&k| k == 0) {
         bail!("--top-k must be at least 1 (got {k})");

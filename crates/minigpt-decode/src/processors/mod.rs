@@ -45,12 +45,13 @@ pub(crate) fn check(name: &str, v: f64, ok: bool, range: &str) -> Result<(), Str
     if v.is_finite() && ok {
         Ok(())
     } else {
-        Err(format!("{name} must be {range} (got {v})"))
+        Err(format!("{name} must be {range} (got {})", Num(v)))
     }
 }
 
 /// The range of magnitudes that survive the conversion to f32: 0, or a normal f32.
-pub(crate) const F32_RANGE: &str = "0 or a magnitude in [1.2e-38, 3.4e38], float32's normal range";
+pub(crate) const F32_RANGE: &str =
+    "a value whose magnitude is in [1.2e-38, 3.4e38] (float32's normal range), or 0";
 
 /// Like [`check`], for a parameter applied in f32: a value that f32 would turn into 0, a
 /// subnormal or ±∞ (1e-39, 1e39) is refused with the range, instead of silently becoming 0
@@ -60,7 +61,8 @@ pub(crate) fn check_f32(name: &str, v: f64, ok: bool, range: &str) -> Result<f32
     let f = v as f32;
     if v != 0.0 && !f.is_normal() {
         return Err(format!(
-            "{name} = {v} does not fit float32, in which it is applied: use {F32_RANGE}"
+            "{name} = {} does not fit float32, in which it is applied: use {F32_RANGE}",
+            Num(v)
         ));
     }
     Ok(f)
@@ -68,7 +70,7 @@ pub(crate) fn check_f32(name: &str, v: f64, ok: bool, range: &str) -> Result<f32
 
 /// A float parameter as a chain shows it: as written for ordinary magnitudes (`0.8`), in
 /// exponent form beyond them (`3e38`, `1e-30`) instead of dozens of digits.
-pub(crate) struct Num<T>(pub T);
+pub struct Num<T>(pub T);
 
 impl<T: Copy + Into<f64> + std::fmt::Display + std::fmt::LowerExp> std::fmt::Display for Num<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
