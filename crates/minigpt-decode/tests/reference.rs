@@ -22,6 +22,25 @@ const FIXTURE: &str = concat!(
     "/../../tests/fixtures/decoding/processors.json"
 );
 
+/// The fixture and its input rows by id.
+fn fixture() -> (serde_json::Value, BTreeMap<u64, Vec<f32>>) {
+    let text =
+        std::fs::read_to_string(FIXTURE).expect("fixture (scripts/make_decoding_fixtures.py)");
+    let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let rows = doc["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["id"].as_u64().unwrap(),
+                f32s(r["logits"].as_str().unwrap()),
+            )
+        })
+        .collect();
+    (doc, rows)
+}
+
 fn b64(s: &str) -> Vec<u8> {
     base64::engine::general_purpose::STANDARD
         .decode(s)
@@ -117,20 +136,7 @@ fn compare(mode: &str, got: &[f32], want: &[f32], input: &[f32]) -> Option<Strin
 
 #[test]
 fn every_processor_agrees_with_its_reference() {
-    let text =
-        std::fs::read_to_string(FIXTURE).expect("fixture (scripts/make_decoding_fixtures.py)");
-    let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let rows: BTreeMap<u64, Vec<f32>> = doc["rows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            (
-                r["id"].as_u64().unwrap(),
-                f32s(r["logits"].as_str().unwrap()),
-            )
-        })
-        .collect();
+    let (doc, rows) = fixture();
     let registry = Registry::builtin();
     let mut failures = Vec::new();
     // processor -> (cases, per compare mode, largest vocabulary)
@@ -198,19 +204,7 @@ fn every_processor_agrees_with_its_reference() {
 
 #[test]
 fn mirostat_truncation_agrees_with_llama_cpp() {
-    let text = std::fs::read_to_string(FIXTURE).unwrap();
-    let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let rows: BTreeMap<u64, Vec<f32>> = doc["rows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            (
-                r["id"].as_u64().unwrap(),
-                f32s(r["logits"].as_str().unwrap()),
-            )
-        })
-        .collect();
+    let (doc, rows) = fixture();
     let cases = doc["mirostat"].as_array().unwrap();
     assert!(!cases.is_empty());
     let mut probs = Vec::new();
