@@ -75,7 +75,7 @@ const EXP2_32: [f64; 32] = {
 
 /// exp(x) for x ≤ 0, within 2 ulp of `f64::exp` (measured over [−708, 0] in the tests), and 0
 /// below −708 (where `f64::exp` gives values under 3e-308). Branch-free, so loops over a row
-/// vectorise: ~2.6× libm's throughput on a row of 50,257 values. Processors use it for the
+/// vectorise: 2.4× libm's throughput on 50,257 values (113 vs 273 µs, measured). Processors use it for the
 /// masses behind their cuts; the loop's own statistics keep `f64::exp`.
 ///
 /// x = (32m + j)·ln2/32 + r with |r| ≤ ln2/64 (Cody–Waite, fdlibm's split of ln 2), then

@@ -4,7 +4,8 @@
 //! Tokens are put in buckets by their sort key (key ≥ 0, most wanted first, `1/SCALE` wide);
 //! one pass adds up each bucket's mass, a walk over the buckets finds the one where the mass
 //! crosses the target, and only that bucket's tokens are sorted. A row of GPT-2's 50,257
-//! standard-normal logits puts ~100 tokens in the crossing bucket of `top_p(0.9)`.
+//! standard-normal logits puts about a hundred tokens (by their density there) in the crossing
+//! bucket of `top_p(0.9)`.
 
 /// Buckets per unit of key.
 const SCALE: f64 = 64.0;
