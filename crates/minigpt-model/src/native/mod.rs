@@ -4,7 +4,7 @@
 //! Why not Burn's `flex` for inference: a batch-1 decode step is 49 matrix-vector products that
 //! must stream every weight from memory at full bandwidth, and flex's GEMV on a transposed
 //! right-hand side (the tied LM head) and its per-op dispatch leave about half the bandwidth
-//! unused (see `shared/docs/burn-notes.md`). Training stays on Burn (it needs autodiff); Burn's
+//! unused (measured with Burn 0.22). Training stays on Burn (it needs autodiff); Burn's
 //! `flex`, `ndarray` and `wgpu` devices remain available for inference and are the parity
 //! reference for this engine.
 //!
