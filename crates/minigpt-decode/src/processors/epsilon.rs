@@ -3,7 +3,7 @@
 use std::fmt;
 
 use super::{Num, check};
-use crate::dist::{fast_stats, log_partition, mask_below, mask_below_banded};
+use crate::dist::{fast_stats, lse_entropy_fast, mask_below, mask_below_banded};
 use crate::processor::{LogitsProcessor, StepContext};
 use crate::registry::{BuildContext, ParamInfo, PluginInfo, PluginKind, params};
 
@@ -64,8 +64,8 @@ impl LogitsProcessor for Epsilon {
         let f = fast_stats(logits);
         let t = f.lse + self.eps.ln();
         if !mask_below_banded(logits, t - f.lse_err, t + f.lse_err) {
-            let (max, log_z) = log_partition(logits);
-            mask_below(logits, max + log_z + self.eps.ln());
+            let (_, lse, _) = lse_entropy_fast(logits);
+            mask_below(logits, lse + self.eps.ln());
         }
     }
 }

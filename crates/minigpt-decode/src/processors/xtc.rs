@@ -4,7 +4,7 @@
 use std::fmt;
 
 use super::check;
-use crate::dist::{count_in, f32_threshold, fast_stats, log_partition};
+use crate::dist::{count_in, f32_threshold, fast_stats, lse_entropy_fast};
 use crate::processor::{LogitsProcessor, StepContext};
 use crate::registry::{BuildContext, ParamInfo, PluginInfo, PluginKind, params};
 use crate::rng::Rng;
@@ -119,8 +119,8 @@ impl LogitsProcessor for Xtc {
             f32_threshold(f.lse + floor + f.lse_err),
         );
         let line = if count_in(logits, lo, hi) > 0 {
-            let (max, log_z) = log_partition(logits);
-            f32_threshold(max + log_z + floor)
+            let (_, lse, _) = lse_entropy_fast(logits);
+            f32_threshold(lse + floor)
         } else {
             lo
         };
