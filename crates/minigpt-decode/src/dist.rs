@@ -108,18 +108,6 @@ pub(crate) fn exp_neg(x: f64) -> f64 {
 /// `(max, logsumexp, entropy)` of the finite logits in one pass with [`exp_neg`] (the
 /// processors' counterpart of [`lse_and_entropy`]).
 pub(crate) fn lse_entropy_fast(logits: &[f32]) -> (f64, f64, f64) {
-    lse_entropy_pass::<false>(logits, &mut [])
-}
-
-/// [`lse_entropy_fast`], also leaving exp(l − max) of every token in `exps` (0 for −∞) for
-/// a later pass that needs the masses.
-pub(crate) fn lse_entropy_into(logits: &[f32], exps: &mut Vec<f64>) -> (f64, f64, f64) {
-    exps.clear();
-    exps.resize(logits.len(), 0.0);
-    lse_entropy_pass::<true>(logits, exps)
-}
-
-fn lse_entropy_pass<const STORE: bool>(logits: &[f32], exps: &mut [f64]) -> (f64, f64, f64) {
     let max = max_logit(logits) as f64;
     let term = |l: f32| {
         let d = l as f64 - max;
@@ -130,32 +118,16 @@ fn lse_entropy_pass<const STORE: bool>(logits: &[f32], exps: &mut [f64]) -> (f64
     // Four lanes of fixed-size arrays, so the loop vectorises.
     let (mut z, mut zd) = ([0.0f64; 4], [0.0f64; 4]);
     let (chunks, rest) = logits.as_chunks::<4>();
-    if STORE {
-        let (out, _) = exps.as_chunks_mut::<4>();
-        for (c, e) in chunks.iter().zip(out.iter_mut()) {
-            for j in 0..4 {
-                let (x, xd) = term(c[j]);
-                e[j] = x;
-                z[j] += x;
-                zd[j] += xd;
-            }
-        }
-    } else {
-        for c in chunks {
-            for j in 0..4 {
-                let (x, xd) = term(c[j]);
-                z[j] += x;
-                zd[j] += xd;
-            }
+    for c in chunks {
+        for j in 0..4 {
+            let (x, xd) = term(c[j]);
+            z[j] += x;
+            zd[j] += xd;
         }
     }
     let (mut zt, mut zdt) = (z[0] + z[1] + z[2] + z[3], zd[0] + zd[1] + zd[2] + zd[3]);
-    let at = logits.len() - rest.len();
-    for (j, &l) in rest.iter().enumerate() {
+    for &l in rest {
         let (x, xd) = term(l);
-        if STORE {
-            exps[at + j] = x;
-        }
         zt += x;
         zdt += xd;
     }

@@ -6,18 +6,33 @@
 //! crosses the target, and only that bucket's tokens are sorted. A row of GPT-2's 50,257
 //! standard-normal logits puts about a hundred tokens (by their density there) in the crossing
 //! bucket of `top_p(0.9)`.
+//!
+//! `top_p` orders by the distance below the row's maximum, `key = max − l`, and its masses are
+//! `exp(−key)`: [`MassCut::below_max`] takes each mass from the key's own bucket,
+//! `exp(−b/SCALE)` from a table times a short series in the remainder, instead of a full exp.
+//! `typical_p` orders by `|a − l|`, where `a` (the mean logit) needs the masses first:
+//! [`MassCut::typical`] gets the masses and `a` from the same pass, bucketed by `max − l`,
+//! then walks those buckets outwards from `a` and sorts only the tokens of the few buckets
+//! where the crossing can be.
+
+use std::sync::LazyLock;
 
 /// Buckets per unit of key.
 const SCALE: f64 = 64.0;
 /// Buckets in all: keys up to 64 (nats) are resolved; larger ones share the last bucket.
 const BUCKETS: usize = 4096;
+/// Interleaved copies of the histogram: token i adds to copy i mod LANES, so consecutive
+/// tokens in one bucket do not wait on each other's store.
+const LANES: usize = 4;
 
 /// Reused buffers (one per processor instance).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct MassCut {
+    /// Each bucket's mass, `LANES` copies `BUCKETS` apart (summed into the first).
     mass: Vec<f64>,
-    /// Each token's bucket (`BUCKETS` for −∞), from the first pass.
+    /// Each token's bucket, from the histogram pass.
     buckets: Vec<u16>,
+    /// The tokens where the crossing can be: (key, token, mass).
     members: Vec<(f64, u32, f64)>,
 }
 
@@ -30,74 +45,204 @@ pub(crate) struct Crossing {
     pub token: u32,
 }
 
+/// An empty run of buckets for [`MassCut::collect`] (no bucket reaches past the last).
+const NO_RUN: (usize, usize) = (BUCKETS + 1, BUCKETS + 1);
+
+/// 1.5·2^52: adding it to a non-negative f64 below 2^51 rounds it to an integer (ties to
+/// even) in the low bits.
+const SHIFT: f64 = 6_755_399_441_055_744.0;
+
 /// A key's bucket: round(min(key·SCALE, BUCKETS − 1)) by the 1.5·2^52 trick (monotone in the
-/// key and branch-free, so the first pass vectorises; NaN and +∞ go to the last bucket).
+/// key and branch-free, so the passes vectorise; +∞ goes to the last bucket). Bucket `b` holds
+/// the keys in [(b − ½)/SCALE, (b + ½)/SCALE], the last one everything above.
 fn bucket(key: f64) -> usize {
-    const SHIFT: f64 = 6_755_399_441_055_744.0;
     let x = (key * SCALE).min((BUCKETS - 1) as f64).max(0.0);
     ((x + SHIFT).to_bits() - SHIFT.to_bits()) as usize
 }
 
+/// exp(−b/SCALE) for every bucket b, each within an ulp (`f64::exp`), and a 0 past the end
+/// for the keys beyond the last bucket.
+static BUCKET_EXP: LazyLock<[f64; BUCKETS + 1]> = LazyLock::new(|| {
+    std::array::from_fn(|b| {
+        if b < BUCKETS {
+            (-(b as f64) / SCALE).exp()
+        } else {
+            0.0
+        }
+    })
+});
+
+/// A key's bucket (as [`bucket`]), its entry in [`BUCKET_EXP`], and the factor of its mass
+/// `exp(−key)` (`key ≥ 0`, +∞ for a −∞ logit) besides that entry: the degree-6 Taylor series
+/// of exp(−r), r = key − b/SCALE, |r| ≤ 1/128 (the next term is below 4e-19), so the mass is
+/// within 3 ulp of the exact value. Keys past the last bucket's centre (more than 64 nats below
+/// the maximum: masses under 2e-28 of its mass, which no f64 total of a vocabulary can
+/// register) take the table's 0.
+///
+/// Straight-line integer and float arithmetic, so that eight of it vectorise: a float select
+/// here makes LLVM branch around the series lane by lane (measured: 1.6× slower).
+#[inline(always)]
+fn exp_factor(key: f64) -> (u64, u64, f64) {
+    let x = (key * SCALE).min((BUCKETS - 1) as f64).max(0.0) + SHIFT;
+    let b = x.to_bits() - SHIFT.to_bits();
+    let r = key - (x - SHIFT) * (1.0 / SCALE);
+    let entry = b + (r > 0.5 / SCALE) as u64;
+    let r = r.min(1.0);
+    let mut q = 1.0 / 720.0;
+    q = q * -r + 1.0 / 120.0;
+    q = q * -r + 1.0 / 24.0;
+    q = q * -r + 1.0 / 6.0;
+    q = q * -r + 0.5;
+    q = q * -r + 1.0;
+    q = q * -r + 1.0;
+    (b, entry, q)
+}
+
+/// exp(−key) by [`exp_factor`], for one token.
+fn exp_of_key(key: f64) -> f64 {
+    let (_, entry, q) = exp_factor(key);
+    BUCKET_EXP[(entry as usize).min(BUCKETS)] * q
+}
+
+/// The histogram of `top_p`'s and `typical_p`'s order: each token's mass exp(l − max) added
+/// to the bucket of its key `max − l`, token i into copy i mod LANES of `hist`, and the bucket
+/// noted in `buckets[i]`. With `MOMENT`, returns Σ mass·key (else 0).
+///
+/// Compiled twice, for the baseline x86-64 (SSE2: two f64 lanes) and for AVX2 (four), and
+/// chosen at run time by `multiversion` (its dispatch is the only unsafe code it brings; this
+/// crate has none). No FMA and the same operations in the same order, so both paths give the
+/// same bits (`tests::both_paths_agree`).
+#[multiversion::multiversion(targets("x86_64+avx2"))]
+fn histogram_exp<const MOMENT: bool>(
+    logits: &[f32],
+    max: f64,
+    table: &[f64; BUCKETS + 1],
+    hist: &mut [f64; LANES * BUCKETS],
+    buckets: &mut [u16],
+) -> f64 {
+    histogram_exp_body::<MOMENT>(logits, max, table, hist, buckets)
+}
+
+/// [`histogram_exp`]'s body, for both of its compilations (and the tests' baseline one).
+#[inline(always)]
+fn histogram_exp_body<const MOMENT: bool>(
+    logits: &[f32],
+    max: f64,
+    table: &[f64; BUCKETS + 1],
+    hist: &mut [f64; LANES * BUCKETS],
+    buckets: &mut [u16],
+) -> f64 {
+    let mut sums = [0.0f64; 8];
+    let mut add = |j: usize, k: f64, (b, entry, q): (u64, u64, f64)| {
+        let b = b as usize & (BUCKETS - 1);
+        let m = table[(entry as usize).min(BUCKETS)] * q;
+        hist[(j % LANES) * BUCKETS + b] += m;
+        if MOMENT {
+            // A −∞ logit: mass 0 times key ∞ would be NaN.
+            sums[j] += m * k.min(f64::MAX);
+        }
+    };
+    let (chunks, rest) = logits.as_chunks::<8>();
+    let (out, out_rest) = buckets.as_chunks_mut::<8>();
+    for (c, o) in chunks.iter().zip(out) {
+        // The eight tokens' arithmetic in loops that vectorise, then the table lookups and
+        // the scattered adds.
+        let mut k = [0.0f64; 8];
+        for j in 0..8 {
+            k[j] = max - c[j] as f64;
+        }
+        let mut f = [(0u64, 0u64, 0.0f64); 8];
+        for j in 0..8 {
+            f[j] = exp_factor(k[j]);
+        }
+        for j in 0..8 {
+            o[j] = f[j].0 as u16;
+        }
+        for j in 0..8 {
+            add(j, k[j], f[j]);
+        }
+    }
+    for (&l, o) in rest.iter().zip(out_rest) {
+        let k = max - l as f64;
+        let f = exp_factor(k);
+        *o = f.0 as u16;
+        add(0, k, f);
+    }
+    sums.iter().sum()
+}
+
 impl MassCut {
-    /// Among the tokens of `logits` that are not −∞, with sort key `key(l) ≥ 0` (a function
-    /// of the logit) and mass `masses[i] ≥ 0`, ordered by (key, token id): the first token at
-    /// which the prefix's mass reaches `fraction` of the total. `None` when rounding keeps the
-    /// total below it (the whole row is the prefix).
-    pub fn find(
+    /// Empties the histogram (`LANES` copies) and sizes the buckets for `n` tokens.
+    fn clear(&mut self, n: usize) -> (&mut [f64; LANES * BUCKETS], &mut [u16]) {
+        self.mass.clear();
+        self.mass.resize(LANES * BUCKETS, 0.0);
+        self.buckets.clear();
+        self.buckets.resize(n, 0);
+        let hist = (&mut self.mass[..])
+            .try_into()
+            .expect("LANES · BUCKETS long");
+        (hist, &mut self.buckets[..])
+    }
+
+    /// Folds the histogram's copies into the first.
+    fn fold(&mut self) {
+        let (first, others) = self.mass.split_at_mut(BUCKETS);
+        for lane in others.chunks_exact(BUCKETS) {
+            for (a, &x) in first.iter_mut().zip(lane) {
+                *a += x;
+            }
+        }
+    }
+
+    /// Collects (key, token, mass) of the finite tokens whose bucket is in `r.0..=r.1` or
+    /// `s.0..=s.1` (`NO_RUN` for none) into `members`, testing sixteen buckets at a time (a
+    /// vectorised test; a closer look only at a hit).
+    fn collect(
         &mut self,
         logits: &[f32],
-        masses: &[f64],
-        key: impl Fn(f32) -> f64,
-        fraction: f64,
-    ) -> Option<Crossing> {
-        debug_assert_eq!(logits.len(), masses.len());
-        self.mass.clear();
-        self.mass.resize(BUCKETS, 0.0);
-        self.buckets.clear();
-        self.buckets.resize(logits.len(), 0);
-        // Each token's bucket in a vectorisable pass (−∞: past the last bucket), then the
-        // scatter-add of the masses.
-        let bucket_of = |l: f32| {
-            let b = bucket(key(l)) as u16;
-            if l == f32::NEG_INFINITY {
-                BUCKETS as u16
-            } else {
-                b
+        r: (usize, usize),
+        s: (usize, usize),
+        member: impl Fn(f32) -> (f64, f64),
+    ) {
+        let Self {
+            buckets, members, ..
+        } = self;
+        members.clear();
+        // Range tests as one unsigned compare each, and no short circuit: branch-free.
+        let (r0, rn, s0, sn) = (
+            r.0 as u32,
+            r.1.wrapping_sub(r.0) as u32,
+            s.0 as u32,
+            s.1.wrapping_sub(s.0) as u32,
+        );
+        let inside =
+            |b: u16| (u32::from(b).wrapping_sub(r0) <= rn) | (u32::from(b).wrapping_sub(s0) <= sn);
+        let mut push = |i: usize| {
+            let l = logits[i];
+            if l != f32::NEG_INFINITY && inside(buckets[i]) {
+                let (k, m) = member(l);
+                members.push((k, i as u32, m));
             }
         };
-        let (chunks, rest) = logits.as_chunks::<8>();
-        let (out, out_rest) = self.buckets.as_chunks_mut::<8>();
-        for (c, o) in chunks.iter().zip(out.iter_mut()) {
-            for j in 0..8 {
-                o[j] = bucket_of(c[j]);
+        let (chunks, rest) = buckets.as_chunks::<16>();
+        for (ci, c) in chunks.iter().enumerate() {
+            let mut hit = [false; 16];
+            for j in 0..16 {
+                hit[j] = inside(c[j]);
+            }
+            if hit.iter().fold(false, |a, &h| a | h) {
+                for j in 0..16 {
+                    push(ci * 16 + j);
+                }
             }
         }
-        for (o, &l) in out_rest.iter_mut().zip(rest) {
-            *o = bucket_of(l);
+        for i in buckets.len() - rest.len()..buckets.len() {
+            push(i);
         }
-        for (&b, &m) in self.buckets.iter().zip(masses) {
-            if (b as usize) < BUCKETS {
-                self.mass[b as usize] += m;
-            }
-        }
-        let total: f64 = self.mass.iter().sum();
-        let target = fraction * total;
-        let mut before = 0.0;
-        let mut crossing = None;
-        for (b, &m) in self.mass.iter().enumerate() {
-            if m > 0.0 && before + m >= target {
-                crossing = Some(b);
-                break;
-            }
-            before += m;
-        }
-        let b = crossing? as u16;
-        self.members.clear();
-        for (i, (&bi, &l)) in self.buckets.iter().zip(logits).enumerate() {
-            if bi == b {
-                self.members.push((key(l), i as u32, masses[i]));
-            }
-        }
+    }
+
+    /// Sorts `members` by (key, token) and walks them from the mass `before` to `target`.
+    fn walk_members(&mut self, before: f64, target: f64) -> Option<Crossing> {
         self.members
             .sort_unstable_by(|x, y| x.0.total_cmp(&y.0).then(x.1.cmp(&y.1)));
         let mut acc = before;
@@ -107,10 +252,185 @@ impl MassCut {
                 return Some(Crossing { key: k, token: t });
             }
         }
-        // The bucket's total and its members' running sum rounded differently.
-        self.members
-            .last()
-            .map(|&(k, t, _)| Crossing { key: k, token: t })
+        None
+    }
+
+    /// Among the tokens of `logits` that are not −∞, with sort key `key(l) ≥ 0` and mass
+    /// `mass(l) ≥ 0` (both functions of the logit; −∞ must get an infinite key and mass 0),
+    /// ordered by (key, token id): the first token at which the prefix's mass reaches
+    /// `fraction` of the total. `None` when rounding keeps the total below it (the whole row is
+    /// the prefix).
+    pub fn find(
+        &mut self,
+        logits: &[f32],
+        key: impl Fn(f32) -> f64,
+        mass: impl Fn(f32) -> f64,
+        fraction: f64,
+    ) -> Option<Crossing> {
+        // Not a hot path (typical_p's fallback): one copy, plain loop.
+        let (hist, buckets) = self.clear(logits.len());
+        for (&l, o) in logits.iter().zip(buckets) {
+            let b = bucket(key(l));
+            hist[b] += mass(l);
+            *o = b as u16;
+        }
+        self.cross(logits, &|l: f32| (key(l), mass(l)), fraction)
+    }
+
+    /// [`find`](Self::find) with `key = max − l` and `mass = exp(−key)` (`top_p`'s order),
+    /// each mass from its bucket ([`exp_of_key`]).
+    pub fn below_max(&mut self, logits: &[f32], max: f64, fraction: f64) -> Option<Crossing> {
+        let key = |l: f32| max - l as f64;
+        let member = |l: f32| (key(l), exp_of_key(key(l)));
+        let (hist, buckets) = self.clear(logits.len());
+        histogram_exp::<false>(logits, max, &BUCKET_EXP, hist, buckets);
+        self.fold();
+        self.cross(logits, &member, fraction)
+    }
+
+    /// The walk of [`find`](Self::find) over a filled histogram.
+    fn cross(
+        &mut self,
+        logits: &[f32],
+        member: &impl Fn(f32) -> (f64, f64),
+        fraction: f64,
+    ) -> Option<Crossing> {
+        let per_bucket = &self.mass[..BUCKETS];
+        let total: f64 = per_bucket.iter().sum();
+        let target = fraction * total;
+        let mut before = 0.0;
+        let mut crossing = None;
+        for (b, &m) in per_bucket.iter().enumerate() {
+            if m > 0.0 && before + m >= target {
+                crossing = Some(b);
+                break;
+            }
+            before += m;
+        }
+        let b = crossing?;
+        self.collect(logits, (b, b), NO_RUN, member);
+        self.walk_members(before, target).or_else(|| {
+            // The bucket's total and its members' running sum rounded differently.
+            self.members
+                .last()
+                .map(|&(k, t, _)| Crossing { key: k, token: t })
+        })
+    }
+
+    /// `typical_p`'s cut: with `a` the mean logit under the softmax (−log p − H = a − l, so the
+    /// order is by |a − l|), the crossing token's distance |a − l| and `a`. `None` when the
+    /// whole row is the prefix. `max` is the row's maximum (finite).
+    ///
+    /// One pass buckets the tokens by `max − l` with their masses and Σ mass·(max − l), which
+    /// gives `a`. The buckets, walked in order of their nearest distance to `a` (outwards on
+    /// both sides), bound the crossing distance to [L, D]: every token nearer than L lies in a
+    /// bucket walked before the crossing one (less mass than the target), and every bucket
+    /// walked, the crossing one included, lies within D. Only the buckets reaching into
+    /// [L, D] (a few on each side of `a`) are sorted; those wholly nearer than L count by
+    /// their totals. Should rounding defeat the bounds, the general [`find`](Self::find)
+    /// decides.
+    pub fn typical(&mut self, logits: &[f32], max: f64, fraction: f64) -> Option<(f64, f64)> {
+        let key = |l: f32| max - l as f64;
+        let (hist, buckets) = self.clear(logits.len());
+        let moment = histogram_exp::<true>(logits, max, &BUCKET_EXP, hist, buckets);
+        self.fold();
+        // Out of `self` while `collect` borrows it (put back below).
+        let hist = std::mem::take(&mut self.mass);
+        let per_bucket = &hist[..BUCKETS];
+        let total: f64 = per_bucket.iter().sum();
+        // The mean of max − l; a = max − ka.
+        let ka = moment / total;
+        let a = max - ka;
+        let target = fraction * total;
+        // Bucket b's nearest and farthest distance from a (in keys), padded by far more than
+        // their rounding (keys under 64: ulps near 1e-14).
+        const PAD: f64 = 1e-9;
+        let span = |b: usize| {
+            let lo = (b as f64 - 0.5) / SCALE;
+            let hi = if b == BUCKETS - 1 {
+                f64::INFINITY
+            } else {
+                (b as f64 + 0.5) / SCALE
+            };
+            let near = if ka < lo {
+                lo - ka
+            } else if ka > hi {
+                ka - hi
+            } else {
+                0.0
+            };
+            ((near - PAD).max(0.0), (hi - ka).max(ka - lo) + PAD)
+        };
+        // Walk outwards from a's bucket, nearest first (each side's distances grow outwards).
+        let centre = bucket(ka);
+        let (mut down, mut up) = (centre.checked_sub(1), centre + 1);
+        let mut at = Some(centre);
+        let mut acc = 0.0;
+        let mut bounds = None;
+        let mut reach = 0.0f64;
+        while let Some(b) = at {
+            let (near, far) = span(b);
+            let m = per_bucket[b];
+            if m > 0.0 {
+                reach = reach.max(far);
+                if acc + m >= target {
+                    bounds = Some((near, reach));
+                    break;
+                }
+                acc += m;
+            }
+            let take_down = match (down, up < BUCKETS) {
+                (Some(d), true) => span(d).0 <= span(up).0,
+                (Some(_), false) => true,
+                (None, _) => false,
+            };
+            at = if take_down {
+                let d = down.expect("checked");
+                down = d.checked_sub(1);
+                Some(d)
+            } else if up < BUCKETS {
+                up += 1;
+                Some(up - 1)
+            } else {
+                None
+            };
+        }
+        let dist = |l: f32| (a - l as f64).abs();
+        let exact = bounds.and_then(|(near, far)| {
+            // On each side of a, outwards: buckets wholly nearer than L (counted by their
+            // totals), then a run reaching into [L, D] (sorted), then the rest (beyond D).
+            // Along a side both ends of the spans grow outwards.
+            let mut before = 0.0;
+            let mut side = |ids: &mut dyn Iterator<Item = usize>| {
+                let mut run = NO_RUN;
+                for b in ids {
+                    let (n, f) = span(b);
+                    if f < near {
+                        before += per_bucket[b];
+                    } else if n <= far {
+                        run = if run == NO_RUN {
+                            (b, b)
+                        } else {
+                            (run.0.min(b), run.1.max(b))
+                        };
+                    } else {
+                        break;
+                    }
+                }
+                run
+            };
+            let below = side(&mut (0..=centre).rev());
+            let above = side(&mut (centre + 1..BUCKETS));
+            self.collect(logits, below, above, |l| (dist(l), exp_of_key(key(l))));
+            self.walk_members(before, target)
+        });
+        self.mass = hist;
+        let crossing = match exact {
+            Some(c) => c,
+            // The general cut, in the same masses.
+            None => self.find(logits, dist, |l| exp_of_key(key(l)), fraction)?,
+        };
+        Some((a, crossing.key))
     }
 }
 
@@ -180,11 +500,11 @@ mod tests {
                 .collect();
             let masses: Vec<f64> = logits.iter().map(|&l| mass(l)).collect();
             let fraction = rng.next_f64();
-            let got = cut.find(&logits, &masses, key, fraction);
+            let got = cut.find(&logits, key, mass, fraction);
             assert_eq!(got, by_sort(&keys, &masses, fraction), "case {case}");
         }
         assert_eq!(
-            cut.find(&[f32::NEG_INFINITY; 3], &[0.0; 3], |_| 1.0, 0.5),
+            cut.find(&[f32::NEG_INFINITY; 3], |_| 1.0, |_| 1.0, 0.5),
             None
         );
     }

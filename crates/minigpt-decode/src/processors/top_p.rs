@@ -3,7 +3,7 @@
 use std::fmt;
 
 use super::check;
-use crate::dist::{count_in, exp_neg, max_logit};
+use crate::dist::{count_in, max_logit};
 use crate::mass_cut::MassCut;
 use crate::processor::{LogitsProcessor, StepContext};
 use crate::registry::{BuildContext, ParamInfo, PluginInfo, PluginKind, params};
@@ -33,7 +33,6 @@ struct Params {
 pub struct TopP {
     p: f64,
     cut: MassCut,
-    exps: Vec<f64>,
     ids: Vec<u32>,
     vals: Vec<f32>,
 }
@@ -45,7 +44,6 @@ impl TopP {
         Ok(Self {
             p,
             cut: MassCut::default(),
-            exps: Vec::new(),
             ids: Vec::new(),
             vals: Vec::new(),
         })
@@ -65,24 +63,10 @@ impl fmt::Display for TopP {
 }
 
 impl TopP {
-    /// The crossing token of `logits` (an index into it), its masses in `self.exps`.
+    /// The crossing token of `logits` (an index into it).
     fn crossing(&mut self, logits: &[f32], max: f64) -> Option<usize> {
-        self.exps.clear();
-        self.exps.resize(logits.len(), 0.0);
-        let (chunks, rest) = logits.as_chunks::<4>();
-        let (out, out_rest) = self.exps.as_chunks_mut::<4>();
-        for (c, e) in chunks.iter().zip(out.iter_mut()) {
-            for j in 0..4 {
-                e[j] = exp_neg(c[j] as f64 - max);
-            }
-        }
-        for (e, &l) in out_rest.iter_mut().zip(rest) {
-            *e = exp_neg(l as f64 - max);
-        }
-        // Key: how far below the maximum (f64, exact for f32 inputs).
-        let c = self
-            .cut
-            .find(logits, &self.exps, |l| max - l as f64, self.p)?;
+        // Key: how far below the maximum (f64, exact for f32 inputs); mass exp(l − max).
+        let c = self.cut.below_max(logits, max, self.p)?;
         Some(c.token as usize)
     }
 }
@@ -124,12 +108,11 @@ impl LogitsProcessor for TopP {
         };
         // Keep what sorts before the crossing token (by logit, then id) and the token itself:
         // its key is max − l in f64, exact, so equal keys are equal logits.
+        // Branch-free selects, so the pass vectorises.
         let mut ties = 0u32;
         for l in logits.iter_mut() {
             ties += (*l == cut) as u32;
-            if *l < cut {
-                *l = f32::NEG_INFINITY;
-            }
+            *l = if *l < cut { f32::NEG_INFINITY } else { *l };
         }
         if ties > 1 {
             for l in &mut logits[token + 1..] {

@@ -3,7 +3,7 @@
 use std::fmt;
 
 use super::check;
-use crate::dist::lse_entropy_into;
+use crate::dist::max_logit;
 use crate::mass_cut::MassCut;
 use crate::processor::{LogitsProcessor, StepContext};
 use crate::registry::{BuildContext, ParamInfo, PluginInfo, PluginKind, params};
@@ -32,7 +32,6 @@ struct Params {
 #[derive(Debug, Clone)]
 pub struct TypicalP {
     mass: f64,
-    exps: Vec<f64>,
     cut: MassCut,
 }
 
@@ -42,7 +41,6 @@ impl TypicalP {
         check("p", mass, mass > 0.0 && mass <= 1.0, "in (0, 1]")?;
         Ok(Self {
             mass,
-            exps: Vec::new(),
             cut: MassCut::default(),
         })
     }
@@ -68,21 +66,24 @@ impl LogitsProcessor for TypicalP {
         if self.mass >= 1.0 {
             return;
         }
-        // log Z and H in one pass; −log p_i − H = (logsumexp − l_i) − H, so the distance is
-        // |a − l_i| with a = logsumexp − H.
-        let (_, lse, h) = lse_entropy_into(logits, &mut self.exps);
-        let a = lse - h;
-        let key = |l: f32| (a - l as f64).abs();
-        let Some(c) = self.cut.find(logits, &self.exps, key, self.mass) else {
+        // −log p_i − H = (logsumexp − l_i) − H = a − l_i, with a = logsumexp − H the mean logit
+        // under the softmax: the order is by |a − l_i|.
+        let max = max_logit(logits);
+        if max == f32::NEG_INFINITY {
+            return;
+        }
+        let Some((a, key)) = self.cut.typical(logits, max as f64, self.mass) else {
             return;
         };
         // The logits with |a − l| ≤ key (in f64) form an interval of float32 values: find its
         // ends once, then mask with f32 compares (vectorised).
-        let (lo, hi) = within(a, c.key);
+        let (lo, hi) = within(a, key);
         for l in logits.iter_mut() {
-            if *l < lo || *l > hi {
-                *l = f32::NEG_INFINITY;
-            }
+            *l = if *l < lo || *l > hi {
+                f32::NEG_INFINITY
+            } else {
+                *l
+            };
         }
     }
 }
