@@ -106,6 +106,15 @@ fn history() -> Vec<u32> {
     t
 }
 
+/// Which copy of the vectorised passes runs here (top_p and typical_p have an AVX2 one).
+fn simd() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        return "AVX2 (top_p and typical_p take their AVX2 copy)";
+    }
+    "baseline (no AVX2: top_p and typical_p take their baseline copy)"
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -200,11 +209,13 @@ fn main() {
             std::hint::black_box(p.choose(&cx, l, &mut rng).expect("a token"));
         }));
     }
-    results.push((
-        s.chain(&registry, &BuildContext::default()).unwrap(),
-        "chain",
-        times,
-    ));
+    if !times.is_empty() {
+        results.push((
+            s.chain(&registry, &BuildContext::default()).unwrap(),
+            "chain",
+            times,
+        ));
+    }
 
     if json {
         for (name, kind, t) in &results {
@@ -217,6 +228,7 @@ fn main() {
         return;
     }
     println!("V = {V}, history 256 tokens, median of {repeats} runs, ms per row per step");
+    println!("SIMD: {}", simd());
     println!("| plugin | kind | lm row | flat row | target |");
     println!("|---|---|---|---|---|");
     for (name, kind, t) in &results {

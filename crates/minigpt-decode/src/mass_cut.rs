@@ -21,9 +21,11 @@ use std::sync::LazyLock;
 const SCALE: f64 = 64.0;
 /// Buckets in all: keys up to 64 (nats) are resolved; larger ones share the last bucket.
 const BUCKETS: usize = 4096;
+/// Rows up to this long are sorted whole: cheaper than clearing and walking the buckets.
+const SMALL: usize = 512;
 /// Interleaved copies of the histogram: token i adds to copy i mod LANES, so consecutive
 /// tokens in one bucket do not wait on each other's store.
-const LANES: usize = 4;
+const LANES: usize = 2;
 
 /// Reused buffers (one per processor instance).
 #[derive(Debug, Clone, Default)]
@@ -34,6 +36,9 @@ pub(crate) struct MassCut {
     buckets: Vec<u16>,
     /// The tokens where the crossing can be: (key, token, mass).
     members: Vec<(f64, u32, f64)>,
+    /// How often `typical` fell back on the general cut (the tests check it is rare).
+    #[cfg(test)]
+    fallbacks: usize,
 }
 
 /// Where the mass crosses the target.
@@ -282,6 +287,18 @@ impl MassCut {
     pub fn below_max(&mut self, logits: &[f32], max: f64, fraction: f64) -> Option<Crossing> {
         let key = |l: f32| max - l as f64;
         let member = |l: f32| (key(l), exp_of_key(key(l)));
+        if logits.len() <= SMALL {
+            // A few tokens (top_p after top_k): sort them all rather than fill 4·4096 buckets.
+            self.members.clear();
+            for (i, &l) in logits.iter().enumerate() {
+                if l != f32::NEG_INFINITY {
+                    let (k, m) = member(l);
+                    self.members.push((k, i as u32, m));
+                }
+            }
+            let total: f64 = self.members.iter().map(|m| m.2).sum();
+            return self.walk_members(0.0, fraction * total);
+        }
         let (hist, buckets) = self.clear(logits.len());
         histogram_exp::<false>(logits, max, &BUCKET_EXP, hist, buckets);
         self.fold();
@@ -317,18 +334,19 @@ impl MassCut {
         })
     }
 
-    /// `typical_p`'s cut: with `a` the mean logit under the softmax (−log p − H = a − l, so the
-    /// order is by |a − l|), the crossing token's distance |a − l| and `a`. `None` when the
-    /// whole row is the prefix. `max` is the row's maximum (finite).
+    /// `typical_p`'s cut. With `a` the mean logit under the softmax (−log p − H = a − l), the
+    /// order is by |a − l|, here computed in keys as `|(max − l) − ka|` with `ka = max − a`
+    /// (one rounding, so the same distance for a token and for its bucket's ends). Returns
+    /// `ka` and the crossing distance δ: the cut keeps every token with distance ≤ δ. `None`
+    /// when the whole row is the prefix. `max` is the row's maximum (finite).
     ///
     /// One pass buckets the tokens by `max − l` with their masses and Σ mass·(max − l), which
-    /// gives `a`. The buckets, walked in order of their nearest distance to `a` (outwards on
-    /// both sides), bound the crossing distance to [L, D]: every token nearer than L lies in a
-    /// bucket walked before the crossing one (less mass than the target), and every bucket
-    /// walked, the crossing one included, lies within D. Only the buckets reaching into
-    /// [L, D] (a few on each side of `a`) are sorted; those wholly nearer than L count by
-    /// their totals. Should rounding defeat the bounds, the general [`find`](Self::find)
-    /// decides.
+    /// gives `ka`. The buckets, walked in order of their nearest distance to `a` (outwards on
+    /// both sides), bound δ to [L, D]: every token nearer than L lies in a bucket walked before
+    /// the crossing one (less mass than the target), and every bucket walked, the crossing one
+    /// included, lies within D. Only the buckets reaching into (L, D) and the crossing one (a
+    /// few around a on each side) are sorted; those within L count by their totals. Should
+    /// rounding defeat the bounds, the general [`find`](Self::find) decides.
     pub fn typical(&mut self, logits: &[f32], max: f64, fraction: f64) -> Option<(f64, f64)> {
         let key = |l: f32| max - l as f64;
         let (hist, buckets) = self.clear(logits.len());
@@ -338,13 +356,12 @@ impl MassCut {
         let hist = std::mem::take(&mut self.mass);
         let per_bucket = &hist[..BUCKETS];
         let total: f64 = per_bucket.iter().sum();
-        // The mean of max − l; a = max − ka.
+        // The mean of max − l.
         let ka = moment / total;
-        let a = max - ka;
         let target = fraction * total;
-        // Bucket b's nearest and farthest distance from a (in keys), padded by far more than
-        // their rounding (keys under 64: ulps near 1e-14).
-        const PAD: f64 = 1e-9;
+        let dist = |l: f32| (key(l) - ka).abs();
+        // Bucket b's nearest and farthest distance from ka. Rounding is monotone, so every
+        // token's distance lies between its bucket's two.
         let span = |b: usize| {
             let lo = (b as f64 - 0.5) / SCALE;
             let hi = if b == BUCKETS - 1 {
@@ -359,26 +376,21 @@ impl MassCut {
             } else {
                 0.0
             };
-            ((near - PAD).max(0.0), (hi - ka).max(ka - lo) + PAD)
+            (near, (hi - ka).max(ka - lo))
         };
-        // Walk outwards from a's bucket, nearest first (each side's distances grow outwards).
+        // Walk outwards from ka's bucket, nearest first (each side's distances grow outwards).
         let centre = bucket(ka);
         let (mut down, mut up) = (centre.checked_sub(1), centre + 1);
         let mut at = Some(centre);
         let mut acc = 0.0;
         let mut bounds = None;
-        let mut reach = 0.0f64;
         while let Some(b) = at {
-            let (near, far) = span(b);
             let m = per_bucket[b];
-            if m > 0.0 {
-                reach = reach.max(far);
-                if acc + m >= target {
-                    bounds = Some((near, reach));
-                    break;
-                }
-                acc += m;
+            if m > 0.0 && acc + m >= target {
+                bounds = Some((b, span(b)));
+                break;
             }
+            acc += m;
             let take_down = match (down, up < BUCKETS) {
                 (Some(d), true) => span(d).0 <= span(up).0,
                 (Some(_), false) => true,
@@ -395,19 +407,18 @@ impl MassCut {
                 None
             };
         }
-        let dist = |l: f32| (a - l as f64).abs();
-        let exact = bounds.and_then(|(near, far)| {
-            // On each side of a, outwards: buckets wholly nearer than L (counted by their
-            // totals), then a run reaching into [L, D] (sorted), then the rest (beyond D).
-            // Along a side both ends of the spans grow outwards.
+        let exact = bounds.and_then(|(x, (near, far))| {
+            // On each side of ka, outwards: buckets within L (counted by their totals), then a
+            // run reaching into (L, D) or the crossing bucket itself (sorted), then the rest
+            // (from D on: δ ≤ D, and a token at D exactly is kept by the mask either way).
             let mut before = 0.0;
             let mut side = |ids: &mut dyn Iterator<Item = usize>| {
                 let mut run = NO_RUN;
                 for b in ids {
                     let (n, f) = span(b);
-                    if f < near {
+                    if b != x && f <= near {
                         before += per_bucket[b];
-                    } else if n <= far {
+                    } else if b == x || n < far {
                         run = if run == NO_RUN {
                             (b, b)
                         } else {
@@ -422,15 +433,23 @@ impl MassCut {
             let below = side(&mut (0..=centre).rev());
             let above = side(&mut (centre + 1..BUCKETS));
             self.collect(logits, below, above, |l| (dist(l), exp_of_key(key(l))));
-            self.walk_members(before, target)
+            // A member nearer than L can only reach the target where the tokens at L
+            // (counted in `before`) already did: δ = L there.
+            self.walk_members(before, target).map(|c| c.key.max(near))
         });
         self.mass = hist;
-        let crossing = match exact {
-            Some(c) => c,
-            // The general cut, in the same masses.
-            None => self.find(logits, dist, |l| exp_of_key(key(l)), fraction)?,
+        let delta = match exact {
+            Some(d) => d,
+            None => {
+                #[cfg(test)]
+                {
+                    self.fallbacks += 1;
+                }
+                self.find(logits, dist, |l| exp_of_key(key(l)), fraction)?
+                    .key
+            }
         };
-        Some((a, crossing.key))
+        Some((ka, delta))
     }
 }
 
@@ -507,5 +526,179 @@ mod tests {
             cut.find(&[f32::NEG_INFINITY; 3], |_| 1.0, |_| 1.0, 0.5),
             None
         );
+    }
+
+    /// Rows of every shape the processors meet: normal, peaked, coarse (ties), on bucket
+    /// ends, partly −∞, spread past the table (keys beyond 64), tiny.
+    fn row(rng: &mut crate::Rng, case: usize) -> Vec<f32> {
+        let n = match case % 7 {
+            0 => 1 + (rng.next_u64() % 8) as usize,
+            1 => 50_257,
+            _ => 1 + (rng.next_u64() % 4000) as usize,
+        };
+        let scale = [1.0, 3.0, 0.3, 30.0, 1.0][case % 5];
+        (0..n)
+            .map(|_| {
+                let r = rng.next_f64();
+                if case % 4 == 1 && r < 0.3 {
+                    f32::NEG_INFINITY
+                } else if case % 6 == 2 {
+                    ((rng.next_f64() * 8.0).floor() / 4.0) as f32
+                } else if case % 6 == 3 {
+                    // On bucket ends: keys that are odd multiples of 1/128.
+                    ((rng.next_f64() * 1024.0).floor() / 128.0) as f32
+                } else {
+                    ((rng.next_f64() + rng.next_f64() + rng.next_f64() - 1.5) * scale * 2.0) as f32
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn exp_of_key_is_within_3_ulp() {
+        let mut rng = crate::Rng::new(9);
+        let keys = (0..200_000)
+            .map(|_| rng.next_f64() * 64.0)
+            .chain((0..=BUCKETS).flat_map(|b| {
+                let e = (b as f64 - 0.5) / SCALE;
+                [e, e.next_down(), e.next_up()]
+            }))
+            .filter(|&k| k >= 0.0);
+        for k in keys {
+            let want = (-k).exp();
+            let got = exp_of_key(k);
+            if k <= (BUCKETS as f64 - 0.5) / SCALE {
+                assert!(
+                    (got - want).abs() <= 3.0 * f64::EPSILON * want,
+                    "key {k}: {got} vs {want}"
+                );
+            } else {
+                assert_eq!(got, 0.0, "key {k}");
+            }
+        }
+        assert_eq!(exp_of_key(64.5), 0.0);
+        assert_eq!(exp_of_key(f64::INFINITY), 0.0);
+        assert_eq!(exp_of_key(0.0), 1.0);
+    }
+
+    /// The AVX2 compilation of the histogram pass (where the CPU has it) and the baseline one
+    /// give the same bits: histogram, buckets and moment.
+    #[test]
+    fn both_paths_agree() {
+        let mut rng = crate::Rng::new(11);
+        for case in 0..60 {
+            let logits = row(&mut rng, case);
+            let max = crate::dist::max_logit(&logits) as f64;
+            let run = |dispatched: bool| {
+                let mut hist = vec![0.0; LANES * BUCKETS];
+                let mut buckets = vec![0u16; logits.len()];
+                let h: &mut [f64; LANES * BUCKETS] = (&mut hist[..]).try_into().unwrap();
+                let moment = if dispatched {
+                    histogram_exp::<true>(&logits, max, &BUCKET_EXP, h, &mut buckets)
+                } else {
+                    histogram_exp_body::<true>(&logits, max, &BUCKET_EXP, h, &mut buckets)
+                };
+                let bits: Vec<u64> = hist.iter().map(|x| x.to_bits()).collect();
+                (bits, buckets, moment.to_bits())
+            };
+            assert_eq!(run(true), run(false), "case {case}");
+        }
+    }
+
+    /// `below_max` and `typical` against a full sort in the same masses; `typical`'s mean
+    /// logit against its definition.
+    #[test]
+    fn fast_cuts_agree_with_a_full_sort() {
+        let mut rng = crate::Rng::new(13);
+        let mut cut = MassCut::default();
+        let cases = 400;
+        for case in 0..cases {
+            let logits = row(&mut rng, case);
+            let max32 = crate::dist::max_logit(&logits);
+            if max32 == f32::NEG_INFINITY {
+                continue;
+            }
+            let max = max32 as f64;
+            let fraction = rng.next_f64();
+            let masses: Vec<f64> = logits.iter().map(|&l| exp_of_key(max - l as f64)).collect();
+            let finite = |f: &dyn Fn(f32) -> f64| -> Vec<Option<f64>> {
+                logits
+                    .iter()
+                    .map(|&l| (l != f32::NEG_INFINITY).then(|| f(l)))
+                    .collect()
+            };
+            let top = by_sort(&finite(&|l| max - l as f64), &masses, fraction);
+            assert_eq!(
+                cut.below_max(&logits, max, fraction),
+                top,
+                "top_p, case {case}"
+            );
+
+            let (ka, delta) = cut.typical(&logits, max, fraction).expect("a crossing");
+            let z: f64 = masses.iter().sum();
+            let mean_key: f64 = logits
+                .iter()
+                .zip(&masses)
+                .filter(|(l, _)| **l != f32::NEG_INFINITY)
+                .map(|(&l, &m)| m * (max - l as f64))
+                .sum::<f64>()
+                / z;
+            assert!(
+                (ka - mean_key).abs() <= 1e-9 * (1.0 + mean_key.abs()),
+                "case {case}: ka {ka} vs {mean_key}"
+            );
+            let want = by_sort(
+                &finite(&|l| ((max - l as f64) - ka).abs()),
+                &masses,
+                fraction,
+            );
+            assert_eq!(Some(delta), want.map(|c| c.key), "typical_p, case {case}");
+        }
+        assert!(cut.fallbacks * 50 < cases, "{} fallbacks", cut.fallbacks);
+    }
+
+    /// Every distance a row has, as the crossing: fractions that put the target inside each
+    /// distinct distance's mass, on rows whose logits sit on bucket ends (ties at the bounds
+    /// of the walk).
+    #[test]
+    fn typical_at_every_crossing() {
+        let mut rng = crate::Rng::new(17);
+        let mut cut = MassCut::default();
+        for case in 0..6 {
+            let n = 600 + 400 * case;
+            let logits: Vec<f32> = (0..n)
+                .map(|_| ((rng.next_f64() * 1024.0).floor() / 128.0) as f32)
+                .collect();
+            let max = crate::dist::max_logit(&logits) as f64;
+            let masses: Vec<f64> = logits.iter().map(|&l| exp_of_key(max - l as f64)).collect();
+            let total: f64 = masses.iter().sum();
+            let (ka, _) = cut.typical(&logits, max, 0.5).unwrap();
+            let d = |l: f32| ((max - l as f64) - ka).abs();
+            let mut by_d: Vec<(f64, f64)> = logits
+                .iter()
+                .zip(&masses)
+                .map(|(&l, &m)| (d(l), m))
+                .collect();
+            by_d.sort_by(|x, y| x.0.total_cmp(&y.0));
+            let mut below = 0.0;
+            let mut i = 0;
+            while i < by_d.len() {
+                let mut at = 0.0;
+                let mut j = i;
+                while j < by_d.len() && by_d[j].0 == by_d[i].0 {
+                    at += by_d[j].1;
+                    j += 1;
+                }
+                let fraction = (below + 0.5 * at) / total;
+                if fraction < 1.0 {
+                    let keys: Vec<Option<f64>> = logits.iter().map(|&l| Some(d(l))).collect();
+                    let want = by_sort(&keys, &masses, fraction).map(|c| c.key);
+                    let got = cut.typical(&logits, max, fraction).map(|(_, delta)| delta);
+                    assert_eq!(got, want, "case {case}, distance {}", by_d[i].0);
+                }
+                below += at;
+                i = j;
+            }
+        }
     }
 }

@@ -72,12 +72,13 @@ impl LogitsProcessor for TypicalP {
         if max == f32::NEG_INFINITY {
             return;
         }
-        let Some((a, key)) = self.cut.typical(logits, max as f64, self.mass) else {
+        let max = max as f64;
+        let Some((ka, delta)) = self.cut.typical(logits, max, self.mass) else {
             return;
         };
-        // The logits with |a − l| ≤ key (in f64) form an interval of float32 values: find its
-        // ends once, then mask with f32 compares (vectorised).
-        let (lo, hi) = within(a, key);
+        // The logits with |(max − l) − ka| ≤ δ (in f64) form an interval of float32 values:
+        // find its ends once, then mask with f32 compares (vectorised).
+        let (lo, hi) = within(max, ka, delta);
         for l in logits.iter_mut() {
             *l = if *l < lo || *l > hi {
                 f32::NEG_INFINITY
@@ -88,19 +89,20 @@ impl LogitsProcessor for TypicalP {
     }
 }
 
-/// The float32 interval `[lo, hi]` of values `l` with `|a − l| ≤ k` computed in f64 (not
-/// empty: the caller's crossing token is in it). The predicate is monotone on each side of
-/// `a`, so the ends are found by stepping a few ulps from `(a ± k) as f32`.
-fn within(a: f64, k: f64) -> (f32, f32) {
-    let ok = |l: f32| (a - l as f64).abs() <= k;
-    let mut hi = (a + k) as f32;
+/// The float32 interval `[lo, hi]` of values `l` with `|(max − l) − ka| ≤ δ` computed in
+/// f64 (not empty: the caller's crossing token is in it). The predicate is monotone on each
+/// side of `max − ka`, so the ends are found by stepping a few ulps from a first guess.
+fn within(max: f64, ka: f64, delta: f64) -> (f32, f32) {
+    let ok = |l: f32| ((max - l as f64) - ka).abs() <= delta;
+    let centre = max - ka;
+    let mut hi = (centre + delta) as f32;
     while !ok(hi) && hi > f32::NEG_INFINITY {
         hi = hi.next_down();
     }
     while hi < f32::INFINITY && ok(hi.next_up()) {
         hi = hi.next_up();
     }
-    let mut lo = (a - k) as f32;
+    let mut lo = (centre - delta) as f32;
     while !ok(lo) && lo < f32::INFINITY {
         lo = lo.next_up();
     }
@@ -138,14 +140,16 @@ mod tests {
     fn the_interval_is_exact() {
         let mut rng = crate::Rng::new(4);
         for _ in 0..5000 {
-            let a = (rng.next_f64() - 0.5) * 40.0;
+            let max = ((rng.next_f64() - 0.5) * 40.0) as f32 as f64;
+            let ka = rng.next_f64() * 10.0;
             let k = rng.next_f64() * 5.0;
-            let (lo, hi) = within(a, k);
+            let d = |l: f32| ((max - l as f64) - ka).abs();
+            let (lo, hi) = within(max, ka, k);
             for l in [lo, hi] {
-                assert!((a - l as f64).abs() <= k);
+                assert!(d(l) <= k);
             }
-            assert!((a - lo.next_down() as f64).abs() > k);
-            assert!((a - hi.next_up() as f64).abs() > k);
+            assert!(d(lo.next_down()) > k);
+            assert!(d(hi.next_up()) > k);
         }
     }
 }
