@@ -195,7 +195,18 @@ pub(crate) struct FastStats {
 /// [`FastStats`] of the finite logits in one pass. Each term exp(l − max) is off by at most
 /// FAST_EXP_ERR + 2⁻²⁴·|l − max| relative (the exp, and `l − max` rounded to f32); the bounds
 /// add those up, plus e^−87 for every token the exp flushes to 0.
+///
+/// Compiled twice, for the baseline x86-64 (SSE2: four f32 lanes) and for AVX2 (eight), and
+/// chosen at run time by `multiversion`; the same operations in the same order, so both give
+/// the same bits (`tests::fast_stats_paths_agree`).
+#[multiversion::multiversion(targets("x86_64+avx2"))]
 pub(crate) fn fast_stats(logits: &[f32]) -> FastStats {
+    fast_stats_body(logits)
+}
+
+/// [`fast_stats`]' body, for both of its compilations (and the tests' baseline one).
+#[inline(always)]
+fn fast_stats_body(logits: &[f32]) -> FastStats {
     let max32 = max_logit(logits);
     let max = max32 as f64;
     // Per term: the exp's error, the f32 rounding of l − max (and of e·d), and the in-block
@@ -421,6 +432,29 @@ pub fn has_finite(logits: &[f32]) -> bool {
 
 #[cfg(test)]
 mod tests {
+    /// The AVX2 compilation of `fast_stats` (where the CPU has it) and the baseline one give
+    /// the same bits.
+    #[test]
+    fn fast_stats_paths_agree() {
+        let mut rng = crate::Rng::new(21);
+        for case in 0..40 {
+            let n = [1, 7, 64, 1000, 50_257][case % 5];
+            let row: Vec<f32> = (0..n)
+                .map(|_| {
+                    let r = rng.next_f64();
+                    if case % 3 == 1 && r < 0.2 {
+                        f32::NEG_INFINITY
+                    } else {
+                        ((r - 0.5) * [4.0, 40.0, 400.0][case % 3]) as f32
+                    }
+                })
+                .collect();
+            let (a, b) = (fast_stats(&row), fast_stats_body(&row));
+            let bits = |f: FastStats| [f.lse, f.lse_err, f.h, f.h_err].map(f64::to_bits);
+            assert_eq!(bits(a), bits(b), "case {case}");
+        }
+    }
+
     use super::*;
     const NEG: f32 = f32::NEG_INFINITY;
 

@@ -133,9 +133,8 @@ impl LogitsProcessor for Xtc {
         let (chunks, rest) = logits.as_chunks::<8>();
         for c in chunks {
             for j in 0..8 {
-                if c[j] >= line && c[j] < lanes[j] {
-                    lanes[j] = c[j];
-                }
+                let above = if c[j] >= line { c[j] } else { f32::INFINITY };
+                lanes[j] = if above < lanes[j] { above } else { lanes[j] };
             }
         }
         let least = lanes
@@ -143,11 +142,13 @@ impl LogitsProcessor for Xtc {
             .chain(rest.iter().filter(|&&l| l >= line))
             .fold(f32::INFINITY, |m, &l| if l < m { l } else { m });
         let keep = logits.iter().rposition(|&l| l == least).unwrap_or(0);
-        for (i, l) in logits.iter_mut().enumerate() {
-            if *l >= line && i != keep {
-                *l = f32::NEG_INFINITY;
-            }
+        let kept = logits[keep];
+        // Mask everything above the line (a branch-free select, so it vectorises), then put
+        // the kept token back.
+        for l in logits.iter_mut() {
+            *l = if *l >= line { f32::NEG_INFINITY } else { *l };
         }
+        logits[keep] = kept;
     }
 
     fn reset(&mut self) {
