@@ -321,17 +321,34 @@ pub fn kth_largest(logits: &[f32], k: usize, buf: &mut Vec<f32>) -> f32 {
     buf.clear();
     let cap = 4 * k.max(16);
     let mut threshold = f32::NEG_INFINITY;
-    for &x in logits {
+    let mut take = |x: f32, threshold: &mut f32| {
         // Values equal to the threshold cannot change the k-th largest once `buf` holds k
         // values at or above it; −∞ never enters.
-        if x > threshold {
+        if x > *threshold {
             buf.push(x);
             if buf.len() >= cap {
                 let (_, kth, _) = buf.select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a));
-                threshold = *kth;
-                buf.retain(|&v| v >= threshold);
+                *threshold = *kth;
+                buf.retain(|&v| v >= *threshold);
             }
         }
+    };
+    // Sixteen at a time: a vectorised test skips the chunks with nothing above the threshold
+    // (nearly all of them once it has risen), so the branchy loop runs on few tokens.
+    let (chunks, rest) = logits.as_chunks::<16>();
+    for c in chunks {
+        let mut any = false;
+        for &x in c {
+            any |= x > threshold;
+        }
+        if any {
+            for &x in c {
+                take(x, &mut threshold);
+            }
+        }
+    }
+    for &x in rest {
+        take(x, &mut threshold);
     }
     if buf.len() < k {
         return f32::NEG_INFINITY;

@@ -33,17 +33,30 @@ pub fn check_row(logits: &[f32]) -> Result<(), RowProblem> {
     const ABS: u32 = 0x7fff_ffff;
     const INF: u32 = 0x7f80_0000;
     const NEG_INF: u32 = 0xff80_0000;
-    let (mut finite, mut bad) = (0u32, 0u32);
-    for chunk in logits.chunks(256) {
-        for &x in chunk {
-            let b = x.to_bits();
-            finite |= ((b & ABS) < INF) as u32;
-            bad |= (((b & ABS) >= INF) & (b != NEG_INF)) as u32;
-        }
-        if bad != 0 {
-            break;
+    // Sixteen lanes of flags, folded at the end, so the loop compiles to vector compares.
+    let (mut finite, mut bad) = ([0u32; 16], [0u32; 16]);
+    let (chunks, rest) = logits.as_chunks::<16>();
+    let flags = |x: f32| {
+        let b = x.to_bits();
+        (
+            ((b & ABS) < INF) as u32,
+            (((b & ABS) >= INF) & (b != NEG_INF)) as u32,
+        )
+    };
+    for c in chunks {
+        for j in 0..16 {
+            let (f, b) = flags(c[j]);
+            finite[j] |= f;
+            bad[j] |= b;
         }
     }
+    for &x in rest {
+        let (f, b) = flags(x);
+        finite[0] |= f;
+        bad[0] |= b;
+    }
+    let finite = finite.iter().fold(0, |a, &x| a | x);
+    let bad = bad.iter().fold(0, |a, &x| a | x);
     if bad != 0 {
         let i = logits
             .iter()

@@ -72,13 +72,30 @@ impl TokenSelector for Multinomial {
         self.ids.clear();
         self.probs.clear();
         let mut sum = 0.0f64;
-        for (i, &l) in logits.iter().enumerate() {
+        let mut take = |i: usize, l: f32| {
             if l != f32::NEG_INFINITY {
                 let e = ((l - max) as f64).exp();
                 self.ids.push(i as u32);
                 self.probs.push(e);
                 sum += e;
             }
+        };
+        // Sixteen at a time: a vectorised test skips the chunks a filter left all −∞.
+        let (chunks, rest) = logits.as_chunks::<16>();
+        for (ci, c) in chunks.iter().enumerate() {
+            let mut any = false;
+            for &l in c {
+                any |= l != f32::NEG_INFINITY;
+            }
+            if any {
+                for (j, &l) in c.iter().enumerate() {
+                    take(ci * 16 + j, l);
+                }
+            }
+        }
+        let at = logits.len() - rest.len();
+        for (j, &l) in rest.iter().enumerate() {
+            take(at + j, l);
         }
         self.probs.iter_mut().for_each(|p| *p /= sum);
         // The pipeline guarantees a finite logit, so `draw` finds one (the maximum has p > 0).
