@@ -1,4 +1,7 @@
-//! The decoding chain of `generate`: a strategy file, or the simple flags in canonical order.
+//! The decoding chain of `generate`: a strategy file or built-in strategy, or the simple flags
+//! in canonical order.
+
+use std::path::Path;
 
 use anyhow::{Result, bail};
 use minigpt_decode::processors::Num;
@@ -34,7 +37,7 @@ pub fn strategy(
                 "{flag} cannot be combined with --strategy: put it in the strategy file (only --temperature applies on top)"
             );
         }
-        let s = Strategy::load(path, registry, cx)?;
+        let s = load(path, registry, cx)?;
         return Ok(match args.temperature {
             Some(t) if !s.is_deterministic() => s.with_temperature(t as f64),
             _ => s,
@@ -110,4 +113,21 @@ fn table(key: &str, value: toml::Value) -> toml::Table {
 /// An f32 flag as the TOML float the user typed (0.9, not 0.899999976).
 fn float(v: f32) -> toml::Value {
     toml::Value::Float(v.to_string().parse().unwrap_or(v as f64))
+}
+
+/// `--strategy`: a file when one exists at that path, else a built-in strategy of that name
+/// (a path-like value, ending in `.toml` or with a folder, is always a file).
+fn load(path: &Path, registry: &Registry, cx: &BuildContext<'_>) -> Result<Strategy> {
+    let path_like = path.extension().is_some_and(|x| x == "toml") || path.components().count() > 1;
+    if !path.exists() && !path_like {
+        let name = path.to_string_lossy();
+        return match Strategy::builtin(&name, registry, cx) {
+            Some(s) => Ok(s?),
+            None => bail!(
+                "--strategy {name}: no such file, and no built-in strategy of that name (built-in: {}; `minigpt strategies` lists them)",
+                minigpt_decode::builtin_strategy_names()
+            ),
+        };
+    }
+    Ok(Strategy::load(path, registry, cx)?)
 }

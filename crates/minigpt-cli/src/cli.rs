@@ -38,6 +38,7 @@ pub enum Command {
   minigpt generate --model path/to/gpt2 --prompt \"Once upon a time\" --greedy --json
   minigpt generate --model path/to/gpt2 --prompt \"The\" --top-k 40 --top-p 0.9 --seed 7
   minigpt generate --model path/to/gpt2 --prompt \"The\" --strategy configs/decode/min_p_0.05.toml --temperature 0.7 --show-chain
+  minigpt generate --prompt \"ROMEO:\" --strategy typical_0.95 --seed 3
 
 Without --strategy, the flags build this chain (each step only when its flag is given):
   logits -> repetition_penalty -> temperature -> top_k -> top_p -> min_p -> multinomial (or greedy)")]
@@ -48,8 +49,8 @@ Without --strategy, the flags build this chain (each step only when its flag is 
   minigpt score --model path/to/gpt2 --text \"The quick brown fox\"
   minigpt score --model path/to/gpt2 --file essay.txt --json")]
     Score(ScoreArgs),
-    /// List every decoding plugin (processors, selectors) with its parameters, and the
-    /// strategy files in configs/decode.
+    /// List every decoding plugin (processors, selectors, searches) with its parameters, and
+    /// the strategies: built-in ones and the files of a directory (configs/decode).
     #[command(after_help = "Examples:
   minigpt strategies
   minigpt strategies --configs my/strategies")]
@@ -136,9 +137,10 @@ pub struct GenerateArgs {
     /// CTRL repetition penalty over the whole sequence (> 0; 1 = off).
     #[arg(long = "repetition-penalty", visible_alias = "repetition_penalty")]
     pub repetition_penalty: Option<f32>,
-    /// A strategy file (TOML chain of processors and a selector, see configs/decode/);
-    /// --temperature may be combined with it, the other sampling flags may not.
-    #[arg(long, value_name = "FILE")]
+    /// A strategy file (TOML chain of processors and a selector), or the name of a built-in
+    /// strategy (`minigpt strategies` lists them); --temperature may be combined with it, the
+    /// other sampling flags may not.
+    #[arg(long, value_name = "FILE|NAME")]
     pub strategy: Option<PathBuf>,
     /// Print the decoding chain on stderr before generating.
     #[arg(long = "show-chain")]
@@ -247,7 +249,7 @@ pub struct MergeArgs {
 /// `minigpt strategies`.
 #[derive(Debug, Args)]
 pub struct StrategiesArgs {
-    /// Directory of strategy files to list after the plugins.
+    /// Directory of strategy files to list beside the built-in strategies.
     #[arg(long, value_name = "DIR", default_value = "configs/decode")]
     pub configs: PathBuf,
 }

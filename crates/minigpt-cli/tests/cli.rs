@@ -274,6 +274,22 @@ fn strategy_files_and_flags_build_the_same_chain() {
     );
     assert_eq!(from_file["chain"], from_flags["chain"]);
     assert_eq!(from_file["tokens"], from_flags["tokens"]);
+    // The built-in strategy of that name is the same chain.
+    let mut c: Vec<&str> = base.to_vec();
+    c.extend(["--strategy", "top_p_0.9", "--temperature", "0.8"]);
+    let from_name = json(&minigpt(&c));
+    assert_eq!(from_name["chain"], from_file["chain"]);
+    assert_eq!(from_name["tokens"], from_file["tokens"]);
+    let mut d: Vec<&str> = base.to_vec();
+    d.extend(["--strategy", "top_p_0.99"]);
+    assert_usage_error(
+        &d,
+        &[
+            "--strategy top_p_0.99",
+            "no built-in strategy",
+            "top_p_0.95",
+        ],
+    );
 
     // Greedy with no repeated trigram never repeats a 3-gram of the continuation.
     let file = configs().join("no_repeat_3.toml").display().to_string();

@@ -646,3 +646,61 @@ fraction = 0.5
     assert!(!d.join("o2").exists());
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+/// A config outside the repository names the standard strategies: they resolve to the
+/// built-in ones (the same rows as the files), a file next to the config comes first, and an
+/// unknown name exits 2 listing the built-in names.
+#[test]
+fn strategy_names_resolve_to_a_file_next_to_the_config_then_to_the_builtin() {
+    let d = dir("builtin-strategies");
+    let shipped = config(&d, 1, 8, 4, "0.8");
+    let text = std::fs::read_to_string(&shipped).unwrap();
+    // The same config without strategies_dir: names look in <config dir>/decode, which is
+    // not there.
+    let strategies_dir = text
+        .lines()
+        .find(|l| l.starts_with("strategies_dir"))
+        .unwrap()
+        .to_string();
+    let alone = d.join("alone.toml");
+    std::fs::write(&alone, text.replace(&strategies_dir, "")).unwrap();
+    let (a, b) = (d.join("a"), d.join("b"));
+    for (cfg, out) in [(&shipped, &a), (&alone, &b)] {
+        let (cfg, out) = (cfg.display().to_string(), out.display().to_string());
+        run_ok(&["run", "--config", &cfg, "--out", &out]);
+    }
+    let rows = |p: &Path| deterministic(&records(&p.join("generations.csv")));
+    assert_eq!(rows(&a), rows(&b));
+    assert_eq!(rows(&a).len(), 1 + 3 * 4);
+
+    // A file of the same name next to the config wins (its chain is in run.json).
+    std::fs::create_dir_all(d.join("decode")).unwrap();
+    std::fs::write(
+        d.join("decode/top_p_0.9.toml"),
+        "description = \"local\"\n[[processors]]\nname = \"top_p\"\np = 0.5\n[selector]\nname = \"multinomial\"\n",
+    )
+    .unwrap();
+    let c = d.join("c").display().to_string();
+    run_ok(&["run", "--config", &alone.display().to_string(), "--out", &c]);
+    let run_json = std::fs::read_to_string(d.join("c/run.json")).unwrap();
+    assert!(run_json.contains("top_p(0.5)"), "{run_json}");
+    assert!(!run_json.contains("top_p(0.9)"), "{run_json}");
+
+    let bad = d.join("bad.toml");
+    std::fs::write(&bad, text.replace("\"greedy\"", "\"greedyy\"")).unwrap();
+    let out = minigpt(&[
+        "run",
+        "--config",
+        &bad.display().to_string(),
+        "--out",
+        &d.join("never").display().to_string(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("sweep.strategies[0] = \"greedyy\"") && err.contains("built-in: beam_4, "),
+        "{err}"
+    );
+    assert!(!d.join("never").exists());
+    std::fs::remove_dir_all(&d).unwrap();
+}

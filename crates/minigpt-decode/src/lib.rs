@@ -4,6 +4,7 @@
 //! This crate has no Burn dependency: every piece is tested against tiny table-driven fake models.
 
 pub mod builtin;
+pub mod builtin_strategies;
 pub mod dist;
 pub mod generate;
 mod mass_cut;
@@ -20,6 +21,7 @@ pub mod selector;
 pub mod selectors;
 pub mod strategy;
 
+pub use builtin_strategies::{BUILTIN_STRATEGIES, builtin_strategy_names, builtin_strategy_text};
 pub use generate::{FinishReason, GenerateRequest, Generation, StopStrings, decode, generate};
 pub use model::{Hidden, LanguageModel, Logits, ModelError};
 pub use pipeline::Pipeline;

@@ -91,7 +91,9 @@ pub struct Plan {
     pub fingerprint: Value,
 }
 
-/// Loads the strategies a config names; errors name the config and the entry.
+/// Loads the strategies a config names; errors name the config and the entry. A name is a
+/// file `<strategies_dir>/<name>.toml` when there is one, else the built-in strategy of that
+/// name; an entry ending in `.toml` is a file.
 pub fn load_strategies(
     cfg: &SweepConfig,
     config_path: &Path,
@@ -104,21 +106,35 @@ pub fn load_strategies(
         .enumerate()
         .map(|(i, entry)| {
             let path = cfg.strategy_path(entry);
-            if !path.is_file() {
-                return Err(RunError(format!(
-                    "{}: sweep.strategies[{i}] = {entry:?}: no strategy file {} (names refer to files in {}; `minigpt strategies` lists them)",
-                    config_path.display(),
-                    path.display(),
-                    cfg.sweep.strategies_dir.display()
-                )));
-            }
-            let s = Strategy::load(&path, registry, cx).map_err(|e| {
+            let at = |e: minigpt_decode::StrategyError| {
                 RunError(format!(
                     "{}: sweep.strategies[{i}]: {e}",
                     config_path.display()
                 ))
-            })?;
-            Ok((entry.trim_end_matches(".toml").to_string(), s))
+            };
+            let name = entry.trim_end_matches(".toml").to_string();
+            if path.is_file() {
+                return Ok((name, Strategy::load(&path, registry, cx).map_err(at)?));
+            }
+            if !entry.ends_with(".toml")
+                && let Some(s) = Strategy::builtin(entry, registry, cx)
+            {
+                return Ok((name, s.map_err(at)?));
+            }
+            Err(RunError(if entry.ends_with(".toml") {
+                format!(
+                    "{}: sweep.strategies[{i}] = {entry:?}: no strategy file {}",
+                    config_path.display(),
+                    path.display(),
+                )
+            } else {
+                format!(
+                    "{}: sweep.strategies[{i}] = {entry:?}: no strategy file {} and no built-in strategy of that name (built-in: {}; `minigpt strategies` lists them)",
+                    config_path.display(),
+                    path.display(),
+                    minigpt_decode::builtin_strategy_names()
+                )
+            }))
         })
         .collect()
 }

@@ -1,7 +1,13 @@
-//! `minigpt strategies`: every registered plugin, then the strategy files of a directory.
+//! `minigpt strategies`: every registered plugin, then the strategies: built-in ones and the
+//! files of a directory, each marked with where it comes from.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 use anyhow::Result;
-use minigpt_decode::{BuildContext, PluginKind, Registry, Strategy};
+use minigpt_decode::{
+    BUILTIN_STRATEGIES, BuildContext, PluginKind, Registry, Strategy, builtin_strategy_text,
+};
 use minigpt_tokenizer::{Gpt2Bpe, Tokenizer};
 
 use crate::cli::StrategiesArgs;
@@ -38,20 +44,6 @@ pub fn run(args: StrategiesArgs) -> Result<()> {
         }
         println!();
     }
-    let mut files: Vec<_> = match std::fs::read_dir(&args.configs) {
-        Ok(rd) => rd
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-            .collect(),
-        Err(_) => {
-            println!(
-                "(no strategy files: {} is not a directory)",
-                args.configs.display()
-            );
-            return Ok(());
-        }
-    };
-    files.sort();
     // Text tokens in strategy files (logit_bias keys, dry breakers) are resolved with GPT-2's
     // vocabulary for this listing; `generate` uses the model's own tokenizer.
     let gpt2 = Gpt2Bpe::builtin();
@@ -59,22 +51,58 @@ pub fn run(args: StrategiesArgs) -> Result<()> {
     let cx = BuildContext {
         encode: Some(&encode),
     };
+    // The files of the directory, by name (none when it is not a directory).
+    let mut files: BTreeMap<String, PathBuf> = std::fs::read_dir(&args.configs)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+                .filter_map(|p| Some((p.file_stem()?.to_string_lossy().into_owned(), p)))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut names: Vec<String> = BUILTIN_STRATEGIES
+        .iter()
+        .map(|(n, _)| n.to_string())
+        .chain(files.keys().cloned())
+        .collect();
+    names.sort();
+    names.dedup();
     println!(
-        "Strategy files in {} (use with --strategy FILE):",
-        args.configs.display()
+        "Strategies (use with --strategy NAME or in sweep.strategies; a file in a config's strategies_dir comes before the built-in of its name):"
     );
-    for f in files {
-        match Strategy::load(&f, &registry, &cx) {
+    for name in names {
+        let file = files.remove(&name);
+        let builtin = builtin_strategy_text(&name);
+        let source = match (&file, builtin) {
+            (None, _) => "built-in".to_string(),
+            (Some(f), None) => format!("file {}", f.display()),
+            (Some(f), Some(text)) => {
+                if std::fs::read_to_string(f).is_ok_and(|t| t == text) {
+                    format!("built-in (same as {})", f.display())
+                } else {
+                    format!("file {} (differs from the built-in)", f.display())
+                }
+            }
+        };
+        let loaded = match &file {
+            Some(f) => Strategy::load(f, &registry, &cx),
+            None => Strategy::builtin(&name, &registry, &cx).expect("a built-in name"),
+        };
+        match loaded {
             Ok(s) => {
                 let chain = s.chain(&registry, &cx)?;
-                println!("  {:<24} {}", s.name, s.description);
+                println!("  {:<24} {}", name, s.description);
                 println!("  {:<24}   {chain}", "");
+                println!("  {:<24}   {source}", "");
             }
-            Err(e) => println!(
-                "  {:<24} invalid: {e}",
-                f.file_stem().unwrap_or_default().to_string_lossy()
-            ),
+            Err(e) => println!("  {name:<24} invalid ({source}): {e}"),
         }
+    }
+    if !args.configs.is_dir() {
+        println!(
+            "(no strategy files listed: {} is not a directory)",
+            args.configs.display()
+        );
     }
     Ok(())
 }
