@@ -1,36 +1,44 @@
 //! Ctrl-C (SIGINT) and SIGTERM as a request to stop cleanly: long commands poll
-//! [`requested`] between units of work, save what they have and exit 130. A second signal
-//! exits at once.
+//! [`requested`] between units of work, save what they have and return [`Interrupted`], which
+//! `main` turns into exit 130. A second signal exits at once. The handlers are `signal-hook`'s.
 
+use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, LazyLock};
 
-static REQUESTED: AtomicBool = AtomicBool::new(false);
+use signal_hook::consts::{SIGINT, SIGTERM};
+
+static REQUESTED: LazyLock<Arc<AtomicBool>> = LazyLock::new(|| Arc::new(AtomicBool::new(false)));
 
 /// Exit status of a command stopped by Ctrl-C (128 + SIGINT), as shells report it.
-pub const EXIT_INTERRUPTED: i32 = 130;
+pub const EXIT_INTERRUPTED: u8 = 130;
 
-extern "C" fn on_signal(_: libc::c_int) {
-    // Only async-signal-safe work here: an atomic swap and `_exit`.
-    if REQUESTED.swap(true, Ordering::SeqCst) {
-        #[allow(unsafe_code)]
-        // SAFETY: `_exit` is async-signal-safe.
-        unsafe {
-            libc::_exit(EXIT_INTERRUPTED)
-        };
+/// A command stopped by Ctrl-C or SIGTERM after saving its work. `main` prints the note (when
+/// there is one) and exits with [`EXIT_INTERRUPTED`].
+#[derive(Debug)]
+pub struct Interrupted(pub &'static str);
+
+impl fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
     }
 }
 
+impl std::error::Error for Interrupted {}
+
 /// Routes SIGINT and SIGTERM to [`requested`] from now on.
-pub fn install() {
-    let handler = on_signal as extern "C" fn(libc::c_int);
-    for sig in [libc::SIGINT, libc::SIGTERM] {
-        #[allow(unsafe_code)]
-        // SAFETY: the handler only touches an atomic and calls `_exit`, both allowed in a
-        // signal handler; `signal` itself has no other preconditions.
-        unsafe {
-            libc::signal(sig, handler as libc::sighandler_t);
-        }
+pub fn install() -> std::io::Result<()> {
+    for sig in [SIGINT, SIGTERM] {
+        // Registered first, so it sees the flag as it was before this signal: a second signal
+        // (the flag already set) exits at once.
+        signal_hook::flag::register_conditional_shutdown(
+            sig,
+            i32::from(EXIT_INTERRUPTED),
+            Arc::clone(&REQUESTED),
+        )?;
+        signal_hook::flag::register(sig, Arc::clone(&REQUESTED))?;
     }
+    Ok(())
 }
 
 /// True once Ctrl-C (or SIGTERM) arrived.

@@ -52,6 +52,14 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<interrupt::Interrupted>().is_some() => {
+            // Stopped by Ctrl-C after saving its work: the command's note, then 130.
+            let note = e.to_string();
+            if !note.is_empty() {
+                eprintln!("{note}");
+            }
+            ExitCode::from(interrupt::EXIT_INTERRUPTED)
+        }
         Err(e) => {
             // One line: the chain of causes joined, newlines flattened.
             let msg = format!("{e:#}").replace('\n', " ");

@@ -15,6 +15,7 @@ use minigpt_tokenizer::Tokenizer;
 use serde_json::json;
 
 use crate::cli::{MergeArgs, RunArgs};
+use crate::interrupt::Interrupted;
 
 /// A second model that scores continuations (`judge_perplexity`). The prompt and the
 /// continuation are encoded separately with the judge's tokenizer and joined.
@@ -159,8 +160,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         out.display()
     );
     if outcome.interrupted {
-        eprintln!("run the same command again to finish the remaining rows");
-        std::process::exit(crate::interrupt::EXIT_INTERRUPTED);
+        return Err(Interrupted("run the same command again to finish the remaining rows").into());
     }
     Ok(())
 }
@@ -176,7 +176,7 @@ fn generate_rows(
     cx: &BuildContext<'_>,
     judge: Option<&mut GptJudge>,
 ) -> Result<runner::Outcome> {
-    crate::interrupt::install();
+    crate::interrupt::install().context("cannot install the Ctrl-C handler")?;
     let bar = ProgressBar::new(plan.rows.len() as u64);
     bar.set_style(
         ProgressStyle::with_template("{bar:30} {pos}/{len} rows | {msg} | ETA {eta}")
@@ -432,8 +432,7 @@ pub fn eval(args: crate::cli::EvalArgs) -> Result<()> {
             (!outcome.interrupted).then_some(&utc_now()),
         )?;
         if outcome.interrupted {
-            eprintln!("interrupted: run the same command again to finish");
-            std::process::exit(crate::interrupt::EXIT_INTERRUPTED);
+            return Err(Interrupted("interrupted: run the same command again to finish").into());
         }
     }
     // Bits per byte of both models on the held-out text.

@@ -3,7 +3,7 @@
 use std::io::IsTerminal;
 use std::time::Instant;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use minigpt_train::{TrainConfig, train};
 
@@ -13,7 +13,7 @@ use crate::cli::TrainArgs;
 pub fn run(args: TrainArgs) -> Result<()> {
     let cfg = TrainConfig::load(&args.config)?;
     let started = Instant::now();
-    crate::interrupt::install();
+    crate::interrupt::install().context("cannot install the Ctrl-C handler")?;
     let bar = ProgressBar::new(cfg.train.max_steps as u64);
     bar.set_style(
         ProgressStyle::with_template("{bar:30} step {pos}/{len} | {msg} | ETA {eta}")
@@ -60,7 +60,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
             cfg.output.dir.join("checkpoint").display()
         );
         if crate::interrupt::requested() {
-            std::process::exit(crate::interrupt::EXIT_INTERRUPTED);
+            return Err(crate::interrupt::Interrupted("").into());
         }
     } else {
         eprintln!(
