@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Independent Python implementation of minigpt's text metrics (design.md §6), run on the
+"""Independent Python implementation of minigpt's text metrics (defined in the README's "Experiments"), run on the
 committed texts in tests/fixtures/metrics/texts.json; writes tests/fixtures/metrics/reference.json,
 which a Rust test (crates/minigpt-eval/tests/metrics_reference.rs) compares with minigpt's values
 (<= 1e-9). Not part of CI.

@@ -5,6 +5,7 @@ mod chain;
 mod cli;
 mod commands;
 mod interrupt;
+mod judge;
 mod load;
 
 use std::process::ExitCode;
@@ -46,8 +47,8 @@ fn main() -> ExitCode {
         cli::Command::Strategies(args) => commands::strategies::run(args),
         cli::Command::Train(args) => commands::train::run(args),
         cli::Command::Run(args) => commands::run::run(args),
-        cli::Command::Merge(args) => commands::run::merge(args),
-        cli::Command::Eval(args) => commands::run::eval(args),
+        cli::Command::Merge(args) => commands::merge::run(args),
+        cli::Command::Eval(args) => commands::eval::run(args),
         cli::Command::Bench(args) => commands::bench::run(args),
     };
     match result {

@@ -200,8 +200,11 @@ fn bad_inputs_exit_2_with_one_line() {
 
 #[test]
 fn broken_model_dirs_exit_2() {
-    let dir = std::env::temp_dir().join(format!("minigpt-cli-broken-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let guard = tempfile::Builder::new()
+        .prefix("minigpt-cli-broken-")
+        .tempdir()
+        .unwrap();
+    let dir = guard.path().to_path_buf();
     let src = fixtures().join("tiny-gpt2");
     let d = dir.display().to_string();
     let args = ["generate", "--model", d.as_str(), "--prompt", "Hi"];
@@ -221,7 +224,6 @@ fn broken_model_dirs_exit_2() {
 
     std::fs::write(dir.join("config.json"), "{ not json").unwrap();
     assert_usage_error(&args, &["config.json"]);
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -372,8 +374,11 @@ fn show_chain_and_strategies_listing() {
 #[test]
 fn bad_strategy_use_exits_2() {
     let m = model();
-    let dir = std::env::temp_dir().join(format!("minigpt-cli-strategy-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let guard = tempfile::Builder::new()
+        .prefix("minigpt-cli-strategy-")
+        .tempdir()
+        .unwrap();
+    let dir = guard.path().to_path_buf();
     let bad = dir.join("bad.toml");
     std::fs::write(
         &bad,
@@ -424,7 +429,6 @@ fn bad_strategy_use_exits_2() {
         &["generate", "--model", &m, "--prompt", "Hi", "--min-p", "2"],
         &["--min-p", "[0, 1]"],
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]

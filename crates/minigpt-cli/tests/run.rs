@@ -14,11 +14,12 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-fn dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("minigpt-run-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// A fresh folder, removed when the guard drops (also when the test fails).
+fn dir(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("minigpt-run-{name}-"))
+        .tempdir()
+        .unwrap()
 }
 
 /// A sweep config over the fixture: `prompts` × (greedy + beam_4 + two sampling strategies at
@@ -94,7 +95,8 @@ fn deterministic(rows: &[Vec<String>]) -> Vec<Vec<String>> {
 
 #[test]
 fn csv_has_the_documented_columns_one_row_per_cell_and_sample_and_recomputable_metrics() {
-    let d = dir("e2e");
+    let guard = dir("e2e");
+    let d = guard.path().to_path_buf();
     let cfg = config(&d, 2, 12, 3, "0.7, 1.2");
     let out = d.join("out");
     run_ok(&[
@@ -241,12 +243,12 @@ fn csv_has_the_documented_columns_one_row_per_cell_and_sample_and_recomputable_m
             .contains("0 generated now in 0 model batches, 36 already there")
     );
     assert_eq!(records(&out.join("generations.csv")), before);
-    std::fs::remove_dir_all(&d).unwrap();
 }
 
 #[test]
 fn killed_runs_resume_to_the_uninterrupted_result() {
-    let d = dir("kill");
+    let guard = dir("kill");
+    let d = guard.path().to_path_buf();
     let cfg = config(&d, 6, 24, 4, "0.6, 1.0, 1.4");
     let cfg_s = cfg.display().to_string();
     let whole = d.join("whole");
@@ -312,12 +314,12 @@ fn killed_runs_resume_to_the_uninterrupted_result() {
     assert_eq!(deterministic(&got), deterministic(&want));
     let keys: HashSet<_> = got[1..].iter().map(|r| r[..5].to_vec()).collect();
     assert_eq!(keys.len(), got.len() - 1, "duplicate rows");
-    std::fs::remove_dir_all(&d).unwrap();
 }
 
 #[test]
 fn texts_are_the_same_across_batch_sizes_and_shards() {
-    let d = dir("shards");
+    let guard = dir("shards");
+    let d = guard.path().to_path_buf();
     let text_col = |rows: &[Vec<String>]| -> Vec<String> {
         rows.iter().map(|r| r[col("text")].clone()).collect()
     };
@@ -407,12 +409,12 @@ fn texts_are_the_same_across_batch_sizes_and_shards() {
     ]);
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("sweep.temperatures"));
-    std::fs::remove_dir_all(&d).unwrap();
 }
 
 #[test]
 fn changed_config_is_refused_unless_forced() {
-    let d = dir("changed");
+    let guard = dir("changed");
+    let d = guard.path().to_path_buf();
     let cfg = config(&d, 1, 8, 4, "0.8");
     let out = d.join("out").display().to_string();
     run_ok(&["run", "--config", &cfg.display().to_string(), "--out", &out]);
@@ -429,12 +431,12 @@ fn changed_config_is_refused_unless_forced() {
         msg.contains("6 generated now in 2 model batches, 12 already there"),
         "{msg}"
     );
-    std::fs::remove_dir_all(&d).unwrap();
 }
 
 #[test]
 fn bad_configs_exit_2_naming_file_and_key_and_leave_no_folder() {
-    let d = dir("bad");
+    let guard = dir("bad");
+    let d = guard.path().to_path_buf();
     let good = std::fs::read_to_string(config(&d, 1, 8, 4, "0.8")).unwrap();
     let cases: Vec<(String, &str)> = vec![
         (
@@ -506,13 +508,13 @@ fn bad_configs_exit_2_naming_file_and_key_and_leave_no_folder() {
     ]);
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("a-file"));
-    std::fs::remove_dir_all(&d).unwrap();
 }
 
 #[test]
 fn ctrl_c_keeps_finished_rows_writes_the_summary_and_exits_130() {
     use std::io::{BufRead, BufReader};
-    let d = dir("sigint");
+    let guard = dir("sigint");
+    let d = guard.path().to_path_buf();
     let cfg = config(&d, 8, 24, 2, "0.6, 1.0, 1.4");
     let out = d.join("out");
     let mut child = Command::new(env!("CARGO_BIN_EXE_minigpt"))
@@ -545,12 +547,12 @@ fn ctrl_c_keeps_finished_rows_writes_the_summary_and_exits_130() {
         rest.iter().any(|l| l.starts_with("interrupted after")),
         "{rest:?}"
     );
-    std::fs::remove_dir_all(&d).unwrap();
 }
 
 #[test]
 fn eval_compares_a_candidate_with_a_judging_baseline() {
-    let d = dir("eval");
+    let guard = dir("eval");
+    let d = guard.path().to_path_buf();
     std::fs::write(
         d.join("heldout.txt"),
         "to be, or not to be: that is it.\n".repeat(30),
@@ -645,7 +647,6 @@ fraction = 0.5
         assert!(err.contains(needle), "{err:?} lacks {needle:?}");
     }
     assert!(!d.join("o2").exists());
-    std::fs::remove_dir_all(&d).unwrap();
 }
 
 /// A config outside the repository names the standard strategies: they resolve to the
@@ -653,7 +654,8 @@ fraction = 0.5
 /// unknown name exits 2 listing the built-in names.
 #[test]
 fn strategy_names_resolve_to_a_file_next_to_the_config_then_to_the_builtin() {
-    let d = dir("builtin-strategies");
+    let guard = dir("builtin-strategies");
+    let d = guard.path().to_path_buf();
     let shipped = config(&d, 1, 8, 4, "0.8");
     let text = std::fs::read_to_string(&shipped).unwrap();
     // The same config without strategies_dir: names look in <config dir>/decode, which is
@@ -703,5 +705,4 @@ fn strategy_names_resolve_to_a_file_next_to_the_config_then_to_the_builtin() {
         "{err}"
     );
     assert!(!d.join("never").exists());
-    std::fs::remove_dir_all(&d).unwrap();
 }

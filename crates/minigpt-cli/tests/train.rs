@@ -5,10 +5,13 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn setup(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("minigpt-cli-train-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+/// A folder with a corpus and a training config, removed when the guard drops.
+fn setup(name: &str) -> tempfile::TempDir {
+    let guard = tempfile::Builder::new()
+        .prefix(&format!("minigpt-cli-train-{name}-"))
+        .tempdir()
+        .unwrap();
+    let dir = guard.path();
     let text = "ROMEO:\nBut soft, what light through yonder window breaks?\nIt is the east.\n\n\
                 JULIET:\nO Romeo, Romeo! wherefore art thou Romeo?\n\n"
         .repeat(20);
@@ -41,7 +44,7 @@ fn setup(name: &str) -> PathBuf {
         "#,
     )
     .unwrap();
-    dir
+    guard
 }
 
 fn train(dir: &Path, extra: &[&str]) {
@@ -61,9 +64,11 @@ fn train(dir: &Path, extra: &[&str]) {
 
 #[test]
 fn stopped_and_resumed_run_equals_the_uninterrupted_one() {
-    let whole = setup("whole");
+    let whole_guard = setup("whole");
+    let whole = whole_guard.path().to_path_buf();
     train(&whole, &[]);
-    let parts = setup("parts");
+    let parts_guard = setup("parts");
+    let parts = parts_guard.path().to_path_buf();
     // Stop mid-interval (after step 13): the checkpoint is written at the stop.
     train(&parts, &["--stop-after", "13"]);
     let log = std::fs::read_to_string(parts.join("out/training_log.csv")).unwrap();
@@ -104,8 +109,6 @@ fn stopped_and_resumed_run_equals_the_uninterrupted_one() {
         std::fs::read(whole.join("out/score.json")).unwrap(),
         std::fs::read(whole.join("out/checkpoint/score.json")).unwrap()
     );
-    std::fs::remove_dir_all(&whole).unwrap();
-    std::fs::remove_dir_all(&parts).unwrap();
 }
 
 #[test]
@@ -113,7 +116,8 @@ fn ctrl_c_saves_a_checkpoint_and_exits_130() {
     use std::io::{BufRead, BufReader};
     use std::process::Stdio;
 
-    let dir = setup("sigint");
+    let dir_guard = setup("sigint");
+    let dir = dir_guard.path().to_path_buf();
     let cfg_path = dir.join("train.toml");
     let cfg = std::fs::read_to_string(&cfg_path).unwrap();
     std::fs::write(
@@ -155,12 +159,12 @@ fn ctrl_c_saves_a_checkpoint_and_exits_130() {
     assert!(state.starts_with(&format!("{{\"step\":{step},")), "{state}");
     let log = std::fs::read_to_string(dir.join("out/training_log.csv")).unwrap();
     assert_eq!(log.lines().count(), step + 1);
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn bad_training_inputs_exit_2_with_one_line() {
-    let dir = setup("bad");
+    let dir_guard = setup("bad");
+    let dir = dir_guard.path().to_path_buf();
     let cfg_path = dir.join("train.toml");
     let base = std::fs::read_to_string(&cfg_path).unwrap();
     let run = |text: &str, needle: &str| {
@@ -192,5 +196,4 @@ fn bad_training_inputs_exit_2_with_one_line() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/train.toml"));
-    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -108,9 +108,11 @@ fn wgpu_generates_scores_and_runs_a_sweep_like_cpu() {
     }
 
     // run: a small sweep (greedy and beam search) writes the same texts on both devices.
-    let d = std::env::temp_dir().join(format!("minigpt-wgpu-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
+    let guard = tempfile::Builder::new()
+        .prefix("minigpt-wgpu-")
+        .tempdir()
+        .unwrap();
+    let d = guard.path().to_path_buf();
     let mut texts = vec![];
     for device in ["wgpu", "cpu"] {
         let cfg = d.join(format!("{device}.toml"));
@@ -160,5 +162,4 @@ strategies_dir = "{}"
         texts[0], texts[1],
         "sweep texts differ between wgpu and cpu"
     );
-    let _ = std::fs::remove_dir_all(&d);
 }

@@ -1,4 +1,4 @@
-//! The sweep config (`configs/sweep.toml`, design.md §5): what to generate and with what.
+//! The sweep config (`configs/sweep.toml`; the README's "Experiments"): what to generate and with what.
 
 use std::path::{Path, PathBuf};
 

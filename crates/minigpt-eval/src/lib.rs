@@ -1,5 +1,5 @@
-//! Experiments over decoding strategies: the metrics of generated text (design.md §6), the
-//! sweep runner and its CSV outputs, summaries, plots.
+//! Experiments over decoding strategies: the metrics of generated text (defined in the README's
+//! "Experiments" section), the sweep runner and its CSV outputs, summaries, plots.
 
 pub mod compare;
 pub mod config;

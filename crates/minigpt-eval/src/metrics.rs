@@ -1,6 +1,7 @@
-//! Metrics of generated text (design.md §6). Words are the continuation split on Unicode
-//! whitespace; n-grams are of consecutive words. Every function is small, pure and tested on
-//! hand-counted text; `scripts/metrics_reference.py` recomputes the pooled ones independently.
+//! Metrics of generated text (defined in the README's "Experiments"). Words are the
+//! continuation split on Unicode whitespace; n-grams are of consecutive words. Every function
+//! is small, pure and tested on hand-counted text; `scripts/metrics_reference.py` recomputes
+//! the pooled ones independently.
 
 use std::collections::{HashMap, HashSet};
 

@@ -17,7 +17,7 @@ use crate::config::{SweepConfig, differing_keys};
 use crate::grid::{Cell, RowRef, cells, row_seed, rows, shard, temperature_str};
 use crate::metrics;
 
-/// Columns of `generations.csv`, in order (design.md §6; the first eight identify the row).
+/// Columns of `generations.csv`, in order (the README's "Experiments" defines each; the first eight identify the row).
 pub const COLUMNS: [&str; 24] = [
     "model",
     "prompt_id",
@@ -357,11 +357,15 @@ pub fn write_run_json(
     atomic_write(&out.join(RUN_JSON), text.as_bytes())
 }
 
-/// Writes a file through a temporary sibling and a rename.
+/// Writes a file atomically and durably with `atomic-write-file` (a temporary sibling, fsync,
+/// rename, fsync of the folder): a crash leaves the old file or the new one, never a torn one.
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<(), RunError> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes).map_err(|e| io("write", &tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| io("write", path, e))
+    let write = || -> std::io::Result<()> {
+        let mut file = atomic_write_file::AtomicWriteFile::open(path)?;
+        file.write_all(bytes)?;
+        file.commit()
+    };
+    write().map_err(|e| io("write", path, e))
 }
 
 /// A number as the CSVs write it: shortest round-trip decimal, `-0` as `0`, empty for none.

@@ -1,4 +1,4 @@
-//! `summary.csv`: one row per model × strategy × temperature, pooled metrics (design.md §6)
+//! `summary.csv`: one row per model × strategy × temperature, pooled metrics (the README's "Experiments")
 //! and the means of the per-row columns; and the plots of each against temperature.
 
 use std::collections::BTreeMap;

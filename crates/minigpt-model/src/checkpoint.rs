@@ -276,24 +276,22 @@ pub fn to_safetensors(model: &Gpt) -> Result<Vec<u8>, ModelError> {
     safetensors::serialize(views, Some(meta)).map_err(bad)
 }
 
-/// Writes `config.json` and an F32 `model.safetensors` to `dir` (created if needed). Each file
-/// is written to a temporary name first and renamed, so an interrupted save leaves no torn file.
+/// Writes `config.json` and an F32 `model.safetensors` to `dir` (created if needed), each with
+/// [`write_atomic`], so an interrupted save leaves no torn file.
 pub fn save_dir(model: &Gpt, cfg: &GptConfig, dir: &Path) -> Result<(), ModelError> {
     std::fs::create_dir_all(dir).map_err(|e| ModelError::io(dir, e))?;
     let bytes = to_safetensors(model)?;
     write_atomic(&dir.join(WEIGHTS_FILE), &bytes)?;
-    let cfg_tmp = dir.join(format!(".{CONFIG_FILE}.tmp"));
-    cfg.save(&cfg_tmp)?;
-    let cfg_path = dir.join(CONFIG_FILE);
-    std::fs::rename(&cfg_tmp, &cfg_path).map_err(|e| ModelError::io(&cfg_path, e))
+    cfg.save(&dir.join(CONFIG_FILE))
 }
 
-/// Writes `bytes` to a temporary file beside `path`, then renames it over `path`.
+/// Writes a file atomically and durably with `atomic-write-file` (a temporary sibling, fsync,
+/// rename, fsync of the folder): a crash leaves the old file or the new one, never a torn one.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ModelError> {
-    let name = path
-        .file_name()
-        .map_or_else(|| "file".into(), |n| n.to_string_lossy().into_owned());
-    let tmp = path.with_file_name(format!(".{name}.tmp"));
-    std::fs::write(&tmp, bytes).map_err(|e| ModelError::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| ModelError::io(path, e))
+    let write = || -> std::io::Result<()> {
+        let mut file = atomic_write_file::AtomicWriteFile::open(path)?;
+        std::io::Write::write_all(&mut file, bytes)?;
+        file.commit()
+    };
+    write().map_err(|e| ModelError::io(path, e))
 }

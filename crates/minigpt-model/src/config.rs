@@ -200,7 +200,7 @@ impl GptConfig {
         Ok(cfg)
     }
 
-    /// Writes `config.json` in Hugging Face's format (with `architectures`).
+    /// Writes `config.json` in Hugging Face's format (with `architectures`), atomically.
     pub fn save(&self, path: &Path) -> Result<(), ModelError> {
         let mut v = serde_json::to_value(self).map_err(|e| ModelError::Config {
             path: path.to_path_buf(),
@@ -208,7 +208,7 @@ impl GptConfig {
         })?;
         v["architectures"] = serde_json::json!(["GPT2LMHeadModel"]);
         let text = serde_json::to_string_pretty(&v).unwrap_or_default();
-        std::fs::write(path, text + "\n").map_err(|e| ModelError::io(path, e))
+        crate::checkpoint::write_atomic(path, (text + "\n").as_bytes())
     }
 }
 

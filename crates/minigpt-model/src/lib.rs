@@ -21,7 +21,7 @@ pub use error::ModelError;
 pub use gpt::Gpt;
 pub use native::{DType, NativeGpt};
 pub use runner::{ContextPolicy, GptLm};
-pub use score::{Score, score};
+pub use score::{Score, continuation_perplexity, score};
 
 /// Copies a tensor to the host as f32 values (one device read).
 pub(crate) fn to_host<const D: usize>(t: burn::tensor::Tensor<D>) -> Vec<f32> {

@@ -55,3 +55,17 @@ pub fn score(lm: &GptLm, tokens: &[u32], stride: usize) -> Score {
         perplexity: (-mean).exp(),
     }
 }
+
+/// Perplexity of `continuation` after `prompt` (token ids of one tokenizer, scored as one
+/// sequence with a stride of half the context): exp of the mean negative log-probability of
+/// the continuation's tokens. `None` when either part is empty. The judge of a sweep
+/// (`judge_perplexity`) uses it.
+pub fn continuation_perplexity(lm: &GptLm, prompt: &[u32], continuation: &[u32]) -> Option<f64> {
+    if prompt.is_empty() || continuation.is_empty() {
+        return None;
+    }
+    let all: Vec<u32> = prompt.iter().chain(continuation).copied().collect();
+    let s = score(lm, &all, (lm.config.n_positions / 2).max(1));
+    let lp = &s.logprobs[prompt.len() - 1..];
+    Some((-lp.iter().sum::<f64>() / lp.len() as f64).exp())
+}

@@ -10,11 +10,12 @@ fn fixture() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/tiny-gpt2")
 }
 
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("minigpt-ckpt-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// A fresh folder, removed when the guard drops (also when the test fails).
+fn tmp(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("minigpt-ckpt-{name}-"))
+        .tempdir()
+        .unwrap()
 }
 
 /// The fixture's tensors as f32 values.
@@ -71,7 +72,8 @@ fn logits(dir: &Path) -> Vec<f32> {
 #[test]
 fn f32_with_transformer_prefix_lm_head_and_mask_buffers_loads_identically() {
     let base = logits(&fixture());
-    let dir = tmp("f32");
+    let guard = tmp("f32");
+    let dir = guard.path().to_path_buf();
     let mut t: Vec<_> = fixture_tensors()
         .into_iter()
         .map(|(n, s, v)| {
@@ -97,13 +99,13 @@ fn f32_with_transformer_prefix_lm_head_and_mask_buffers_loads_identically() {
     ));
     write_dir(&dir, &t);
     assert_eq!(logits(&dir), base, "F32 holds the F16 values exactly");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn bf16_loads_rounded_values() {
     let base = logits(&fixture());
-    let dir = tmp("bf16");
+    let guard = tmp("bf16");
+    let dir = guard.path().to_path_buf();
     let t: Vec<_> = fixture_tensors()
         .into_iter()
         .map(|(n, s, v)| (n, s, Dtype::BF16, encode(&v, Dtype::BF16)))
@@ -117,14 +119,14 @@ fn bf16_loads_rounded_values() {
         .fold(0.0f32, f32::max);
     // bf16 keeps 8 bits of mantissa: close, but not equal.
     assert!(d > 0.0 && d < 0.1, "max |Δlogit| = {d}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn save_then_load_gives_identical_logits() {
     let device = parse_device("flex").unwrap();
     let lm = GptLm::load(&fixture(), &device).unwrap();
-    let dir = tmp("save");
+    let guard = tmp("save");
+    let dir = guard.path().to_path_buf();
     save_dir(lm.model().unwrap(), &lm.config, &dir).unwrap();
     let again = GptLm::load(&dir, &device).unwrap();
     let ids = [1u32, 2, 3, 50256, 7];
@@ -141,7 +143,6 @@ fn save_then_load_gives_identical_logits() {
         &[32, 128]
     );
     assert_eq!(st.len(), 2 + 2 * 12 + 2);
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 fn load_err(dir: &Path) -> String {
@@ -156,7 +157,8 @@ fn bad_checkpoints_are_clear_errors() {
     let e = load_err(Path::new("/no/such/model"));
     assert!(e.contains("does not exist") && e.contains("--model"), "{e}");
 
-    let dir = tmp("missing");
+    let guard = tmp("missing");
+    let dir = guard.path().to_path_buf();
     std::fs::copy(fixture().join("config.json"), dir.join("config.json")).unwrap();
     let e = load_err(&dir);
     assert!(
@@ -217,5 +219,4 @@ fn bad_checkpoints_are_clear_errors() {
     )
     .unwrap();
     assert!(load_err(&dir).contains("gelu_new"));
-    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -129,8 +129,8 @@ mod tests {
 
     #[test]
     fn save_and_load() {
-        let dir = std::env::temp_dir().join(format!("minigpt-char-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let guard = tempfile::tempdir().unwrap();
+        let dir = guard.path();
         let p = dir.join(CHAR_VOCAB_FILE);
         let t = CharTokenizer::from_text("Zoë: ça va?\n");
         t.save(&p).unwrap();
@@ -143,6 +143,5 @@ mod tests {
                 .to_string()
                 .contains("single character")
         );
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

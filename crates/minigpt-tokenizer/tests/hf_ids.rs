@@ -67,13 +67,12 @@ fn model_dir_picks_tokenizer_json_first_and_builtin_for_bare_gpt2() {
 
 #[test]
 fn malformed_tokenizer_json_is_an_error() {
-    let dir = std::env::temp_dir().join(format!("minigpt-tok-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let guard = tempfile::tempdir().unwrap();
+    let dir = guard.path();
     let p = dir.join("tokenizer.json");
     std::fs::write(&p, r#"{"model": {"type": "WordPiece"}}"#).unwrap();
     let e = Gpt2Bpe::from_tokenizer_json(&p).err().unwrap().to_string();
     assert!(e.contains("only byte-level BPE"), "{e}");
     std::fs::write(&p, "{not json").unwrap();
     assert!(Gpt2Bpe::from_tokenizer_json(&p).is_err());
-    std::fs::remove_dir_all(&dir).unwrap();
 }

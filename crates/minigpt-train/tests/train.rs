@@ -6,10 +6,17 @@ use std::path::PathBuf;
 
 use minigpt_train::{TrainConfig, train};
 
-fn setup(name: &str, max_steps: usize, checkpoint_interval: usize) -> (PathBuf, TrainConfig) {
-    let dir = std::env::temp_dir().join(format!("minigpt-train-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+/// A folder with a corpus, removed when the guard drops, and a config training into it.
+fn setup(
+    name: &str,
+    max_steps: usize,
+    checkpoint_interval: usize,
+) -> (tempfile::TempDir, PathBuf, TrainConfig) {
+    let guard = tempfile::Builder::new()
+        .prefix(&format!("minigpt-train-{name}-"))
+        .tempdir()
+        .unwrap();
+    let dir = guard.path().to_path_buf();
     let text = "ROMEO:\nBut soft, what light through yonder window breaks?\nIt is the east.\n\n\
                 JULIET:\nO Romeo, Romeo! wherefore art thou Romeo?\n\n"
         .repeat(20);
@@ -42,12 +49,13 @@ fn setup(name: &str, max_steps: usize, checkpoint_interval: usize) -> (PathBuf, 
     );
     let path = dir.join("train.toml");
     std::fs::write(&path, toml).unwrap();
-    (dir.clone(), TrainConfig::load(&path).unwrap())
+    let cfg = TrainConfig::load(&path).unwrap();
+    (guard, dir, cfg)
 }
 
 #[test]
 fn loss_falls_well_below_a_uniform_guess() {
-    let (dir, cfg) = setup("falls", 60, 0);
+    let (_guard, dir, cfg) = setup("falls", 60, 0);
     let s = train(&cfg, false, |_| true).unwrap();
     let vocab = 33f64; // distinct characters of the text above
     let first = s.train_losses[0];
@@ -80,12 +88,11 @@ fn loss_falls_well_below_a_uniform_guess() {
     let ids: Vec<u32> = (0..16).map(|i| (i * 7 % 33) as u32).collect();
     assert_eq!(trained.sequence_logits(&ids), loaded.sequence_logits(&ids));
     assert!(log.starts_with("step,train_loss,val_loss,lr\n1,"));
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn bad_configs_are_clear_errors() {
-    let (dir, _) = setup("bad", 10, 0);
+    let (_guard, dir, _) = setup("bad", 10, 0);
     let path = dir.join("train.toml");
     let base = std::fs::read_to_string(&path).unwrap();
     let check = |text: String, needle: &str| {
@@ -117,5 +124,4 @@ fn bad_configs_are_clear_errors() {
     );
     std::fs::write(dir.join("out"), "a file where the output folder should be").unwrap();
     check(base.clone(), "output folder");
-    std::fs::remove_dir_all(&dir).unwrap();
 }

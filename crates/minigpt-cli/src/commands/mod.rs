@@ -1,8 +1,11 @@
 //! One module per subcommand.
 
 pub mod bench;
+pub mod eval;
 pub mod generate;
+pub mod merge;
 pub mod run;
+pub mod run_info;
 pub mod score;
 pub mod strategies;
 pub mod train;

@@ -1,0 +1,163 @@
+//! `minigpt eval`: one sweep on a candidate and on a GPT-2 baseline, judged by the baseline,
+//! compared side by side.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use minigpt_decode::{BuildContext, Registry};
+use minigpt_eval::runner::{self, Plan};
+use minigpt_model::score;
+use serde_json::json;
+
+use super::run::generate_rows;
+use super::run_info::{meta, utc_now};
+use crate::cli::EvalArgs;
+use crate::interrupt::Interrupted;
+use crate::judge::GptJudge;
+
+/// Runs `minigpt eval`.
+pub fn run(args: EvalArgs) -> Result<()> {
+    use minigpt_eval::compare::{EvalConfig, write_comparison};
+    let cfg = EvalConfig::load(&args.config)?;
+    let at = args.config.display().to_string();
+    let prompts = cfg
+        .sweep_for(false)
+        .prompt_texts()
+        .map_err(|e| anyhow::anyhow!("{at}: {e}"))?;
+    let heldout = cfg
+        .heldout_text()
+        .map_err(|e| anyhow::anyhow!("{at}: {e}"))?;
+    let registry = Registry::builtin();
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("experiments/runs").join(&cfg.experiment.name));
+    let baseline_dir = cfg.baseline.path.clone().unwrap_or_default();
+    let baseline_name = crate::load::short_name(Some(&baseline_dir));
+    // Load and check everything before the first file is written. The judge (the baseline
+    // model) is loaded once and scores both sides' rows.
+    let (jlm, jtok) = crate::load::load_at(
+        Some(&baseline_dir),
+        &cfg.baseline.device,
+        &cfg.baseline.dtype,
+    )
+    .with_context(|| format!("{at}: [baseline]"))?;
+    let mut judge = GptJudge { lm: jlm, tok: jtok };
+    let mut sides = vec![];
+    for is_baseline in [false, true] {
+        let sweep = cfg.sweep_for(is_baseline);
+        let (lm, tok) = crate::load::load_at(
+            sweep.model.path.as_deref(),
+            &sweep.model.device,
+            &sweep.model.dtype,
+        )
+        .with_context(|| {
+            format!(
+                "{at}: [{}]",
+                if is_baseline { "baseline" } else { "candidate" }
+            )
+        })?;
+        let name = crate::load::short_name(sweep.model.path.as_deref());
+        sides.push((is_baseline, sweep, lm, tok, name));
+    }
+    if sides[0].4 == sides[1].4 {
+        bail!(
+            "{at}: the candidate and the baseline are both named {:?}: give them folders with different names",
+            sides[0].4
+        );
+    }
+    let mut plans = vec![];
+    for (_, sweep, _, tok, name) in &sides {
+        let encode = |s: &str| tok.encode(s).unwrap_or_default();
+        let cx = BuildContext {
+            encode: Some(&encode),
+        };
+        let strategies = runner::load_strategies(sweep, &args.config, &registry, &cx)?;
+        plans.push(Plan::new(
+            sweep.clone(),
+            name,
+            Some(&baseline_name),
+            prompts.clone(),
+            &strategies,
+            &registry,
+            &cx,
+            None,
+        )?);
+    }
+    let started = utc_now();
+    for ((is_baseline, sweep, lm, tok, _), plan) in sides.iter_mut().zip(&plans) {
+        let dir = out.join(if *is_baseline {
+            "baseline"
+        } else {
+            "candidate"
+        });
+        let meta = meta(&sweep.model.device, &started);
+        let done = runner::prepare(plan, &dir, args.force, &meta)?;
+        eprintln!(
+            "{}: {}",
+            if *is_baseline {
+                "baseline"
+            } else {
+                "candidate"
+            },
+            plan.model_name
+        );
+        let encode = |s: &str| tok.encode(s).unwrap_or_default();
+        let cx = BuildContext {
+            encode: Some(&encode),
+        };
+        let outcome = generate_rows(
+            plan,
+            &dir,
+            &done,
+            lm,
+            tok.as_ref(),
+            &registry,
+            &cx,
+            Some(&mut judge),
+        )?;
+        runner::write_run_json(
+            plan,
+            &dir,
+            &meta,
+            (!outcome.interrupted).then_some(&utc_now()),
+        )?;
+        if outcome.interrupted {
+            return Err(Interrupted("interrupted: run the same command again to finish").into());
+        }
+    }
+    // Bits per byte of both models on the held-out text.
+    let mut bpb_rows = String::from("model,tokens,bytes,bits_per_byte,stride\n");
+    let mut bpb = serde_json::Map::new();
+    if let Some(text) = &heldout {
+        for (_, _, lm, tok, name) in &sides {
+            let ids = tok.encode(text)?;
+            if ids.len() < 2 {
+                bail!("{at}: heldout: the text is too short to score");
+            }
+            let stride = (lm.config.n_positions / 2).max(1);
+            let s = score(lm, &ids, stride);
+            let bytes = tok.decode_bytes(&ids[1..]).len();
+            let v = s.bits_per_byte(bytes);
+            bpb_rows.push_str(&minigpt_eval::csv::record(&[
+                name.clone(),
+                ids.len().to_string(),
+                bytes.to_string(),
+                format!("{v}"),
+                stride.to_string(),
+            ]));
+            bpb.insert(name.clone(), json!(v));
+            eprintln!(
+                "{name}: {v:.4} bits per byte on the held-out text ({} tokens)",
+                ids.len()
+            );
+        }
+        runner::atomic_write(&out.join("bits_per_byte.csv"), bpb_rows.as_bytes())?;
+    }
+    write_comparison(&out, &out.join("candidate"), &out.join("baseline"))?;
+    eprintln!(
+        "done: {} (comparison.csv, bits_per_byte.csv, plots/; each model's run in candidate/ and baseline/)",
+        out.display()
+    );
+    Ok(())
+}
