@@ -2,7 +2,7 @@
 //! a run stopped and resumed from its checkpoint reproduces the uninterrupted run's losses
 //! exactly, and the saved model directory loads back for generation with identical logits.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 /// A folder with a corpus and a training config, removed when the guard drops.
