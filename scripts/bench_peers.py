@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Workers and the report of `scripts/bench_peers.sh` (run that script, not this file).
 
-    bench_peers.py minigpt DTYPE    `minigpt bench` ($MINIGPT, $MODEL), JSON on stdout
+    bench_peers.py minigpt DTYPE    `minigpt bench` ($MINIGPT, $MODEL), JSON on stdout; the
+                                    system is named $MINIGPT_LABEL (default "minigpt")
     bench_peers.py hf MODEL_DIR     Hugging Face transformers (PyTorch), JSON on stdout
     bench_peers.py llama GGUF       llama.cpp through llama-cpp-python, JSON on stdout
     bench_peers.py table RESULTS    the table of every result line in RESULTS (JSON lines)
@@ -48,7 +49,7 @@ def minigpt(dtype):
     new, repeats = env_int("NEW_TOKENS", 128), env_int("REPEATS", 3)
     common = [exe, "bench", "--model", model, "--device", "cpu", "--dtype", dtype, "--json",
               "--repeats", str(repeats)]
-    out = {"system": "minigpt", "dtype": dtype, "threads": env_int("THREADS", 2),
+    out = {"system": os.environ.get("MINIGPT_LABEL", "minigpt"), "dtype": dtype, "threads": env_int("THREADS", 2),
            "version": subprocess.run([exe, "--version"], capture_output=True, text=True).stdout.strip()}
     env = dict(os.environ, RAYON_NUM_THREADS=str(out["threads"]))
     run = lambda args: [json.loads(l) for l in subprocess.run(

@@ -8,6 +8,10 @@
 #
 #   scripts/bench_peers.sh                 # 2 rounds, 2 threads
 #   ROUNDS=3 THREADS=2 scripts/bench_peers.sh
+#   MINIGPT_BASE=/tmp/minigpt-before scripts/bench_peers.sh   # also an older build, as a peer
+#
+# With MINIGPT_BASE, that binary runs in every round next to the fresh build (as the system
+# "minigpt base"), so a change is measured before and after in one sitting.
 #
 # Installs what it needs itself: a venv under the system temp dir ($PEERS_VENV, default
 # ${TMPDIR:-/tmp}/minigpt-peers-venv; ~6 GB with torch; llama-cpp-python compiles for ~9
@@ -118,9 +122,15 @@ for r in $(seq 1 "$rounds"); do
   say "round $r of $rounds"
   OMP_NUM_THREADS=$THREADS "$work/bw" >>"$results"
   "$py" scripts/bench_peers.py minigpt f32 >>"$results"
+  if [ -n "${MINIGPT_BASE:-}" ]; then
+    MINIGPT=$MINIGPT_BASE MINIGPT_LABEL="minigpt base" "$py" scripts/bench_peers.py minigpt f32 >>"$results"
+  fi
   "$py" scripts/bench_peers.py hf "$model" >>"$results"
   "$py" scripts/bench_peers.py llama "$work/gpt2-random-f32.gguf" >>"$results"
   "$py" scripts/bench_peers.py minigpt f16 >>"$results"
+  if [ -n "${MINIGPT_BASE:-}" ]; then
+    MINIGPT=$MINIGPT_BASE MINIGPT_LABEL="minigpt base" "$py" scripts/bench_peers.py minigpt f16 >>"$results"
+  fi
   "$py" scripts/bench_peers.py llama "$work/gpt2-random-f16.gguf" >>"$results"
 done
 OMP_NUM_THREADS=$THREADS "$work/bw" >>"$results"
