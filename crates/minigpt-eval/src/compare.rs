@@ -7,8 +7,14 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{ConfigError, Experiment, ModelRef, Prompts, Sweep, SweepConfig};
-use crate::runner::{RunError, SUMMARY, atomic_write, opt};
-use crate::summary::{MEANS, POOLED};
+use crate::error::RunError;
+use crate::row::{BitsPerByteRow, SummaryRow, format_num};
+use crate::run_dir::{RunDir, atomic_write, write_csv};
+
+/// The comparison of the two summaries.
+pub const COMPARISON: &str = "comparison.csv";
+/// Bits per byte of both models on the held-out text.
+pub const BITS_PER_BYTE: &str = "bits_per_byte.csv";
 
 /// `configs/eval-gpt2.toml`.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -137,67 +143,67 @@ impl EvalConfig {
     }
 }
 
-/// Metrics compared, in `comparison.csv` order (summary column names).
-pub fn compared_metrics() -> Vec<String> {
-    POOLED
-        .iter()
-        .map(|s| s.to_string())
-        .chain(MEANS.iter().map(|s| format!("mean_{s}")))
-        .filter(|m| m != "mean_seconds" && m != "mean_tokens_per_s")
+/// Metrics compared, in `comparison.csv` order (summary column names): all but the timings.
+pub fn compared_metrics() -> Vec<&'static str> {
+    SummaryRow::default()
+        .metrics()
+        .into_iter()
+        .map(|(name, _)| name)
+        .filter(|m| *m != "mean_seconds" && *m != "mean_tokens_per_s")
         .collect()
 }
 
-/// Writes `comparison.csv` from the two summaries: one row per strategy × temperature and,
-/// for each metric, the candidate's value, the baseline's and their difference.
-pub fn write_comparison(out: &Path, candidate: &Path, baseline: &Path) -> Result<(), RunError> {
-    let read = |dir: &Path| -> Result<Vec<Vec<String>>, RunError> {
-        let p = dir.join(SUMMARY);
-        let text = std::fs::read_to_string(&p)
-            .map_err(|e| RunError(format!("cannot read {}: {e}", p.display())))?;
-        let (recs, _) = crate::csv::parse(&text)
-            .map_err(|e| RunError(format!("cannot parse {}: {e}", p.display())))?;
-        Ok(recs)
-    };
-    let (c, b) = (read(candidate)?, read(baseline)?);
-    let header = crate::summary::summary_columns();
-    let idx = |m: &str| header.iter().position(|h| h == m);
+/// Writes `comparison.csv` in `out` from the two run folders' summaries: one row per strategy
+/// × temperature of the candidate and, for each metric, the candidate's value, the baseline's
+/// and their difference. Then the plots of both models' lines.
+pub fn write_comparison(out: &Path, candidate: &RunDir, baseline: &RunDir) -> Result<(), RunError> {
+    let (c, b) = (candidate.read_summary()?, baseline.read_summary()?);
     let metrics = compared_metrics();
-    let mut cols = vec![
+    let mut header = vec![
         "strategy".to_string(),
         "temperature".into(),
         "candidate".into(),
         "baseline".into(),
     ];
     for m in &metrics {
-        cols.push(format!("{m}_candidate"));
-        cols.push(format!("{m}_baseline"));
-        cols.push(format!("{m}_diff"));
+        header.extend(["candidate", "baseline", "diff"].map(|side| format!("{m}_{side}")));
     }
-    let mut text = crate::csv::record(&cols);
-    for crow in c.iter().skip(1) {
+    let path = out.join(COMPARISON);
+    let mut w = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::Any(b'\n'))
+        .from_writer(vec![]);
+    let encode = |e: csv::Error| RunError::io("encode", &path, e);
+    w.write_record(&header).map_err(encode)?;
+    for crow in &c {
         let brow = b
             .iter()
-            .skip(1)
-            .find(|r| r[1] == crow[1] && r[2] == crow[2]);
+            .find(|r| r.strategy == crow.strategy && r.temperature == crow.temperature);
         let mut rec = vec![
-            crow[1].clone(),
-            crow[2].clone(),
-            crow[0].clone(),
-            brow.map(|r| r[0].clone()).unwrap_or_default(),
+            crow.strategy.clone(),
+            format_num(crow.temperature),
+            crow.model.clone(),
+            brow.map(|r| r.model.clone()).unwrap_or_default(),
         ];
         for m in &metrics {
-            let i = idx(m).expect("a summary column");
-            let cv: Option<f64> = crow[i].parse().ok();
-            let bv: Option<f64> = brow.and_then(|r| r[i].parse().ok());
-            rec.push(opt(cv));
-            rec.push(opt(bv));
-            rec.push(opt(cv.zip(bv).map(|(x, y)| x - y)));
+            let cv = crow.metric(m).flatten();
+            let bv = brow.and_then(|r| r.metric(m).flatten());
+            rec.push(format_num(cv));
+            rec.push(format_num(bv));
+            rec.push(format_num(cv.zip(bv).map(|(x, y)| x - y)));
         }
-        text.push_str(&crate::csv::record(&rec));
+        w.write_record(&rec).map_err(encode)?;
     }
-    atomic_write(&out.join("comparison.csv"), text.as_bytes())?;
+    let bytes = w
+        .into_inner()
+        .map_err(|e| RunError::io("encode", &path, e.into_error()))?;
+    atomic_write(&path, &bytes)?;
     // Plots with both models' lines.
-    let mut rows: Vec<Vec<String>> = c.iter().skip(1).cloned().collect();
-    rows.extend(b.iter().skip(1).cloned());
-    crate::plot::write_plots(out, &header, &rows)
+    let mut rows = c;
+    rows.extend(b);
+    RunDir::new(out).write_plots(&rows)
+}
+
+/// Writes `bits_per_byte.csv` in `out`.
+pub fn write_bits_per_byte(out: &Path, rows: &[BitsPerByteRow]) -> Result<(), RunError> {
+    write_csv(&out.join(BITS_PER_BYTE), rows)
 }

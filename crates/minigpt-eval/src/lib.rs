@@ -1,14 +1,25 @@
 //! Experiments over decoding strategies: the metrics of generated text (defined in the README's
-//! "Experiments" section), the sweep runner and its CSV outputs, summaries, plots.
+//! "Experiments" section), the sweep and its run folders (typed CSV rows, summaries, plots),
+//! merging shards, and the comparison of a candidate with a baseline.
+//!
+//! Modules depend on each other in one direction: `row` and `metrics` are leaves; `summary`
+//! and `plot` read rows; `run_dir` owns the folder and its files; `sweep`, `merge` and
+//! `compare` work through `run_dir`.
 
 pub mod compare;
 pub mod config;
-pub mod csv;
+pub mod error;
 pub mod grid;
+pub mod merge;
 pub mod metrics;
 pub mod plot;
-pub mod runner;
+pub mod row;
+pub mod run_dir;
 pub mod summary;
+pub mod sweep;
 
 pub use config::{ConfigError, SweepConfig};
-pub use runner::{Judge, Outcome, Plan, Progress, RunError};
+pub use error::RunError;
+pub use row::{GenerationRow, RowKey, SummaryRow};
+pub use run_dir::RunDir;
+pub use sweep::{Generator, Judge, Outcome, Plan, Progress};

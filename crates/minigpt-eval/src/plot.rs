@@ -2,10 +2,10 @@
 //! deterministic strategies (no temperature) are dashed horizontal lines. Plain SVG text, no
 //! plotting dependency.
 
+use std::collections::BTreeSet;
 use std::fmt::Write;
-use std::path::Path;
 
-use crate::runner::{RunError, atomic_write};
+use crate::row::SummaryRow;
 
 /// Summary columns that get a plot (when they have values).
 pub const PLOTTED: [&str; 16] = [
@@ -217,25 +217,23 @@ pub fn line_chart(title: &str, y_label: &str, series: &[Series]) -> String {
     s
 }
 
-/// Writes `plots/<metric>.svg` for each plotted summary column that has values.
-pub fn write_plots(out: &Path, columns: &[String], rows: &[Vec<String>]) -> Result<(), RunError> {
-    let dir = out.join("plots");
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| RunError(format!("cannot create {}: {e}", dir.display())))?;
-    let models: std::collections::BTreeSet<&str> = rows.iter().map(|r| r[0].as_str()).collect();
+/// The charts of a summary: `(metric, SVG)` for each plotted metric that has values, one line
+/// per strategy (per model and strategy when the rows hold several models).
+pub fn charts(rows: &[SummaryRow]) -> Vec<(&'static str, String)> {
+    let models: BTreeSet<&str> = rows.iter().map(|r| r.model.as_str()).collect();
+    let mut out = vec![];
     for metric in PLOTTED {
-        let Some(c) = columns.iter().position(|x| x == metric) else {
-            continue;
-        };
         let mut series: Vec<Series> = vec![];
         for r in rows {
-            let Ok(y) = r[c].parse::<f64>() else { continue };
-            let label = if models.len() > 1 {
-                format!("{} / {}", r[0], r[1])
-            } else {
-                r[1].clone()
+            let Some(Some(y)) = r.metric(metric) else {
+                continue;
             };
-            let x = r[2].parse::<f64>().ok();
+            let label = if models.len() > 1 {
+                format!("{} / {}", r.model, r.strategy)
+            } else {
+                r.strategy.clone()
+            };
+            let x = r.temperature;
             match series.iter_mut().find(|s| s.label == label) {
                 Some(s) => s.points.push((x, y)),
                 None => series.push(Series {
@@ -244,13 +242,12 @@ pub fn write_plots(out: &Path, columns: &[String], rows: &[Vec<String>]) -> Resu
                 }),
             }
         }
-        if series.is_empty() {
-            continue;
+        if !series.is_empty() {
+            let svg = line_chart(&format!("{metric} against temperature"), metric, &series);
+            out.push((metric, svg));
         }
-        let svg = line_chart(&format!("{metric} against temperature"), metric, &series);
-        atomic_write(&dir.join(format!("{metric}.svg")), svg.as_bytes())?;
     }
-    Ok(())
+    out
 }
 
 #[cfg(test)]

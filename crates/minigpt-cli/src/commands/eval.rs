@@ -5,19 +5,20 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use minigpt_decode::{BuildContext, Registry};
-use minigpt_eval::runner::{self, Plan};
+use minigpt_eval::compare::{EvalConfig, write_bits_per_byte, write_comparison};
+use minigpt_eval::row::BitsPerByteRow;
+use minigpt_eval::run_dir::utc_now;
+use minigpt_eval::{Plan, RunDir};
 use minigpt_model::score;
-use serde_json::json;
 
-use super::run::generate_rows;
-use super::run_info::{meta, utc_now};
+use super::run::run_sweep;
+use super::run_info::meta;
 use crate::cli::EvalArgs;
 use crate::interrupt::Interrupted;
 use crate::judge::GptJudge;
 
 /// Runs `minigpt eval`.
 pub fn run(args: EvalArgs) -> Result<()> {
-    use minigpt_eval::compare::{EvalConfig, write_comparison};
     let cfg = EvalConfig::load(&args.config)?;
     let at = args.config.display().to_string();
     let prompts = cfg
@@ -72,13 +73,12 @@ pub fn run(args: EvalArgs) -> Result<()> {
         let cx = BuildContext {
             encode: Some(&encode),
         };
-        let strategies = runner::load_strategies(sweep, &args.config, &registry, &cx)?;
         plans.push(Plan::new(
             sweep.clone(),
+            &args.config,
             name,
             Some(&baseline_name),
             prompts.clone(),
-            &strategies,
             &registry,
             &cx,
             None,
@@ -86,13 +86,8 @@ pub fn run(args: EvalArgs) -> Result<()> {
     }
     let started = utc_now();
     for ((is_baseline, sweep, lm, tok, _), plan) in sides.iter_mut().zip(&plans) {
-        let dir = out.join(if *is_baseline {
-            "baseline"
-        } else {
-            "candidate"
-        });
+        let dir = RunDir::new(out.join(side_dir(*is_baseline)));
         let meta = meta(&sweep.model.device, &started);
-        let done = runner::prepare(plan, &dir, args.force, &meta)?;
         eprintln!(
             "{}: {}",
             if *is_baseline {
@@ -106,29 +101,23 @@ pub fn run(args: EvalArgs) -> Result<()> {
         let cx = BuildContext {
             encode: Some(&encode),
         };
-        let outcome = generate_rows(
+        let outcome = run_sweep(
             plan,
             &dir,
-            &done,
+            args.force,
+            &meta,
             lm,
             tok.as_ref(),
             &registry,
             &cx,
             Some(&mut judge),
         )?;
-        runner::write_run_json(
-            plan,
-            &dir,
-            &meta,
-            (!outcome.interrupted).then_some(&utc_now()),
-        )?;
         if outcome.interrupted {
             return Err(Interrupted("interrupted: run the same command again to finish").into());
         }
     }
     // Bits per byte of both models on the held-out text.
-    let mut bpb_rows = String::from("model,tokens,bytes,bits_per_byte,stride\n");
-    let mut bpb = serde_json::Map::new();
+    let mut bpb_rows = vec![];
     if let Some(text) = &heldout {
         for (_, _, lm, tok, name) in &sides {
             let ids = tok.encode(text)?;
@@ -139,25 +128,33 @@ pub fn run(args: EvalArgs) -> Result<()> {
             let s = score(lm, &ids, stride);
             let bytes = tok.decode_bytes(&ids[1..]).len();
             let v = s.bits_per_byte(bytes);
-            bpb_rows.push_str(&minigpt_eval::csv::record(&[
-                name.clone(),
-                ids.len().to_string(),
-                bytes.to_string(),
-                format!("{v}"),
-                stride.to_string(),
-            ]));
-            bpb.insert(name.clone(), json!(v));
+            bpb_rows.push(BitsPerByteRow {
+                model: name.clone(),
+                tokens: ids.len(),
+                bytes,
+                bits_per_byte: Some(v),
+                stride,
+            });
             eprintln!(
                 "{name}: {v:.4} bits per byte on the held-out text ({} tokens)",
                 ids.len()
             );
         }
-        runner::atomic_write(&out.join("bits_per_byte.csv"), bpb_rows.as_bytes())?;
+        write_bits_per_byte(&out, &bpb_rows)?;
     }
-    write_comparison(&out, &out.join("candidate"), &out.join("baseline"))?;
+    write_comparison(
+        &out,
+        &RunDir::new(out.join(side_dir(false))),
+        &RunDir::new(out.join(side_dir(true))),
+    )?;
     eprintln!(
         "done: {} (comparison.csv, bits_per_byte.csv, plots/; each model's run in candidate/ and baseline/)",
         out.display()
     );
     Ok(())
+}
+
+/// The folder of one side's run inside the evaluation's folder.
+fn side_dir(baseline: bool) -> &'static str {
+    if baseline { "baseline" } else { "candidate" }
 }

@@ -1,17 +1,17 @@
 //! `minigpt run`: the experiment runner.
 
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use minigpt_decode::{BuildContext, Registry};
-use minigpt_eval::runner::{self, Judge, Plan};
-use minigpt_eval::{SweepConfig, grid};
+use minigpt_eval::run_dir::utc_now;
+use minigpt_eval::{Generator, Judge, Outcome, Plan, RunDir, SweepConfig, grid};
 use minigpt_model::GptLm;
 use minigpt_tokenizer::Tokenizer;
 
-use super::run_info::{meta, utc_now};
+use super::run_info::meta;
 use crate::cli::RunArgs;
 use crate::interrupt::Interrupted;
 use crate::judge::GptJudge;
@@ -48,7 +48,6 @@ pub fn run(args: RunArgs) -> Result<()> {
     let cx = BuildContext {
         encode: Some(&encode),
     };
-    let strategies = runner::load_strategies(&cfg, &args.config, &registry, &cx)?;
     let model_name = crate::load::short_name(cfg.model.path.as_deref());
     let judge_name = cfg
         .judge
@@ -56,10 +55,10 @@ pub fn run(args: RunArgs) -> Result<()> {
         .map(|j| crate::load::short_name(j.path.as_deref()));
     let plan = Plan::new(
         cfg.clone(),
+        &args.config,
         &model_name,
         judge_name.as_deref(),
         prompts,
-        &strategies,
         &registry,
         &cx,
         shard,
@@ -68,25 +67,17 @@ pub fn run(args: RunArgs) -> Result<()> {
         .out
         .clone()
         .unwrap_or_else(|| PathBuf::from("experiments/runs").join(&cfg.experiment.name));
-    let started = utc_now();
-    let meta = meta(&cfg.model.device, &started);
-    let done = runner::prepare(&plan, &out, args.force, &meta)?;
-    let outcome = generate_rows(
+    let meta = meta(&cfg.model.device, &utc_now());
+    let outcome = run_sweep(
         &plan,
-        &out,
-        &done,
+        &RunDir::new(&out),
+        args.force,
+        &meta,
         &mut lm,
         tok.as_ref(),
         &registry,
         &cx,
         judge.as_mut(),
-    )?;
-    let finished = utc_now();
-    runner::write_run_json(
-        &plan,
-        &out,
-        &meta,
-        (!outcome.interrupted).then_some(&finished),
     )?;
     eprintln!(
         "{} {} rows ({} generated now in {} model batches, {} already there) in {}: generations.csv, summary.csv, plots/",
@@ -107,17 +98,20 @@ pub fn run(args: RunArgs) -> Result<()> {
     Ok(())
 }
 
+/// Runs a plan in a folder with a progress bar (or, without a terminal, a line per tenth of
+/// the grid), stopping between batches on Ctrl-C.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn generate_rows(
+pub(crate) fn run_sweep(
     plan: &Plan,
-    out: &Path,
-    done: &std::collections::HashSet<runner::Key>,
+    out: &RunDir,
+    force: bool,
+    meta: &serde_json::Value,
     lm: &mut GptLm,
     tok: &dyn Tokenizer,
     registry: &Registry,
     cx: &BuildContext<'_>,
     judge: Option<&mut GptJudge>,
-) -> Result<runner::Outcome> {
+) -> Result<Outcome> {
     crate::interrupt::install().context("cannot install the Ctrl-C handler")?;
     let bar = ProgressBar::new(plan.rows.len() as u64);
     bar.set_style(
@@ -127,16 +121,20 @@ pub(crate) fn generate_rows(
     let plain = !std::io::stderr().is_terminal();
     let mut last_line = 0usize;
     let eos = lm.config.eos_token_id.or(tok.eos_token_id());
-    let outcome = runner::run(
-        plan,
-        out,
-        done,
-        lm,
-        tok,
-        eos,
+    let generator = Generator {
+        model: lm,
+        tokenizer: tok,
+        eos_token_id: eos,
         registry,
         cx,
-        judge.map(|j| j as &mut dyn Judge),
+        judge: judge.map(|j| j as &mut dyn Judge),
+    };
+    let outcome = minigpt_eval::sweep::run(
+        plan,
+        out,
+        force,
+        meta,
+        generator,
         |p| {
             bar.set_position(p.rows_done as u64);
             let rate = p.tokens as f64 / p.seconds.max(1e-9);

@@ -1,14 +1,7 @@
 //! What `run.json` records about the process that wrote a run: versions, device, threads,
 //! command, and times (UTC, RFC 3339).
 
-use std::time::SystemTime;
-
 use serde_json::json;
-
-/// UTC time now as RFC 3339 to the second (`2026-11-27T19:05:00Z`).
-pub fn utc_now() -> String {
-    humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
-}
 
 /// The `run.json` fields about this process.
 pub fn meta(device: &str, started: &str) -> serde_json::Value {

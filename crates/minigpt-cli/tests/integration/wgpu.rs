@@ -7,14 +7,9 @@
 //! `MINIGPT_REQUIRE_WGPU=1`, so that in CI a missing adapter fails these tests. Elsewhere, on a
 //! machine without any Vulkan driver, they say so on stderr and pass.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
-use minigpt_eval::runner::COLUMNS;
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+use crate::util::{command, root};
 
 fn fixture() -> String {
     root()
@@ -24,8 +19,7 @@ fn fixture() -> String {
 }
 
 fn minigpt(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_minigpt"))
-        .args(args)
+    command(args)
         // Fewer autotune trials: the fixture is tiny, and lavapipe is slow to compile kernels.
         .env("CUBECL_AUTOTUNE_LEVEL", "minimal")
         .output()
@@ -108,10 +102,7 @@ fn wgpu_generates_scores_and_runs_a_sweep_like_cpu() {
     }
 
     // run: a small sweep (greedy and beam search) writes the same texts on both devices.
-    let guard = tempfile::Builder::new()
-        .prefix("minigpt-wgpu-")
-        .tempdir()
-        .unwrap();
+    let guard = crate::util::temp_dir("wgpu");
     let d = guard.path().to_path_buf();
     let mut texts = vec![];
     for device in ["wgpu", "cpu"] {
@@ -147,16 +138,9 @@ strategies_dir = "{}"
             "--out",
             &out.display().to_string(),
         ]));
-        let text = std::fs::read_to_string(out.join("generations.csv")).unwrap();
-        let (records, _) = minigpt_eval::csv::parse(&text).unwrap();
-        let col = COLUMNS.iter().position(|c| *c == "text").unwrap();
-        assert_eq!(records.len(), 1 + 6, "{text}");
-        texts.push(
-            records[1..]
-                .iter()
-                .map(|r| r[col].clone())
-                .collect::<Vec<_>>(),
-        );
+        let rows = minigpt_eval::RunDir::new(&out).read_generations().unwrap();
+        assert_eq!(rows.len(), 6);
+        texts.push(rows.into_iter().map(|r| r.text).collect::<Vec<_>>());
     }
     assert_eq!(
         texts[0], texts[1],

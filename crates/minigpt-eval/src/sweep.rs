@@ -1,9 +1,8 @@
-//! The sweep runner: generates every row of the grid into `generations.csv` (appended and
-//! flushed row by row, resumable), then writes `summary.csv`, `run.json` and the plots.
+//! The sweep: every row of the grid generated into a run folder's `generations.csv`
+//! (appended batch by batch, resumable), then `summary.csv`, the plots and `run.json`.
+//! [`Plan::new`] resolves and checks everything without touching a file; [`run`] does the rest.
 
 use std::collections::{HashMap, HashSet};
-use std::fs::OpenOptions;
-use std::io::Write;
 use std::path::Path;
 use std::time::Instant;
 
@@ -13,56 +12,16 @@ use minigpt_decode::{
 use minigpt_tokenizer::Tokenizer;
 use serde_json::{Value, json};
 
-use crate::config::{SweepConfig, differing_keys};
-use crate::grid::{Cell, RowRef, cells, row_seed, rows, shard, temperature_str};
+use crate::config::SweepConfig;
+use crate::error::RunError;
+use crate::grid::{Cell, RowRef, cells, row_seed, rows, shard};
 use crate::metrics;
-
-/// Columns of `generations.csv`, in order (the README's "Experiments" defines each; the first eight identify the row).
-pub const COLUMNS: [&str; 24] = [
-    "model",
-    "prompt_id",
-    "strategy",
-    "temperature",
-    "sample",
-    "seed",
-    "prompt",
-    "text",
-    "n_tokens",
-    "finish_reason",
-    "rep_2",
-    "rep_3",
-    "rep_4",
-    "diversity",
-    "distinct_1",
-    "distinct_2",
-    "repetition_rate",
-    "mean_logprob",
-    "perplexity",
-    "mean_entropy",
-    "mean_sampling_entropy",
-    "judge_perplexity",
-    "seconds",
-    "tokens_per_s",
-];
+use crate::row::{GenerationRow, RowKey};
+use crate::run_dir::{RunDir, RunInfo, utc_now};
+use crate::summary::mean;
 
 /// Words before a continuation word that `repetition_rate` looks at.
 pub const REPETITION_WINDOW: usize = 32;
-
-/// The file names of a run folder.
-pub const GENERATIONS: &str = "generations.csv";
-/// See [`GENERATIONS`].
-pub const SUMMARY: &str = "summary.csv";
-/// See [`GENERATIONS`].
-pub const RUN_JSON: &str = "run.json";
-
-/// A run that cannot start or finish; the message says what to do.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct RunError(pub String);
-
-fn io(what: &str, path: &Path, e: impl std::fmt::Display) -> RunError {
-    RunError(format!("cannot {what} {}: {e}", path.display()))
-}
 
 /// Scores continuations with a second model (`judge_perplexity`).
 pub trait Judge {
@@ -94,7 +53,7 @@ pub struct Plan {
 /// Loads the strategies a config names; errors name the config and the entry. A name is a
 /// file `<strategies_dir>/<name>.toml` when there is one, else the built-in strategy of that
 /// name; an entry ending in `.toml` is a file.
-pub fn load_strategies(
+fn load_strategies(
     cfg: &SweepConfig,
     config_path: &Path,
     registry: &Registry,
@@ -140,18 +99,21 @@ pub fn load_strategies(
 }
 
 impl Plan {
-    /// Builds the grid. `judge_name` is part of the fingerprint.
+    /// Resolves a config into its grid: loads the strategies it names (`config_path` is for
+    /// errors), builds the cells and rows (all, or shard `k` of `n`) and the fingerprint.
+    /// `judge_name` is part of the fingerprint. Writes nothing.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         config: SweepConfig,
+        config_path: &Path,
         model_name: &str,
         judge_name: Option<&str>,
         prompts: Vec<String>,
-        strategies: &[(String, Strategy)],
         registry: &Registry,
         cx: &BuildContext<'_>,
         shard_of: Option<(usize, usize)>,
     ) -> Result<Self, RunError> {
+        let strategies = &load_strategies(&config, config_path, registry, cx)?;
         if config.sweep.temperatures.is_empty()
             && strategies.iter().any(|(_, s)| !s.is_deterministic())
         {
@@ -199,31 +161,31 @@ impl Plan {
         })
     }
 
-    /// The key of a row: model, prompt id, strategy, temperature, sample.
-    pub fn key(&self, r: &RowRef) -> Key {
+    /// The key of a row.
+    pub fn key(&self, r: &RowRef) -> RowKey {
         let c = &self.cells[r.cell];
-        (
-            self.model_name.clone(),
-            r.prompt.to_string(),
-            c.strategy.clone(),
-            temperature_str(c.temperature),
-            r.sample.to_string(),
+        RowKey::new(
+            &self.model_name,
+            r.prompt,
+            &c.strategy,
+            c.temperature,
+            r.sample,
         )
     }
-}
 
-/// `(model, prompt_id, strategy, temperature, sample)` as written in the CSV.
-pub type Key = (String, String, String, String, String);
-
-/// The key of a CSV record.
-pub fn record_key(rec: &[String]) -> Key {
-    (
-        rec[0].clone(),
-        rec[1].clone(),
-        rec[2].clone(),
-        rec[3].clone(),
-        rec[4].clone(),
-    )
+    /// `run.json` of this plan: `meta` describes the process; `finished` is the end time.
+    pub fn info(&self, meta: &Value, finished: Option<String>) -> RunInfo {
+        RunInfo {
+            config: json!(self.config),
+            finished,
+            grid: self.fingerprint.clone(),
+            merged_from: None,
+            meta: meta.clone(),
+            rows_in_grid: self.grid_rows,
+            rows_in_this_run: self.rows.len(),
+            shard: self.shard.map(|(k, n)| format!("{k}/{n}")),
+        }
+    }
 }
 
 /// Reported after every batch.
@@ -252,135 +214,9 @@ pub struct Outcome {
     pub batches: usize,
 }
 
-/// Reads the records of a run folder's `generations.csv`, cutting a torn last record off the
-/// file. Checks the header.
-pub fn read_generations(path: &Path, repair: bool) -> Result<Vec<Vec<String>>, RunError> {
-    let text = std::fs::read_to_string(path).map_err(|e| io("read", path, e))?;
-    let (mut records, complete) = crate::csv::parse(&text).map_err(|e| io("parse", path, e))?;
-    if complete < text.len() && repair {
-        let f = OpenOptions::new()
-            .write(true)
-            .open(path)
-            .map_err(|e| io("repair", path, e))?;
-        f.set_len(complete as u64)
-            .map_err(|e| io("repair", path, e))?;
-    }
-    if records.is_empty() || records[0] != COLUMNS {
-        return Err(RunError(format!(
-            "{}: not a minigpt generations file (its header differs); use another --out folder",
-            path.display()
-        )));
-    }
-    records.remove(0);
-    if let Some(bad) = records.iter().position(|r| r.len() != COLUMNS.len()) {
-        return Err(RunError(format!(
-            "{}: record {} has {} fields, not {}",
-            path.display(),
-            bad + 1,
-            records[bad].len(),
-            COLUMNS.len()
-        )));
-    }
-    Ok(records)
-}
-
-/// Prepares the output folder: a new one is created with `run.json` and the CSV header; an
-/// existing run of the same fingerprint is resumed; a different one is refused (naming the
-/// keys) unless `force`. Returns the keys already finished.
-pub fn prepare(
-    plan: &Plan,
-    out: &Path,
-    force: bool,
-    meta: &Value,
-) -> Result<HashSet<Key>, RunError> {
-    let run_json = out.join(RUN_JSON);
-    let gens = out.join(GENERATIONS);
-    if out.exists() {
-        if !run_json.is_file() {
-            let empty = std::fs::read_dir(out)
-                .map_err(|e| io("read", out, e))?
-                .next()
-                .is_none();
-            if !empty {
-                return Err(RunError(format!(
-                    "{} exists and is not a minigpt run folder (no run.json): choose another --out",
-                    out.display()
-                )));
-            }
-        } else {
-            let old: Value = serde_json::from_str(
-                &std::fs::read_to_string(&run_json).map_err(|e| io("read", &run_json, e))?,
-            )
-            .map_err(|e| io("parse", &run_json, e))?;
-            let keys = differing_keys(&old["grid"], &plan.fingerprint);
-            if !keys.is_empty() && !force {
-                return Err(RunError(format!(
-                    "{} holds a run of a different config (differs in: {}): use another --out, or --force to add to it",
-                    out.display(),
-                    keys.join(", ")
-                )));
-            }
-        }
-    }
-    std::fs::create_dir_all(out).map_err(|e| io("create", out, e))?;
-    write_run_json(plan, out, meta, None)?;
-    let mut done = HashSet::new();
-    if gens.is_file() {
-        for rec in read_generations(&gens, true)? {
-            done.insert(record_key(&rec));
-        }
-    } else {
-        let header = crate::csv::record(&COLUMNS);
-        atomic_write(&gens, header.as_bytes())?;
-    }
-    Ok(done)
-}
-
-/// Writes `run.json`: the resolved config, the grid fingerprint, `meta` (versions, device,
-/// start time...) and, when finished, the end time.
-pub fn write_run_json(
-    plan: &Plan,
-    out: &Path,
-    meta: &Value,
-    finished: Option<&str>,
-) -> Result<(), RunError> {
-    let v = json!({
-        "config": plan.config,
-        "grid": plan.fingerprint,
-        "shard": plan.shard.map(|(k, n)| format!("{k}/{n}")),
-        "rows_in_grid": plan.grid_rows,
-        "rows_in_this_run": plan.rows.len(),
-        "meta": meta,
-        "finished": finished,
-    });
-    let text = serde_json::to_string_pretty(&v).map_err(|e| io("encode", out, e))?;
-    atomic_write(&out.join(RUN_JSON), text.as_bytes())
-}
-
-/// Writes a file atomically and durably with `atomic-write-file` (a temporary sibling, fsync,
-/// rename, fsync of the folder): a crash leaves the old file or the new one, never a torn one.
-pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<(), RunError> {
-    let write = || -> std::io::Result<()> {
-        let mut file = atomic_write_file::AtomicWriteFile::open(path)?;
-        file.write_all(bytes)?;
-        file.commit()
-    };
-    write().map_err(|e| io("write", path, e))
-}
-
-/// A number as the CSVs write it: shortest round-trip decimal, `-0` as `0`, empty for none.
-pub fn opt(v: Option<f64>) -> String {
-    v.map_or_else(String::new, |x| format!("{}", x + 0.0))
-}
-
-/// The mean of the values, `None` for none.
-pub(crate) fn mean(v: &[f64]) -> Option<f64> {
-    (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
-}
-
-/// The CSV fields of one generated row.
+/// The row of one generation.
 #[allow(clippy::too_many_arguments)]
-pub fn row_fields(
+fn generation_row(
     plan: &Plan,
     r: &RowRef,
     seed: u64,
@@ -388,71 +224,95 @@ pub fn row_fields(
     g: &Generation,
     judge_perplexity: Option<f64>,
     seconds: f64,
-) -> Vec<String> {
+) -> GenerationRow {
     let cell = &plan.cells[r.cell];
     let prompt = &plan.prompts[r.prompt];
     let words = metrics::words(text);
     let prompt_words = metrics::words(prompt);
     let mean_logprob = mean(&g.logprobs);
-    vec![
-        plan.model_name.clone(),
-        r.prompt.to_string(),
-        cell.strategy.clone(),
-        temperature_str(cell.temperature),
-        r.sample.to_string(),
-        seed.to_string(),
-        prompt.clone(),
-        text.to_string(),
-        g.tokens.len().to_string(),
-        g.finish_reason.as_str().to_string(),
-        opt(metrics::rep_n(&words, 2)),
-        opt(metrics::rep_n(&words, 3)),
-        opt(metrics::rep_n(&words, 4)),
-        opt(metrics::diversity(&words)),
-        opt(metrics::distinct_n(&words, 1)),
-        opt(metrics::distinct_n(&words, 2)),
-        opt(metrics::repetition_rate(
-            &prompt_words,
-            &words,
-            REPETITION_WINDOW,
-        )),
-        opt(mean_logprob),
-        opt(mean_logprob.map(|m| (-m).exp())),
-        opt(mean(&g.entropies)),
-        opt(mean(&g.sampling_entropies)),
-        opt(judge_perplexity),
-        format!("{seconds:.4}"),
-        if seconds > 0.0 {
-            format!("{:.2}", g.tokens.len() as f64 / seconds)
-        } else {
-            String::new()
-        },
-    ]
+    GenerationRow {
+        model: plan.model_name.clone(),
+        prompt_id: r.prompt,
+        strategy: cell.strategy.clone(),
+        temperature: cell.temperature,
+        sample: r.sample,
+        seed,
+        prompt: prompt.clone(),
+        text: text.to_string(),
+        n_tokens: g.tokens.len(),
+        finish_reason: g.finish_reason.as_str().to_string(),
+        rep_2: metrics::rep_n(&words, 2),
+        rep_3: metrics::rep_n(&words, 3),
+        rep_4: metrics::rep_n(&words, 4),
+        diversity: metrics::diversity(&words),
+        distinct_1: metrics::distinct_n(&words, 1),
+        distinct_2: metrics::distinct_n(&words, 2),
+        repetition_rate: metrics::repetition_rate(&prompt_words, &words, REPETITION_WINDOW),
+        mean_logprob,
+        perplexity: mean_logprob.map(|m| (-m).exp()),
+        mean_entropy: mean(&g.entropies),
+        mean_sampling_entropy: mean(&g.sampling_entropies),
+        judge_perplexity,
+        seconds,
+        tokens_per_s: (seconds > 0.0).then(|| g.tokens.len() as f64 / seconds),
+    }
 }
 
-/// Generates every unfinished row of `plan` into `out`, a batch (rows of one cell) at a time,
-/// the batch's rows appended in one write and flushed as soon as it is done (a kill loses at
-/// most the batch in flight; a torn last record is cut off by the next run). `stop` is polled between
-/// batches. Writes the summary and plots at the end (also when stopped).
-#[allow(clippy::too_many_arguments)]
+/// What generates a run's rows: the model and its tokenizer, the plugins, and the judge.
+pub struct Generator<'a> {
+    /// The model.
+    pub model: &'a mut dyn LanguageModel,
+    /// Its tokenizer.
+    pub tokenizer: &'a dyn Tokenizer,
+    /// The end-of-text token, if the model has one.
+    pub eos_token_id: Option<u32>,
+    /// The plugins strategies are built from.
+    pub registry: &'a Registry,
+    /// What plugins may use to build (the tokenizer's encoder).
+    pub cx: &'a BuildContext<'a>,
+    /// Scores each continuation (`judge_perplexity`), if the config has a judge.
+    pub judge: Option<&'a mut dyn Judge>,
+}
+
+/// Runs `plan` in the folder `out`: opens it ([`RunDir::prepare`]: a new folder, or a resumed
+/// run of the same grid; another grid is refused unless `force`), generates every unfinished
+/// row a batch at a time, each batch's rows appended in one write and flushed as soon as it
+/// is done (a kill loses at most the batch in flight), then writes the summary, the plots and
+/// `run.json` (with `meta`, the process's description, and the end time unless stopped).
+/// `stop` is polled between batches; `on_progress` hears after each.
 pub fn run(
     plan: &Plan,
-    out: &Path,
-    done: &HashSet<Key>,
-    model: &mut dyn LanguageModel,
-    tokenizer: &dyn Tokenizer,
-    eos_token_id: Option<u32>,
-    registry: &Registry,
-    cx: &BuildContext<'_>,
-    mut judge: Option<&mut dyn Judge>,
+    out: &RunDir,
+    force: bool,
+    meta: &Value,
+    generator: Generator<'_>,
     mut on_progress: impl FnMut(&Progress),
     stop: &dyn Fn() -> bool,
 ) -> Result<Outcome, RunError> {
-    let gens_path = out.join(GENERATIONS);
-    let mut file = OpenOptions::new()
-        .append(true)
-        .open(&gens_path)
-        .map_err(|e| io("open", &gens_path, e))?;
+    let done = out.prepare(&plan.info(meta, None), force)?;
+    let outcome = generate(plan, out, &done, generator, &mut on_progress, stop)?;
+    let finished = (!outcome.interrupted).then(utc_now);
+    out.write_info(&plan.info(meta, finished))?;
+    Ok(outcome)
+}
+
+fn generate(
+    plan: &Plan,
+    out: &RunDir,
+    done: &HashSet<RowKey>,
+    generator: Generator<'_>,
+    on_progress: &mut impl FnMut(&Progress),
+    stop: &dyn Fn() -> bool,
+) -> Result<Outcome, RunError> {
+    let Generator {
+        model,
+        tokenizer,
+        eos_token_id,
+        registry,
+        cx,
+        mut judge,
+    } = generator;
+    let mut file = out.appender()?;
     let prompt_ids: Vec<Vec<u32>> = plan
         .prompts
         .iter()
@@ -567,13 +427,11 @@ pub fn run(
         })
         .map_err(|e| RunError(format!("generation failed: {e}")))?;
         let batch_seconds = t0.elapsed().as_secs_f64();
-        let mut chunk = String::new();
-        let mut written = 0;
+        let mut chunk = vec![];
         for (i, (r, g)) in batch.iter().zip(&gens).enumerate() {
             if !wanted[i] {
                 continue;
             }
-            written += 1;
             let text = tokenizer.decode(&g.tokens);
             let judged = match judge.as_deref_mut() {
                 Some(j) => j
@@ -586,42 +444,34 @@ pub fn run(
             } else {
                 last_token_at[i]
             };
-            let fields = row_fields(plan, r, seeds[i], &text, g, judged, secs);
-            chunk.push_str(&crate::csv::record(&fields));
+            chunk.push(generation_row(plan, r, seeds[i], &text, g, judged, secs));
             progress.tokens += g.tokens.len();
         }
-        // One write per batch, each record complete: a kill leaves whole rows and at most a
-        // torn tail, which the next run cuts off.
-        file.write_all(chunk.as_bytes())
-            .and_then(|_| file.flush())
-            .map_err(|e| io("append to", &gens_path, e))?;
+        // One write per batch, each record complete.
+        file.append(&chunk)?;
+        let written = chunk.len();
         generated += written;
         batches_run += 1;
         progress.rows_done += written;
         progress.seconds = started.elapsed().as_secs_f64();
         on_progress(&progress);
     }
-    file.sync_all().map_err(|e| io("sync", &gens_path, e))?;
-    drop(file);
+    file.finish()?;
     if packed && !interrupted {
         // Packed batches append rows out of grid order: put a finished run back in it.
-        let order: HashMap<Key, usize> = all
+        let order: HashMap<RowKey, usize> = all
             .iter()
             .enumerate()
             .map(|(i, r)| (plan.key(r), i))
             .collect();
-        let mut records = read_generations(&gens_path, false)?;
-        let at = |rec: &Vec<String>| order.get(&record_key(rec)).map_or((0, 0), |&i| (1, i));
+        let mut records = out.read_generations()?;
+        let at = |rec: &GenerationRow| order.get(&rec.key()).map_or((0, 0), |&i| (1, i));
         if !records.is_sorted_by_key(at) {
             records.sort_by_key(at); // stable: rows of other grids (--force) stay first
-            let mut text = crate::csv::record(&COLUMNS);
-            for r in &records {
-                text.push_str(&crate::csv::record(r));
-            }
-            atomic_write(&gens_path, text.as_bytes())?;
+            out.write_generations(&records)?;
         }
     }
-    crate::summary::write_summary(out)?;
+    out.write_summary()?;
     Ok(Outcome {
         generated,
         skipped,

@@ -2,31 +2,13 @@
 //! `--model`: the copy built into the binary is the directory's, and it writes and scores
 //! Shakespeare-shaped English far better than a uniform or unigram guess.
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
+use crate::util::{json, minigpt_ok as minigpt, root};
 
 fn shipped() -> String {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../models/minigpt-shakespeare")
+    root()
+        .join("models/minigpt-shakespeare")
         .display()
         .to_string()
-}
-
-fn minigpt(args: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_minigpt"))
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn json(out: &Output) -> serde_json::Value {
-    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 /// Sonnet 18 (public domain): Shakespeare's English, but not in tinyshakespeare (plays only).

@@ -3,24 +3,14 @@
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use minigpt_eval::csv;
 use minigpt_eval::metrics;
-use minigpt_eval::runner::{COLUMNS, opt};
+use minigpt_eval::row::{GenerationRow, format_num as opt};
+use minigpt_eval::run_dir::header;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// A fresh folder, removed when the guard drops (also when the test fails).
-fn dir(name: &str) -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix(&format!("minigpt-run-{name}-"))
-        .tempdir()
-        .unwrap()
-}
+use crate::util::{command, minigpt, minigpt_ok as run_ok, root, temp_dir as dir};
 
 /// A sweep config over the fixture: `prompts` × (greedy + beam_4 + two sampling strategies at
 /// each temperature) × `samples`.
@@ -52,31 +42,29 @@ strategies_dir = "{}"
     p
 }
 
-fn minigpt(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_minigpt"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn run_ok(args: &[&str]) {
-    let out = minigpt(args);
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
+/// The records of a CSV file as strings, the header first (read with the `csv` crate, not
+/// minigpt's own reader).
 fn records(path: &Path) -> Vec<Vec<String>> {
     let text = std::fs::read_to_string(path).unwrap();
-    let (recs, len) = csv::parse(&text).unwrap();
-    assert_eq!(len, text.len(), "{} ends in a torn record", path.display());
-    recs
+    assert!(
+        text.ends_with('\n'),
+        "{} ends in a torn record",
+        path.display()
+    );
+    csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(text.as_bytes())
+        .records()
+        .map(|r| r.unwrap().iter().map(String::from).collect())
+        .collect()
 }
 
+/// The position of a column of `generations.csv`.
 fn col(name: &str) -> usize {
-    COLUMNS.iter().position(|c| *c == name).unwrap()
+    header::<GenerationRow>()
+        .iter()
+        .position(|c| c == name)
+        .unwrap()
 }
 
 /// Every column but the two timings.
@@ -267,18 +255,17 @@ fn killed_runs_resume_to_the_uninterrupted_result() {
     let gens = parts.join("generations.csv");
     let mut kills = 0;
     for at in [1, 40, 90] {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_minigpt"))
-            .args([
-                "run",
-                "--config",
-                &cfg_s,
-                "--out",
-                &parts.display().to_string(),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = command(&[
+            "run",
+            "--config",
+            &cfg_s,
+            "--out",
+            &parts.display().to_string(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
         let t0 = Instant::now();
         loop {
             let n = std::fs::read_to_string(&gens)
@@ -517,23 +504,22 @@ fn ctrl_c_keeps_finished_rows_writes_the_summary_and_exits_130() {
     let d = guard.path().to_path_buf();
     let cfg = config(&d, 8, 24, 2, "0.6, 1.0, 1.4");
     let out = d.join("out");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_minigpt"))
-        .args([
-            "run",
-            "--config",
-            &cfg.display().to_string(),
-            "--out",
-            &out.display().to_string(),
-        ])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = command(&[
+        "run",
+        "--config",
+        &cfg.display().to_string(),
+        "--out",
+        &out.display().to_string(),
+    ])
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
     // Without a terminal, progress is a line per tenth of the grid: interrupt after the first.
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let first = lines.next().unwrap().unwrap();
     assert!(first.contains(" rows, "), "{first}");
     // Ctrl-C, as the shell sends it (kill(1): no unsafe code in the test).
-    let sent = Command::new("kill")
+    let sent = std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
         .unwrap();

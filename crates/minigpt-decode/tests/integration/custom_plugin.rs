@@ -1,7 +1,7 @@
 //! Runs `examples/custom_strategy.rs` (a user plugin registered through `Registry`), so CI both
 //! builds and runs it.
 
-#[path = "../examples/custom_strategy.rs"]
+#[path = "../../examples/custom_strategy.rs"]
 mod example;
 
 #[test]

@@ -1,30 +1,11 @@
 //! End-to-end tests of the `minigpt` binary on the tiny random GPT-2 fixture.
 
 use std::path::PathBuf;
-use std::process::{Command, Output};
 
-fn fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures")
-}
+use crate::util::{fixtures, json, minigpt};
 
 fn model() -> String {
     fixtures().join("tiny-gpt2").display().to_string()
-}
-
-fn minigpt(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_minigpt"))
-        .args(args)
-        .output()
-        .expect("the binary runs")
-}
-
-fn json(out: &Output) -> serde_json::Value {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("one JSON object")
 }
 
 fn reference() -> serde_json::Value {
@@ -200,10 +181,7 @@ fn bad_inputs_exit_2_with_one_line() {
 
 #[test]
 fn broken_model_dirs_exit_2() {
-    let guard = tempfile::Builder::new()
-        .prefix("minigpt-cli-broken-")
-        .tempdir()
-        .unwrap();
+    let guard = crate::util::temp_dir("cli-broken");
     let dir = guard.path().to_path_buf();
     let src = fixtures().join("tiny-gpt2");
     let d = dir.display().to_string();
@@ -245,7 +223,7 @@ fn long_prompt_slides_by_default() {
 }
 
 fn configs() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../configs/decode")
+    crate::util::root().join("configs/decode")
 }
 
 #[test]
@@ -374,10 +352,7 @@ fn show_chain_and_strategies_listing() {
 #[test]
 fn bad_strategy_use_exits_2() {
     let m = model();
-    let guard = tempfile::Builder::new()
-        .prefix("minigpt-cli-strategy-")
-        .tempdir()
-        .unwrap();
+    let guard = crate::util::temp_dir("cli-strategy");
     let dir = guard.path().to_path_buf();
     let bad = dir.join("bad.toml");
     std::fs::write(

@@ -3,14 +3,12 @@
 //! exactly, and the saved model directory loads back for generation with identical logits.
 
 use std::path::Path;
-use std::process::Command;
+
+use crate::util::{command, minigpt_ok, temp_dir};
 
 /// A folder with a corpus and a training config, removed when the guard drops.
 fn setup(name: &str) -> tempfile::TempDir {
-    let guard = tempfile::Builder::new()
-        .prefix(&format!("minigpt-cli-train-{name}-"))
-        .tempdir()
-        .unwrap();
+    let guard = temp_dir(&format!("train-{name}"));
     let dir = guard.path();
     let text = "ROMEO:\nBut soft, what light through yonder window breaks?\nIt is the east.\n\n\
                 JULIET:\nO Romeo, Romeo! wherefore art thou Romeo?\n\n"
@@ -51,15 +49,7 @@ fn train(dir: &Path, extra: &[&str]) {
     let cfg = dir.join("train.toml").display().to_string();
     let mut args = vec!["train", "--config", cfg.as_str()];
     args.extend_from_slice(extra);
-    let out = Command::new(env!("CARGO_BIN_EXE_minigpt"))
-        .args(&args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    minigpt_ok(&args);
 }
 
 #[test]
@@ -87,17 +77,16 @@ fn stopped_and_resumed_run_equals_the_uninterrupted_one() {
     // same log-probabilities as its checkpoint copy (saved separately, loaded separately).
     for d in [whole.join("out"), whole.join("out/checkpoint")] {
         let m = d.display().to_string();
-        let out = Command::new(env!("CARGO_BIN_EXE_minigpt"))
-            .args([
-                "score",
-                "--model",
-                &m,
-                "--text",
-                "ROMEO:\nBut soft",
-                "--json",
-            ])
-            .output()
-            .unwrap();
+        let out = command(&[
+            "score",
+            "--model",
+            &m,
+            "--text",
+            "ROMEO:\nBut soft",
+            "--json",
+        ])
+        .output()
+        .unwrap();
         assert!(
             out.status.success(),
             "{}",
@@ -125,8 +114,7 @@ fn ctrl_c_saves_a_checkpoint_and_exits_130() {
         cfg.replace("max_steps = 30", "max_steps = 1000000"),
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_minigpt"))
-        .args(["train", "--config", &cfg_path.display().to_string()])
+    let mut child = command(&["train", "--config", &cfg_path.display().to_string()])
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -135,7 +123,7 @@ fn ctrl_c_saves_a_checkpoint_and_exits_130() {
     let first = lines.next().unwrap().unwrap();
     assert!(first.starts_with("step 10/1000000 |"), "{first}");
     // Ctrl-C, as the shell sends it (kill(1): no unsafe code in the test).
-    let sent = Command::new("kill")
+    let sent = std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
         .unwrap();
@@ -169,8 +157,7 @@ fn bad_training_inputs_exit_2_with_one_line() {
     let base = std::fs::read_to_string(&cfg_path).unwrap();
     let run = |text: &str, needle: &str| {
         std::fs::write(&cfg_path, text).unwrap();
-        let out = Command::new(env!("CARGO_BIN_EXE_minigpt"))
-            .args(["train", "--config", &cfg_path.display().to_string()])
+        let out = command(&["train", "--config", &cfg_path.display().to_string()])
             .output()
             .unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
@@ -190,8 +177,7 @@ fn bad_training_inputs_exit_2_with_one_line() {
     );
     std::fs::write(dir.join("out"), "a file, not a folder").unwrap();
     run(&base, "output folder");
-    let out = Command::new(env!("CARGO_BIN_EXE_minigpt"))
-        .args(["train", "--config", "/nonexistent/train.toml"])
+    let out = command(&["train", "--config", "/nonexistent/train.toml"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));

@@ -1,0 +1,10 @@
+//! End-to-end tests of the `minigpt` binary: one test binary (as ripgrep and uv do), one
+//! module per area, helpers shared in `util`.
+
+mod util;
+
+mod cli;
+mod default_model;
+mod run;
+mod train;
+mod wgpu;

@@ -1,0 +1,56 @@
+//! What every end-to-end test uses: the repository's paths, the binary, temp folders.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+/// The repository's root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// `tests/fixtures`.
+pub fn fixtures() -> PathBuf {
+    root().join("tests/fixtures")
+}
+
+/// The binary with `args`, not yet run.
+pub fn command(args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_minigpt"));
+    c.args(args);
+    c
+}
+
+/// Runs the binary with `args`.
+pub fn minigpt(args: &[&str]) -> Output {
+    command(args).output().expect("the binary runs")
+}
+
+/// Runs the binary with `args` and checks that it succeeded.
+pub fn minigpt_ok(args: &[&str]) -> Output {
+    let out = minigpt(args);
+    assert!(
+        out.status.success(),
+        "{args:?}: exit {:?}: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// The JSON object a successful run printed.
+pub fn json(out: &Output) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("one JSON object")
+}
+
+/// A fresh folder, removed when the guard drops (also when the test fails).
+pub fn temp_dir(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("minigpt-test-{name}-"))
+        .tempdir()
+        .unwrap()
+}

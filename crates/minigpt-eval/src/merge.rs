@@ -1,0 +1,98 @@
+//! Merging the shard folders of one config into one run folder.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use crate::config::differing_keys;
+use crate::error::RunError;
+use crate::row::GenerationRow;
+use crate::row::RowKey;
+use crate::run_dir::{MergedPart, RUN_JSON, RunDir, RunInfo};
+
+/// What a merge wrote.
+#[derive(Debug, Clone, Copy)]
+pub struct Merged {
+    /// Rows in the merged folder.
+    pub rows: usize,
+    /// Rows in the whole grid.
+    pub rows_in_grid: usize,
+}
+
+/// Merges the run folders `parts` (shards of one grid) into the new folder `out`: the rows of
+/// all parts once each, in the grid's order, with `run.json` (finished at `finished`),
+/// `summary.csv` and the plots. Refuses parts of different grids, naming the keys that differ.
+pub fn merge(parts: &[PathBuf], out: &Path, finished: &str) -> Result<Merged, RunError> {
+    if out.exists() {
+        return Err(RunError(format!(
+            "{} already exists: merge into a new folder",
+            out.display()
+        )));
+    }
+    let mut first: Option<(PathBuf, RunInfo)> = None;
+    let mut merged_from = vec![];
+    let mut rows: Vec<GenerationRow> = vec![];
+    let mut seen = HashSet::new();
+    for dir in parts {
+        let part = RunDir::new(dir);
+        if !part.file(RUN_JSON).is_file() {
+            return Err(RunError(format!(
+                "{} is not a run folder (no run.json)",
+                dir.display()
+            )));
+        }
+        let info = part.read_info()?;
+        if let Some((first_dir, first_info)) = &first {
+            let keys = differing_keys(&first_info.grid, &info.grid);
+            if !keys.is_empty() {
+                return Err(RunError(format!(
+                    "{} is a run of a different config than {} (differs in: {})",
+                    dir.display(),
+                    first_dir.display(),
+                    keys.join(", ")
+                )));
+            }
+        }
+        merged_from.push(MergedPart {
+            dir: dir.display().to_string(),
+            shard: info.shard.clone(),
+        });
+        for row in part.read_generations()? {
+            if seen.insert(row.key()) {
+                rows.push(row);
+            }
+        }
+        if first.is_none() {
+            first = Some((dir.clone(), info));
+        }
+    }
+    // Canonical order: the grid's (cells in order of first appearance, then prompt, sample).
+    let mut cells: Vec<RowKey> = vec![];
+    for r in &rows {
+        let c = r.key();
+        if !cells.iter().any(|x: &RowKey| x.cell() == c.cell()) {
+            cells.push(c);
+        }
+    }
+    rows.sort_by_cached_key(|r| {
+        let k = r.key();
+        (
+            cells.iter().position(|c| c.cell() == k.cell()),
+            r.prompt_id,
+            r.sample,
+        )
+    });
+    let mut info = first.map(|f| f.1).unwrap_or_default();
+    info.shard = None;
+    info.merged_from = Some(merged_from);
+    info.rows_in_this_run = rows.len();
+    info.finished = Some(finished.to_string());
+    let run = RunDir::new(out);
+    std::fs::create_dir_all(out).map_err(|e| RunError::io("create", out, e))?;
+    run.write_generations(&rows)?;
+    run.write_info(&info)?;
+    run.write_summary()?;
+    Ok(Merged {
+        rows: rows.len(),
+        rows_in_grid: info.rows_in_grid,
+    })
+}

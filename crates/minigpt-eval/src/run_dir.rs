@@ -1,0 +1,391 @@
+//! A run folder: its layout (`run.json`, `generations.csv`, `summary.csv`, `plots/`), and every
+//! read and write of it. Whole files are written atomically and durably; `generations.csv`
+//! grows by appends of whole batches, and a torn last record (a kill mid-write) is cut off
+//! when the folder is next opened.
+
+use std::collections::HashSet;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::config::differing_keys;
+use crate::error::RunError;
+use crate::row::{GenerationRow, RowKey, SummaryRow};
+
+/// The generated rows.
+pub const GENERATIONS: &str = "generations.csv";
+/// One row per model × strategy × temperature.
+pub const SUMMARY: &str = "summary.csv";
+/// The config, the grid's fingerprint and the process that wrote the folder.
+pub const RUN_JSON: &str = "run.json";
+/// The charts of the summary's metrics.
+pub const PLOTS: &str = "plots";
+
+/// `run.json`. Fields are in alphabetical order, the order the file has always had.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RunInfo {
+    /// The resolved config.
+    #[serde(default)]
+    pub config: Value,
+    /// When the run finished (RFC 3339), `null` while unfinished.
+    #[serde(default)]
+    pub finished: Option<String>,
+    /// What determines the generated rows: a folder only takes rows of an equal grid.
+    #[serde(default)]
+    pub grid: Value,
+    /// For a merged folder: the folders merged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged_from: Option<Vec<MergedPart>>,
+    /// Versions, device, threads, command and start time of the process.
+    #[serde(default)]
+    pub meta: Value,
+    /// Rows in the whole grid.
+    #[serde(default)]
+    pub rows_in_grid: usize,
+    /// Rows this folder is to hold (all, or one shard's).
+    #[serde(default)]
+    pub rows_in_this_run: usize,
+    /// `K/N` for a shard.
+    #[serde(default)]
+    pub shard: Option<String>,
+}
+
+/// One folder of a merge.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MergedPart {
+    /// The folder.
+    pub dir: String,
+    /// Its shard, if it was one.
+    pub shard: Option<String>,
+}
+
+/// UTC time now as RFC 3339 to the second (`2026-11-27T19:05:00Z`), as `run.json` records it.
+pub fn utc_now() -> String {
+    humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
+}
+
+/// A run folder at a path (which may not exist yet).
+#[derive(Debug, Clone)]
+pub struct RunDir {
+    path: PathBuf,
+}
+
+impl RunDir {
+    /// The folder at `path`.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self { path: path.into() }
+    }
+
+    /// The folder's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The path of a file in the folder.
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.path.join(name)
+    }
+
+    /// Opens the folder for a run with `info`: a new or empty folder gets `run.json` and the
+    /// CSV header; a run of the same grid is resumed (its torn last record cut off); one of a
+    /// different grid is refused, naming the keys that differ, unless `force`. Returns the
+    /// keys of the rows already there.
+    pub fn prepare(&self, info: &RunInfo, force: bool) -> Result<HashSet<RowKey>, RunError> {
+        let out = &self.path;
+        if out.exists() {
+            if !self.file(RUN_JSON).is_file() {
+                let empty = std::fs::read_dir(out)
+                    .map_err(|e| RunError::io("read", out, e))?
+                    .next()
+                    .is_none();
+                if !empty {
+                    return Err(RunError(format!(
+                        "{} exists and is not a minigpt run folder (no run.json): choose another --out",
+                        out.display()
+                    )));
+                }
+            } else {
+                let old = self.read_info()?;
+                let keys = differing_keys(&old.grid, &info.grid);
+                if !keys.is_empty() && !force {
+                    return Err(RunError(format!(
+                        "{} holds a run of a different config (differs in: {}): use another --out, or --force to add to it",
+                        out.display(),
+                        keys.join(", ")
+                    )));
+                }
+            }
+        }
+        std::fs::create_dir_all(out).map_err(|e| RunError::io("create", out, e))?;
+        self.write_info(info)?;
+        let gens = self.file(GENERATIONS);
+        if gens.is_file() {
+            Ok(read_generations(&gens, true)?
+                .iter()
+                .map(GenerationRow::key)
+                .collect())
+        } else {
+            self.write_generations(&[])?;
+            Ok(HashSet::new())
+        }
+    }
+
+    /// Reads `run.json`.
+    pub fn read_info(&self) -> Result<RunInfo, RunError> {
+        let p = self.file(RUN_JSON);
+        let text = std::fs::read_to_string(&p).map_err(|e| RunError::io("read", &p, e))?;
+        serde_json::from_str(&text).map_err(|e| RunError::io("parse", &p, e))
+    }
+
+    /// Writes `run.json`.
+    pub fn write_info(&self, info: &RunInfo) -> Result<(), RunError> {
+        let p = self.file(RUN_JSON);
+        let text = serde_json::to_string_pretty(info).map_err(|e| RunError::io("encode", &p, e))?;
+        atomic_write(&p, text.as_bytes())
+    }
+
+    /// The rows of `generations.csv` (the file is not changed; a torn last record is left out).
+    pub fn read_generations(&self) -> Result<Vec<GenerationRow>, RunError> {
+        read_generations(&self.file(GENERATIONS), false)
+    }
+
+    /// Replaces `generations.csv` with the header and `rows`.
+    pub fn write_generations(&self, rows: &[GenerationRow]) -> Result<(), RunError> {
+        write_csv(&self.file(GENERATIONS), rows)
+    }
+
+    /// Opens `generations.csv` for appending rows.
+    pub fn appender(&self) -> Result<Appender, RunError> {
+        let path = self.file(GENERATIONS);
+        let file = OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .map_err(|e| RunError::io("open", &path, e))?;
+        Ok(Appender { file, path })
+    }
+
+    /// The rows of `summary.csv`.
+    pub fn read_summary(&self) -> Result<Vec<SummaryRow>, RunError> {
+        read_csv(&self.file(SUMMARY))
+    }
+
+    /// Rewrites `summary.csv` and the plots from `generations.csv`.
+    pub fn write_summary(&self) -> Result<(), RunError> {
+        let rows = crate::summary::summarize(&self.read_generations()?);
+        write_csv(&self.file(SUMMARY), &rows)?;
+        self.write_plots(&rows)
+    }
+
+    /// Writes `plots/<metric>.svg` for each plotted metric of `rows` that has values.
+    pub fn write_plots(&self, rows: &[SummaryRow]) -> Result<(), RunError> {
+        let dir = self.file(PLOTS);
+        std::fs::create_dir_all(&dir).map_err(|e| RunError::io("create", &dir, e))?;
+        for (metric, svg) in crate::plot::charts(rows) {
+            atomic_write(&dir.join(format!("{metric}.svg")), svg.as_bytes())?;
+        }
+        Ok(())
+    }
+}
+
+/// Appends whole batches of rows to `generations.csv`.
+pub struct Appender {
+    file: File,
+    path: PathBuf,
+}
+
+impl Appender {
+    /// Appends `rows` in one write and flushes: a kill leaves whole rows and at most a torn
+    /// tail, which the next [`RunDir::prepare`] cuts off.
+    pub fn append(&mut self, rows: &[GenerationRow]) -> Result<(), RunError> {
+        let bytes = csv_bytes(None, rows).map_err(|e| RunError::io("encode", &self.path, e))?;
+        self.file
+            .write_all(&bytes)
+            .and_then(|_| self.file.flush())
+            .map_err(|e| RunError::io("append to", &self.path, e))
+    }
+
+    /// Syncs the file to disk.
+    pub fn finish(self) -> Result<(), RunError> {
+        self.file
+            .sync_all()
+            .map_err(|e| RunError::io("sync", &self.path, e))
+    }
+}
+
+/// Writes a file atomically and durably with `atomic-write-file` (a temporary sibling, fsync,
+/// rename, fsync of the folder): a crash leaves the old file or the new one, never a torn one.
+pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<(), RunError> {
+    let write = || -> std::io::Result<()> {
+        let mut file = atomic_write_file::AtomicWriteFile::open(path)?;
+        file.write_all(bytes)?;
+        file.commit()
+    };
+    write().map_err(|e| RunError::io("write", path, e))
+}
+
+/// The CSV writer of every file: records end in `\n`; fields with a comma, quote, CR or LF
+/// are quoted, quotes doubled.
+fn writer() -> csv::WriterBuilder {
+    let mut b = csv::WriterBuilder::new();
+    b.terminator(csv::Terminator::Any(b'\n')).has_headers(false);
+    b
+}
+
+/// The header of `T`'s CSV: its field names, in order.
+pub fn header<T: Serialize + Default>() -> Vec<String> {
+    let mut w = csv::WriterBuilder::new().from_writer(vec![]);
+    let bytes = w
+        .serialize(T::default())
+        .ok()
+        .and_then(|_| w.into_inner().ok())
+        .unwrap_or_default();
+    csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(bytes.as_slice())
+        .records()
+        .next()
+        .and_then(Result::ok)
+        .map(|r| r.iter().map(String::from).collect())
+        .unwrap_or_default()
+}
+
+/// `rows` as CSV bytes, after `header` when given.
+fn csv_bytes<T: Serialize>(header: Option<&[String]>, rows: &[T]) -> Result<Vec<u8>, csv::Error> {
+    let mut w = writer().from_writer(vec![]);
+    if let Some(h) = header {
+        w.write_record(h)?;
+    }
+    for r in rows {
+        w.serialize(r)?;
+    }
+    w.into_inner().map_err(|e| e.into_error().into())
+}
+
+/// Writes a CSV of `rows` with `T`'s header, atomically.
+pub fn write_csv<T: Serialize + Default>(path: &Path, rows: &[T]) -> Result<(), RunError> {
+    let bytes =
+        csv_bytes(Some(&header::<T>()), rows).map_err(|e| RunError::io("encode", path, e))?;
+    atomic_write(path, &bytes)
+}
+
+/// Reads a whole CSV of `T` rows (columns by name).
+pub fn read_csv<T: DeserializeOwned>(path: &Path) -> Result<Vec<T>, RunError> {
+    let mut r = csv::Reader::from_path(path).map_err(|e| RunError::io("read", path, e))?;
+    r.deserialize()
+        .collect::<Result<_, _>>()
+        .map_err(|e| RunError::io("parse", path, e))
+}
+
+/// Reads `generations.csv`, checking its header. A torn last record (no line end after it,
+/// or too few fields: a write cut short) is left out, and cut off the file when `repair`.
+fn read_generations(path: &Path, repair: bool) -> Result<Vec<GenerationRow>, RunError> {
+    let bytes = std::fs::read(path).map_err(|e| RunError::io("read", path, e))?;
+    let want = header::<GenerationRow>();
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(bytes.as_slice());
+    let mut records: Vec<csv::ByteRecord> = vec![];
+    let mut rec = csv::ByteRecord::new();
+    while reader
+        .read_byte_record(&mut rec)
+        .map_err(|e| RunError::io("parse", path, e))?
+    {
+        records.push(rec.clone());
+    }
+    // Where the complete records end: the start of a torn last record, if there is one.
+    let torn = records.last().is_some_and(|last| {
+        !bytes.ends_with(b"\n") || (records.len() > 1 && last.len() != want.len())
+    });
+    if torn {
+        let start = records
+            .pop()
+            .and_then(|r| r.position().map(|p| p.byte()))
+            .unwrap_or(0);
+        if repair {
+            let f = OpenOptions::new()
+                .write(true)
+                .open(path)
+                .map_err(|e| RunError::io("repair", path, e))?;
+            f.set_len(start)
+                .map_err(|e| RunError::io("repair", path, e))?;
+        }
+    }
+    let mut records = records.into_iter();
+    let head = records.next().map(|h| {
+        h.iter()
+            .map(|f| String::from_utf8_lossy(f).into_owned())
+            .collect::<Vec<_>>()
+    });
+    if head.as_ref() != Some(&want) {
+        return Err(RunError(format!(
+            "{}: not a minigpt generations file (its header differs); use another --out folder",
+            path.display()
+        )));
+    }
+    let head = csv::ByteRecord::from(want.iter().map(String::as_str).collect::<Vec<_>>());
+    records
+        .enumerate()
+        .map(|(i, r)| {
+            if r.len() != want.len() {
+                return Err(RunError(format!(
+                    "{}: record {} has {} fields, not {}",
+                    path.display(),
+                    i + 1,
+                    r.len(),
+                    want.len()
+                )));
+            }
+            r.deserialize(Some(&head))
+                .map_err(|e| RunError(format!("{}: record {}: {e}", path.display(), i + 1)))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::row::tests::sample_row;
+
+    #[test]
+    fn a_torn_last_record_is_left_out_and_cut_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunDir::new(dir.path());
+        let mut second = sample_row();
+        second.sample = 2;
+        second.text = "two\nlines, and \"quotes\"".into();
+        run.write_generations(&[sample_row(), second.clone()])
+            .unwrap();
+        let path = run.file(GENERATIONS);
+        let whole = std::fs::read(&path).unwrap();
+        let first_end = whole.len() - csv_bytes(None, &[second.clone()]).unwrap().len();
+        // Every cut inside the last record: the first row survives, the file is cut back to it.
+        for cut in first_end + 1..whole.len() {
+            std::fs::write(&path, &whole[..cut]).unwrap();
+            let rows = read_generations(&path, false).unwrap();
+            assert_eq!(rows.len(), 1, "cut at {cut}");
+            assert_eq!(std::fs::read(&path).unwrap().len(), cut, "not repaired");
+            let rows = read_generations(&path, true).unwrap();
+            assert_eq!(rows.len(), 1, "cut at {cut}");
+            assert_eq!(std::fs::read(&path).unwrap(), &whole[..first_end]);
+        }
+        std::fs::write(&path, &whole).unwrap();
+        let rows = run.read_generations().unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[1].text, second.text);
+    }
+
+    #[test]
+    fn a_foreign_header_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(GENERATIONS);
+        std::fs::write(&path, "a,b\n1,2\n").unwrap();
+        let e = read_generations(&path, false).unwrap_err().to_string();
+        assert!(e.contains("not a minigpt generations file"), "{e}");
+    }
+}
