@@ -21,7 +21,7 @@ use crate::config::GptConfig;
 use crate::device::Target;
 use crate::error::ModelError;
 use crate::gpt::Gpt;
-use crate::native::{DType, NativeGpt, SeqCache, Want};
+use minigpt_native::{DType, NativeGpt, SeqCache, Want};
 
 /// What happens to rows longer than the context.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -82,7 +82,7 @@ impl GptLm {
     /// Packs a model's weights for the native CPU engine, in `dtype` (the Burn module is
     /// dropped).
     pub fn native(model: Gpt, config: GptConfig, dtype: DType) -> Self {
-        let net = NativeGpt::from_model(&model, &config, dtype);
+        let net = crate::native_weights::to_native(model, &config, dtype);
         Self::with_net(Net::Native(Box::new(net)), config, Device::flex())
     }
 
@@ -372,7 +372,7 @@ impl LanguageModel for GptLm {
     }
 
     fn batch_invariant(&self) -> bool {
-        // The native engine's kernels compute each row alone (see `native::kernels`); Burn's
+        // The native engine's kernels compute each row alone (see `minigpt_native::matmul`); Burn's
         // padded batches differ in the last bits.
         matches!(self.net, Net::Native(_))
     }
