@@ -157,12 +157,12 @@ impl NativeGpt {
     pub fn new(config: Config, weights: Weights, dtype: DType) -> Self {
         let c = config.n_embd;
         assert!(
-            c > 0 && config.n_head > 0 && c % config.n_head == 0,
+            c > 0 && config.n_head > 0 && c.is_multiple_of(config.n_head),
             "n_embd must be a positive multiple of n_head"
         );
         let Weights { wte, wpe, h, ln_f } = weights;
         assert!(
-            !wte.is_empty() && wte.len() % c == 0,
+            !wte.is_empty() && wte.len().is_multiple_of(c),
             "the token embedding is not [vocab_size, n_embd]"
         );
         assert_eq!(
