@@ -3,7 +3,7 @@
 use burn::tensor::Device;
 
 use crate::error::ModelError;
-use crate::native::DType;
+use minigpt_native::DType;
 
 /// The devices minigpt knows by name, in the order `--help` lists them: `cpu` is minigpt's own
 /// CPU engine (inference only; training on `cpu` means Burn's flex), the others Burn backends.

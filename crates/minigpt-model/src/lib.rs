@@ -7,8 +7,8 @@ pub mod config;
 pub mod device;
 pub mod error;
 pub mod gpt;
-pub mod native;
-pub mod runner;
+pub mod lm;
+pub mod native_weights;
 pub mod score;
 
 pub use checkpoint::{
@@ -19,8 +19,11 @@ pub use config::{ACTIVATIONS, GptConfig};
 pub use device::{DEVICE_NAMES, Target, parse_device, parse_target};
 pub use error::ModelError;
 pub use gpt::Gpt;
-pub use native::{DType, NativeGpt};
-pub use runner::{ContextPolicy, GptLm};
+pub use lm::{BurnLm, ContextPolicy, GptEngine, GptLm, NativeLm};
+/// The native CPU engine (`minigpt-native`), re-exported under its former path.
+pub use minigpt_native as native;
+pub use minigpt_native::{DType, NativeGpt};
+pub use native_weights::{native_config, native_weights, to_native};
 pub use score::{Score, continuation_perplexity, score};
 
 /// Copies a tensor to the host as f32 values (one device read).

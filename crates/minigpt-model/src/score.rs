@@ -1,6 +1,6 @@
 //! Scoring a text: per-token log-probabilities, perplexity and bits per byte.
 
-use crate::runner::GptLm;
+use crate::lm::GptLm;
 
 /// How well the model predicts a token sequence.
 #[derive(Debug, Clone, PartialEq)]

@@ -1,16 +1,17 @@
-//! The native engine's threads: the caller and `threads - 1` helpers that spin between parallel
+//! The engine's threads: the caller and `threads - 1` helpers that spin between parallel
 //! loops instead of sleeping, the way llama.cpp's workers wait at a barrier.
 //!
 //! A batch-1 decode step is ~60 short parallel loops (49 matrix products of 0.1–6 ms, the
 //! attention heads, the norms). On rayon's pool the idle worker went to sleep between them and
-//! was woken by a futex call for the next: ~20 context switches per token, and `futex_wake`
-//! alone was 4 % of a batch-1 f32 decode profile. Here an idle helper spins for up to
-//! [`SPIN`] before parking, which covers the gaps inside a step and between steps.
+//! was woken by a futex call for the next, a context switch per loop (PERFORMANCE.md, "Thread
+//! team"). Here an idle helper spins for up to [`SPIN`] before parking, which covers the gaps
+//! inside a step and between steps.
 //!
 //! One caller at a time uses the team; a second concurrent caller (or a loop started from
 //! inside a loop) runs its loop alone on its own thread instead of waiting.
 
-// One raw pointer to a borrowed closure, shared with the helpers while the caller waits.
+// Unsafe code: one raw pointer to a borrowed closure, shared with the helpers while the
+// caller waits, and raw element pointers for `for_each_mut`.
 #![allow(unsafe_code)]
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -42,7 +43,8 @@ struct Shared {
 
 #[derive(Clone, Copy)]
 struct SendJob(Job);
-// SAFETY: the body is `Sync`, and `Team::run` keeps it alive until every helper is done.
+// SAFETY: the body is `Sync` (calling it from several threads at once is sound), and
+// `Team::run` keeps it alive until every helper is done with it.
 unsafe impl Send for SendJob {}
 
 /// The process's team (sized by rayon's thread count, so `RAYON_NUM_THREADS` applies).
@@ -158,8 +160,8 @@ fn claim(s: &Shared, f: &(impl Fn(usize) + Sync + ?Sized)) {
 }
 
 /// One step of a spin-wait: a CPU pause, and every 256th step a yield to the scheduler, so a
-/// waiter gives its core to a thread it waits for when other processes crowd the machine (under
-/// a parallel build, pure spinning took 40 % of a batch-8 decode profile).
+/// waiter gives its core to a thread it waits for when other processes crowd the machine
+/// (pure spinning was costly under a parallel build: PERFORMANCE.md, "Thread team").
 fn pause(spins: &mut u32) {
     *spins = spins.wrapping_add(1);
     if spins.is_multiple_of(256) {
@@ -215,8 +217,10 @@ impl<T> Clone for Ptr<T> {
     }
 }
 impl<T> Copy for Ptr<T> {}
-// SAFETY: each thread dereferences distinct elements (see `for_each_mut`).
+// SAFETY: each thread dereferences distinct elements (see `for_each_mut`), so sending the
+// pointer sends at most exclusive access to `T: Send` values.
 unsafe impl<T: Send> Send for Ptr<T> {}
+// SAFETY: as above: sharing the pointer never gives two threads the same element.
 unsafe impl<T: Send> Sync for Ptr<T> {}
 
 impl<T> Ptr<T> {

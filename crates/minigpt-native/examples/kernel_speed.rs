@@ -1,9 +1,11 @@
 //! Speed of the native engine's matrix multiply at GPT-2-small shapes: GB/s of weights at
-//! batch 1 and GFLOP/s at larger batches, best of repeated runs. `cargo run --release --example kernel_speed`.
+//! batch 1 and GFLOP/s at larger batches, best of repeated runs. `cargo run --release -p minigpt-native --example kernel_speed`.
 
 use std::time::Instant;
 
-use minigpt_model::native::kernels::{DType, Packed, matmul};
+use minigpt_native::DType;
+use minigpt_native::matmul::matmul;
+use minigpt_native::pack::Packed;
 
 fn main() {
     let shapes = [(768, 2304), (768, 3072), (3072, 768), (768, 50257)];

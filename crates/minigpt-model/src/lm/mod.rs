@@ -1,0 +1,218 @@
+//! [`GptLm`]: a loaded GPT behind `minigpt-decode`'s [`LanguageModel`] trait, on one of two
+//! engines, each an adapter of its own with its own state:
+//!
+//! - [`BurnLm`] (`burn.rs`): the Burn module on a Burn device, left-padded batches and one
+//!   shared KV cache;
+//! - [`NativeLm`] (`native.rs`): minigpt's native CPU engine (`minigpt-native`), one KV cache
+//!   per row.
+//!
+//! Context: every token is predicted from exactly the most recent `n_positions` tokens
+//! (nanoGPT's `idx[:, -block_size:]`); both adapters slide that window over rows longer than
+//! the context. [`GptLm`] adds the [`ContextPolicy`]: with [`ContextPolicy::Refuse`] it turns
+//! away prompts longer than the context and stops rows when they fill it.
+
+mod burn;
+mod native;
+
+use ::burn::tensor::Device;
+pub use burn::BurnLm;
+use minigpt_decode::{Hidden, LanguageModel, Logits};
+pub use native::NativeLm;
+
+use crate::config::GptConfig;
+use crate::device::Target;
+use crate::error::ModelError;
+use crate::gpt::Gpt;
+use crate::native_weights::to_native;
+use minigpt_native::DType;
+
+/// What happens to rows longer than the context.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ContextPolicy {
+    /// Slide an exact window of the last `n_positions` tokens (the default).
+    #[default]
+    Sliding,
+    /// Refuse prompts longer than the context and stop rows when they fill it.
+    Refuse,
+}
+
+/// What an engine adapter offers besides decoding: uncached scoring of one sequence.
+pub trait GptEngine: LanguageModel {
+    /// Log-probability of each `targets[i]` given `ids[..=i]`, for `i >= first`, in one
+    /// uncached forward pass (`ids` at most `n_positions` long).
+    fn window_logprobs(&self, ids: &[u32], targets: &[u32], first: usize) -> Vec<f64>;
+
+    /// Full logits `[t, vocab]` of one sequence (at most `n_positions` long), uncached.
+    fn sequence_logits(&self, ids: &[u32]) -> Vec<f32>;
+
+    /// The Burn module, when this engine runs one.
+    fn model(&self) -> Option<&Gpt> {
+        None
+    }
+}
+
+/// A loaded GPT, ready to decode and score, on the engine its loader picked.
+pub struct GptLm {
+    /// Its hyper-parameters.
+    pub config: GptConfig,
+    /// How rows longer than the context are handled.
+    pub policy: ContextPolicy,
+    engine: Box<dyn GptEngine + Send>,
+}
+
+impl GptLm {
+    /// Wraps a model on a Burn device.
+    pub fn new(model: Gpt, config: GptConfig, device: Device) -> Self {
+        let engine = BurnLm::new(model, config.clone(), device);
+        Self::with_engine(Box::new(engine), config)
+    }
+
+    /// Packs a model's weights for the native CPU engine, in `dtype` (the Burn module is
+    /// consumed).
+    pub fn native(model: Gpt, config: GptConfig, dtype: DType) -> Self {
+        let engine = NativeLm::new(to_native(model, &config, dtype), config.clone());
+        Self::with_engine(Box::new(engine), config)
+    }
+
+    /// Wraps a model for `target`: a Burn device, or the native engine. The model must be on
+    /// the target's device (Burn's flex for the native engine).
+    pub fn on(model: Gpt, config: GptConfig, target: &Target) -> Self {
+        match target {
+            Target::Burn(device) => Self::new(model, config, device.clone()),
+            Target::Native(dtype) => Self::native(model, config, *dtype),
+        }
+    }
+
+    /// Wraps an engine adapter (its configuration is `config`).
+    pub fn with_engine(engine: Box<dyn GptEngine + Send>, config: GptConfig) -> Self {
+        Self {
+            config,
+            policy: ContextPolicy::Sliding,
+            engine,
+        }
+    }
+
+    /// Loads a Hugging Face directory onto a Burn `device`.
+    pub fn load(dir: &std::path::Path, device: &Device) -> Result<Self, ModelError> {
+        let (config, model) = crate::checkpoint::load_dir(dir, device)?;
+        Ok(Self::new(model, config, device.clone()))
+    }
+
+    /// Loads a Hugging Face directory for `target`.
+    pub fn load_to(dir: &std::path::Path, target: &Target) -> Result<Self, ModelError> {
+        let (config, model) = crate::checkpoint::load_dir(dir, &target.device())?;
+        Ok(Self::on(model, config, target))
+    }
+
+    /// The Burn module, unless the native engine runs the model.
+    pub fn model(&self) -> Option<&Gpt> {
+        self.engine.model()
+    }
+
+    /// Log-probability of each `targets[i]` given `ids[..=i]`, for `i >= first`, in one
+    /// uncached forward pass (`ids` at most `n_positions` long).
+    pub fn window_logprobs(&self, ids: &[u32], targets: &[u32], first: usize) -> Vec<f64> {
+        self.engine.window_logprobs(ids, targets, first)
+    }
+
+    /// Full logits `[t, vocab]` of one sequence (at most `n_positions` long), uncached.
+    pub fn sequence_logits(&self, ids: &[u32]) -> Vec<f32> {
+        self.engine.sequence_logits(ids)
+    }
+}
+
+impl LanguageModel for GptLm {
+    fn vocab_size(&self) -> usize {
+        self.config.vocab_size
+    }
+
+    fn context_len(&self) -> usize {
+        self.config.n_positions
+    }
+
+    fn batch_invariant(&self) -> bool {
+        self.engine.batch_invariant()
+    }
+
+    fn max_row_len(&self) -> Option<usize> {
+        match self.policy {
+            ContextPolicy::Sliding => None,
+            ContextPolicy::Refuse => Some(self.config.n_positions),
+        }
+    }
+
+    fn prefill(&mut self, prompts: &[Vec<u32>]) -> Result<Logits, minigpt_decode::ModelError> {
+        check_prompts(&self.config, self.policy, prompts)?;
+        self.engine.prefill(prompts)
+    }
+
+    fn step(&mut self, tokens: &[u32]) -> Result<Logits, minigpt_decode::ModelError> {
+        self.engine.step(tokens)
+    }
+
+    fn retain(&mut self, rows: &[usize]) -> Result<(), minigpt_decode::ModelError> {
+        self.engine.retain(rows)
+    }
+
+    fn record_hidden(&mut self, on: bool) -> Result<(), minigpt_decode::ModelError> {
+        self.engine.record_hidden(on)
+    }
+
+    fn last_hidden(&self) -> Option<&Hidden> {
+        self.engine.last_hidden()
+    }
+}
+
+/// Every id must be inside the vocabulary.
+fn check_ids(config: &GptConfig, ids: &[u32]) -> Result<(), ModelError> {
+    match ids.iter().find(|&&t| t as usize >= config.vocab_size) {
+        Some(t) => Err(ModelError::Input(format!(
+            "token id {t} is outside the model's vocabulary of {}",
+            config.vocab_size
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Prompts must be non-empty and inside the vocabulary, and within the context unless the
+/// policy slides.
+fn check_prompts(
+    config: &GptConfig,
+    policy: ContextPolicy,
+    prompts: &[Vec<u32>],
+) -> Result<(), ModelError> {
+    let n = config.n_positions;
+    for (i, p) in prompts.iter().enumerate() {
+        if p.is_empty() {
+            return Err(ModelError::Input(format!("prompt {i} is empty")));
+        }
+        check_ids(config, p)?;
+        if policy == ContextPolicy::Refuse && p.len() > n {
+            return Err(ModelError::Input(format!(
+                "the prompt has {} tokens but the model sees at most {n} (n_positions); \
+                 shorten it, or allow cropping (leave out --no-crop)",
+                p.len()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A step needs one token per live row.
+fn one_per_row(tokens: &[u32], live: usize) -> Result<(), ModelError> {
+    if tokens.len() == live {
+        return Ok(());
+    }
+    Err(ModelError::Input(format!(
+        "{} tokens for {live} live rows",
+        tokens.len()
+    )))
+}
+
+/// Rows `rows` must exist among `live` rows.
+fn check_rows(rows: &[usize], live: usize) -> Result<(), ModelError> {
+    match rows.iter().find(|&&r| r >= live) {
+        Some(bad) => Err(ModelError::Input(format!("row {bad} does not exist"))),
+        None => Ok(()),
+    }
+}

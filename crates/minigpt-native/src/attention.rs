@@ -1,0 +1,551 @@
+//! The attention kernel: [`attend`], softmax-weighted values of a block of queries of one head
+//! against that head's cached keys and values (f32, or f16 widened exactly as it is read).
+//!
+//! Unsafe code here: the F16C loads of an f16 cache and the unchecked key-block reads inside
+//! the score loops; `attend` checks the CPU and the buffer sizes once, before the loops.
+
+// Unsafe code: F16C loads of an f16 cache and unchecked key-block reads in the score loops.
+#![allow(unsafe_code)]
+
+use crate::math::{exp, sum8};
+
+/// A KV-cache element: f32, or f16 read with F16C inside attention's loops (no widened copy
+/// of the cache: widening each head's keys and values into f32 buffers before attending cost
+/// more than the attention itself, PERFORMANCE.md).
+pub trait Cached: Copy {
+    /// The eight values at `p` as f32, exactly.
+    ///
+    /// # Safety
+    /// `p` points at eight readable values; with `F16C`, the CPU has F16C.
+    unsafe fn lanes8<const F16C: bool>(p: *const Self) -> [f32; 8];
+    /// One value as f32, exactly.
+    fn scalar(self) -> f32;
+}
+
+impl Cached for f32 {
+    #[inline(always)]
+    unsafe fn lanes8<const F16C: bool>(p: *const f32) -> [f32; 8] {
+        // SAFETY: eight readable values at `p` (the caller's contract); unaligned read.
+        unsafe { p.cast::<[f32; 8]>().read_unaligned() }
+    }
+    #[inline(always)]
+    fn scalar(self) -> f32 {
+        self
+    }
+}
+
+impl Cached for half::f16 {
+    #[inline(always)]
+    unsafe fn lanes8<const F16C: bool>(p: *const half::f16) -> [f32; 8] {
+        #[cfg(target_arch = "x86_64")]
+        if F16C {
+            // SAFETY: the CPU has F16C and eight values are readable at `p` (the caller's
+            // contract).
+            return unsafe { crate::x86::f16c::f16x8(p) };
+        }
+        // SAFETY: `i < 8`: one of the eight readable values at `p` (the caller's contract).
+        std::array::from_fn(|i| unsafe { *p.add(i) }.to_f32())
+    }
+    #[inline(always)]
+    fn scalar(self) -> f32 {
+        self.to_f32()
+    }
+}
+
+/// `rows` queries of one head at consecutive positions, the first seeing `len` cached
+/// positions (query `r` sees `len + r`): `out_r = softmax(q_r·Kᵀ·scale)·V`.
+///
+/// Query `r` is `q[r·stride..][..d]` and its output `out[r·d..][..d]`. `keys` holds the
+/// head's keys in blocks of [`KEY_BLOCK`] positions, dimension-major within a block
+/// (`[block][dim][KEY_BLOCK]`, see [`key_index`]), so eight scores come out of one pass with
+/// no horizontal sums; `values` holds position `j`'s vector at `j·d .. (j+1)·d`. `scores` is
+/// scratch of at least `rows` × (`len + rows - 1` rounded up to a block). Keys and values are
+/// f32 or f16 ([`Cached`]: f16 is widened exactly as it is read, so both give the same bits
+/// for the same values).
+///
+/// Every score is one fused multiply-add chain over the dimensions in order, and every
+/// output one chain over the positions in order, so a query's result has the same bits
+/// alone (decode) or among others (prefill). Independent chains fill the FMA pipes: eight
+/// key blocks for one query, two blocks × four queries for several (each key block then
+/// loaded once per four queries instead of once per query). Compiled for AVX2+FMA+F16C where
+/// the CPU has them, else as portable code (the same operations).
+#[allow(clippy::too_many_arguments)]
+pub fn attend<K: Cached>(
+    q: &[f32],
+    stride: usize,
+    rows: usize,
+    d: usize,
+    len: usize,
+    keys: &[K],
+    values: &[K],
+    scale: f32,
+    scores: &mut [f32],
+    out: &mut [f32],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if crate::x86::simd() {
+        #[target_feature(enable = "avx2,fma,f16c")]
+        #[allow(clippy::too_many_arguments)]
+        unsafe fn fast<K: Cached>(
+            q: &[f32],
+            stride: usize,
+            rows: usize,
+            d: usize,
+            len: usize,
+            keys: &[K],
+            values: &[K],
+            scale: f32,
+            scores: &mut [f32],
+            out: &mut [f32],
+        ) {
+            // SAFETY: `fast` is compiled with F16C, which its caller checked.
+            unsafe {
+                attend_with::<K, true>(q, stride, rows, d, len, keys, values, scale, scores, out)
+            }
+        }
+        // SAFETY: the CPU has AVX2, FMA and F16C (checked by `simd`).
+        unsafe { fast(q, stride, rows, d, len, keys, values, scale, scores, out) };
+        return;
+    }
+    // SAFETY: without F16C, `attend_with` has no requirement on the CPU.
+    unsafe { attend_with::<K, false>(q, stride, rows, d, len, keys, values, scale, scores, out) }
+}
+
+/// [`attend`]'s body.
+///
+/// # Safety
+/// With `F16C`, the CPU must have F16C.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn attend_with<K: Cached, const F16C: bool>(
+    q: &[f32],
+    stride: usize,
+    rows: usize,
+    d: usize,
+    len: usize,
+    keys: &[K],
+    values: &[K],
+    scale: f32,
+    scores: &mut [f32],
+    out: &mut [f32],
+) {
+    let blocks = (len + rows - 1).div_ceil(KEY_BLOCK);
+    let width = blocks * KEY_BLOCK;
+    assert!(
+        rows >= 1
+            && q.len() >= (rows - 1) * stride + d
+            && out.len() >= rows * d
+            && keys.len() >= width * d
+            && values.len() >= (len + rows - 1) * d
+            && scores.len() >= rows * width,
+        "attend: buffers too small"
+    );
+    // The blocks passed to `dots` are below `blocks`, whose keys `keys` holds (asserted
+    // above; `dots` checks again); `F16C` is as the caller vouches.
+    if rows == 1 {
+        // Eight blocks at a time, then four, two, one (a lone block is one chain of dependent
+        // FMAs; blocks side by side are independent chains).
+        let mut b = 0;
+        while b + 8 <= blocks {
+            // SAFETY: see above: key blocks in range, F16C as vouched.
+            unsafe { dots::<K, F16C, 1, 8>(q, stride, [0; 1], keys, d, b, scale, scores, width) };
+            b += 8;
+        }
+        if b + 4 <= blocks {
+            // SAFETY: see above: key blocks in range, F16C as vouched.
+            unsafe { dots::<K, F16C, 1, 4>(q, stride, [0; 1], keys, d, b, scale, scores, width) };
+            b += 4;
+        }
+        if b + 2 <= blocks {
+            // SAFETY: see above: key blocks in range, F16C as vouched.
+            unsafe { dots::<K, F16C, 1, 2>(q, stride, [0; 1], keys, d, b, scale, scores, width) };
+            b += 2;
+        }
+        if b < blocks {
+            // SAFETY: see above: key blocks in range, F16C as vouched.
+            unsafe { dots::<K, F16C, 1, 1>(q, stride, [0; 1], keys, d, b, scale, scores, width) };
+        }
+    } else {
+        for r0 in (0..rows).step_by(4) {
+            // A last group of fewer than four repeats its last query (not stored twice).
+            let pick = [0, 1, 2, 3].map(|i| r0 + i.min(rows - 1 - r0));
+            let mut b = 0;
+            while b + 2 <= blocks {
+                // SAFETY: see above: key blocks in range, F16C as vouched.
+                unsafe { dots::<K, F16C, 4, 2>(q, stride, pick, keys, d, b, scale, scores, width) };
+                b += 2;
+            }
+            if b < blocks {
+                // SAFETY: see above: key blocks in range, F16C as vouched.
+                unsafe { dots::<K, F16C, 4, 1>(q, stride, pick, keys, d, b, scale, scores, width) };
+            }
+        }
+    }
+    for r in 0..rows {
+        let n = len + r;
+        let s = &mut scores[r * width..r * width + n];
+        let max = s.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
+        // Separate loops: exp vectorises, and the sum runs in eight lanes.
+        for s in s.iter_mut() {
+            *s = exp(*s - max);
+        }
+        let inv = 1.0 / sum8(s);
+        for s in s.iter_mut() {
+            *s *= inv;
+        }
+    }
+    if d == 64 {
+        // SAFETY: F16C as the caller vouches (`weigh` reads `values` by slices, checked).
+        unsafe { weigh::<K, F16C, 64>(scores, width, values, len, rows, out) };
+    } else {
+        for (r, o) in out.chunks_exact_mut(d).take(rows).enumerate() {
+            o.fill(0.0);
+            for (&p, v) in scores[r * width..r * width + len + r]
+                .iter()
+                .zip(values.chunks_exact(d))
+            {
+                for (o, &v) in o.iter_mut().zip(v) {
+                    *o = p.mul_add(v.scalar(), *o);
+                }
+            }
+        }
+    }
+}
+
+/// Scores of `R` queries (rows `pick` of `q`) against key blocks `b0..b0 + B`, times `scale`,
+/// into `scores` (row stride `width`): `R·B` independent chains of eight lanes.
+///
+/// # Safety
+/// With `F16C`, the CPU must have F16C.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn dots<K: Cached, const F16C: bool, const R: usize, const B: usize>(
+    q: &[f32],
+    stride: usize,
+    pick: [usize; R],
+    keys: &[K],
+    d: usize,
+    b0: usize,
+    scale: f32,
+    scores: &mut [f32],
+    width: usize,
+) {
+    assert!(
+        (b0 + B) * d * KEY_BLOCK <= keys.len(),
+        "dots: key blocks out of range"
+    );
+    let keys = keys.as_ptr();
+    let qs = pick.map(|r| &q[r * stride..r * stride + d]);
+    let mut acc = [[[0f32; KEY_BLOCK]; B]; R];
+    for dim in 0..d {
+        for (acc, q) in acc.iter_mut().zip(&qs) {
+            let x = q[dim];
+            for (b, acc) in acc.iter_mut().enumerate() {
+                // SAFETY: block `b0 + b` is among the `keys.len() / (KEY_BLOCK · d)` blocks
+                // (checked above); F16C as the caller vouches.
+                let kv = unsafe { K::lanes8::<F16C>(keys.add(((b0 + b) * d + dim) * KEY_BLOCK)) };
+                for (a, k) in acc.iter_mut().zip(kv) {
+                    *a = x.mul_add(k, *a);
+                }
+            }
+        }
+    }
+    for (r, acc) in pick.iter().zip(&acc) {
+        for (b, acc) in acc.iter().enumerate() {
+            let s = &mut scores[r * width + (b0 + b) * KEY_BLOCK..][..KEY_BLOCK];
+            for (s, &a) in s.iter_mut().zip(acc) {
+                *s = a * scale;
+            }
+        }
+    }
+}
+
+/// `out_r = Σ_j p_rj · v_j` over query `r`'s positions, in order, for head size `D`: the
+/// positions go in chunks of 64 (16 KiB of values at D = 64, in L1) that every query reads in
+/// turn, each query's running sum in registers within a chunk and in `out` between chunks.
+///
+/// # Safety
+/// With `F16C`, the CPU must have F16C.
+#[inline(always)]
+unsafe fn weigh<K: Cached, const F16C: bool, const D: usize>(
+    p: &[f32],
+    width: usize,
+    values: &[K],
+    len: usize,
+    rows: usize,
+    out: &mut [f32],
+) {
+    const CHUNK: usize = 64;
+    let out = &mut out[..rows * D];
+    out.fill(0.0);
+    for j0 in (0..len + rows - 1).step_by(CHUNK) {
+        for (r, sum) in out.chunks_exact_mut(D).enumerate() {
+            let j1 = (j0 + CHUNK).min(len + r);
+            if j1 <= j0 {
+                continue;
+            }
+            let mut o: [f32; D] = (&*sum).try_into().expect("D values");
+            for (&p, v) in p[r * width + j0..r * width + j1]
+                .iter()
+                .zip(values[j0 * D..j1 * D].chunks_exact(D))
+            {
+                for (o, v) in o.chunks_exact_mut(8).zip(v.chunks_exact(8)) {
+                    // SAFETY: eight values; F16C as the caller vouches.
+                    let v = unsafe { K::lanes8::<F16C>(v.as_ptr()) };
+                    for (o, v) in o.iter_mut().zip(v) {
+                        *o = p.mul_add(v, *o);
+                    }
+                }
+            }
+            sum.copy_from_slice(&o);
+        }
+    }
+}
+
+/// Positions per block of the key cache.
+pub const KEY_BLOCK: usize = 8;
+
+/// Where dimension `dim` of position `pos` lives in one head's key blocks of `d` dimensions.
+pub fn key_index(pos: usize, dim: usize, d: usize) -> usize {
+    (pos / KEY_BLOCK * d + dim) * KEY_BLOCK + pos % KEY_BLOCK
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dtype::widen;
+    use crate::test_values as values;
+
+    #[test]
+    fn attend_is_softmax_weighted_values_alone_or_in_blocks() {
+        // Head sizes on the generic path (12, 13) and the 64 one; one query, and blocks of
+        // queries (a prefill) across key blocks, with a partial last group of four.
+        for (d, len, rows) in [
+            (12usize, 11usize, 1usize),
+            (13, 9, 1),
+            (64, 70, 1),
+            (64, 5, 19),
+            (13, 3, 6),
+        ] {
+            let seen = len + rows - 1;
+            let width = seen.next_multiple_of(KEY_BLOCK);
+            let stride = d + 3;
+            let q = values(rows * stride, 7);
+            let k = values(seen * d, 8); // position j's key at j·d
+            let vals = values(seen * d, 9);
+            let mut keys = vec![f32::NAN; width * d]; // unused slots must not matter
+            for j in 0..seen {
+                for i in 0..d {
+                    keys[key_index(j, i, d)] = k[j * d + i];
+                }
+            }
+            let mut scores = vec![0f32; rows * width];
+            let mut out = vec![0f32; rows * d];
+            attend(
+                &q,
+                stride,
+                rows,
+                d,
+                len,
+                &keys,
+                &vals,
+                0.5,
+                &mut scores,
+                &mut out,
+            );
+            for r in 0..rows {
+                let (q, n) = (&q[r * stride..r * stride + d], len + r);
+                let s: Vec<f64> = (0..n)
+                    .map(|j| {
+                        (0..d)
+                            .map(|i| q[i] as f64 * k[j * d + i] as f64)
+                            .sum::<f64>()
+                            * 0.5
+                    })
+                    .collect();
+                let z: f64 = s.iter().map(|x| x.exp()).sum();
+                let got = &out[r * d..(r + 1) * d];
+                for i in 0..d {
+                    let want: f64 = (0..n)
+                        .map(|j| s[j].exp() / z * vals[j * d + i] as f64)
+                        .sum();
+                    assert!((got[i] as f64 - want).abs() < 1e-6, "{} vs {want}", got[i]);
+                }
+                // The same query alone (a decode step) gives the same bits.
+                let w = n.next_multiple_of(KEY_BLOCK);
+                let mut alone = vec![0f32; d];
+                let mut scratch = vec![0f32; w];
+                attend(
+                    q,
+                    d,
+                    1,
+                    d,
+                    n,
+                    &keys[..w * d],
+                    &vals[..n * d],
+                    0.5,
+                    &mut scratch,
+                    &mut alone,
+                );
+                assert!(
+                    alone == got,
+                    "d {d}, row {r} of {rows}: alone differs from the block"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn attend_reads_an_f16_cache_as_its_widened_copy() {
+        // Keys and values read as f16 inside the loops (decode) give the bits of attending
+        // over their f32 widening (prefill's path): one query and blocks, 8-4-2-1 key-block
+        // groups (len 120 = 15 blocks), head sizes 64 and 13.
+        for (d, len, rows) in [
+            (64usize, 120usize, 1usize),
+            (64, 3, 1),
+            (13, 41, 1),
+            (64, 9, 7),
+        ] {
+            let seen = len + rows - 1;
+            let width = seen.next_multiple_of(KEY_BLOCK);
+            let q = values(rows * d, 11);
+            let keys: Vec<half::f16> = values(width * d, 12)
+                .into_iter()
+                .map(half::f16::from_f32)
+                .collect();
+            let vals: Vec<half::f16> = values(seen * d, 13)
+                .into_iter()
+                .map(half::f16::from_f32)
+                .collect();
+            let (mut wide_k, mut wide_v) = (vec![0f32; keys.len()], vec![0f32; vals.len()]);
+            widen(&keys, &mut wide_k);
+            widen(&vals, &mut wide_v);
+            let mut scores = vec![0f32; rows * width];
+            let (mut half_out, mut wide_out) = (vec![0f32; rows * d], vec![1f32; rows * d]);
+            attend(
+                &q,
+                d,
+                rows,
+                d,
+                len,
+                &keys,
+                &vals,
+                0.3,
+                &mut scores,
+                &mut half_out,
+            );
+            attend(
+                &q,
+                d,
+                rows,
+                d,
+                len,
+                &wide_k,
+                &wide_v,
+                0.3,
+                &mut scores,
+                &mut wide_out,
+            );
+            assert!(half_out == wide_out, "d {d}, len {len}, rows {rows}");
+            // And both are attention: the first query against an f64 reference.
+            let s: Vec<f64> = (0..len)
+                .map(|j| {
+                    (0..d)
+                        .map(|i| q[i] as f64 * wide_k[key_index(j, i, d)] as f64)
+                        .sum::<f64>()
+                        * 0.3
+                })
+                .collect();
+            let z: f64 = s.iter().map(|x| x.exp()).sum();
+            for i in 0..d {
+                let want: f64 = (0..len)
+                    .map(|j| s[j].exp() / z * wide_v[j * d + i] as f64)
+                    .sum();
+                assert!(
+                    (half_out[i] as f64 - want).abs() < 1e-6,
+                    "{} vs {want}",
+                    half_out[i]
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn attend_on_simd_gives_the_portable_bits() {
+        // `attend` runs the AVX2 + FMA + F16C build where the CPU has it; the portable build
+        // (`attend_with::<_, false>`) must give the same bits, for f32 and f16 caches.
+        if !crate::x86_simd_for_tests() {
+            eprintln!(
+                "AVX2/FMA/F16C not available (or MINIGPT_NO_SIMD set): the SIMD build of \
+                 attention was not exercised"
+            );
+        }
+        for (d, len, rows) in [(64usize, 120usize, 1usize), (64, 9, 7), (13, 41, 5)] {
+            let seen = len + rows - 1;
+            let width = seen.next_multiple_of(KEY_BLOCK);
+            let q = values(rows * d, 21);
+            let keys = values(width * d, 22);
+            let vals = values(seen * d, 23);
+            let keys16: Vec<half::f16> = keys.iter().map(|&x| half::f16::from_f32(x)).collect();
+            let vals16: Vec<half::f16> = vals.iter().map(|&x| half::f16::from_f32(x)).collect();
+            let mut scores = vec![0f32; rows * width];
+            let (mut simd, mut portable) = (vec![0f32; rows * d], vec![1f32; rows * d]);
+            attend(
+                &q,
+                d,
+                rows,
+                d,
+                len,
+                &keys,
+                &vals,
+                0.3,
+                &mut scores,
+                &mut simd,
+            );
+            // SAFETY: without F16C, `attend_with` has no requirement on the CPU.
+            unsafe {
+                attend_with::<f32, false>(
+                    &q,
+                    d,
+                    rows,
+                    d,
+                    len,
+                    &keys,
+                    &vals,
+                    0.3,
+                    &mut scores,
+                    &mut portable,
+                )
+            };
+            assert!(simd == portable, "f32 d {d}, len {len}, rows {rows}");
+            attend(
+                &q,
+                d,
+                rows,
+                d,
+                len,
+                &keys16,
+                &vals16,
+                0.3,
+                &mut scores,
+                &mut simd,
+            );
+            // SAFETY: as above.
+            unsafe {
+                attend_with::<half::f16, false>(
+                    &q,
+                    d,
+                    rows,
+                    d,
+                    len,
+                    &keys16,
+                    &vals16,
+                    0.3,
+                    &mut scores,
+                    &mut portable,
+                )
+            };
+            assert!(simd == portable, "f16 d {d}, len {len}, rows {rows}");
+        }
+    }
+}

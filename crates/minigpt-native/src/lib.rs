@@ -1,0 +1,73 @@
+//! minigpt's native CPU engine: GPT-2 inference on its own kernels, with weights packed once
+//! at load time in f32, f16 or bf16. `minigpt-model` runs it for `--device cpu`; it converts
+//! its Burn module's weights into plain [`Weights`] (this crate uses no tensor library).
+//!
+//! Why not Burn's `flex` for inference: a batch-1 decode step is 49 matrix-vector products that
+//! must stream every weight from memory at full bandwidth, and flex's GEMV on a transposed
+//! right-hand side (the tied LM head) and its per-op dispatch left about half the bandwidth
+//! unused (measured with Burn 0.22). Training stays on Burn (it needs autodiff); Burn's `flex`,
+//! `ndarray` and `wgpu` devices remain available for inference and are the parity reference
+//! for this engine (`minigpt-model`'s `tests/parity.rs`).
+//!
+//! **A row's logits are bit-identical alone, in any batch, and in a prefill or a cached
+//! step**: each sequence has its own KV cache ([`SeqCache`]), and every kernel computes a row's
+//! values with the same operations whatever the batch ([`matmul`]'s module documentation).
+//!
+//! Layout: [`NativeGpt`] ([`model`]) and its [`forward`](NativeGpt::forward) pass
+//! (`forward.rs`), on the kernels: [`matmul`] over [`pack`]ed weights, [`attention`], the
+//! element-wise [`math`], f16 conversions in [`dtype`]; x86-64 SIMD in `x86/`, the thread team
+//! in `team.rs`. Unsafe code is allowed only in `buffer.rs`, `matmul.rs`, `attention.rs`,
+//! `math.rs`, `team.rs` and `x86/`. Measurements behind the design: `PERFORMANCE.md`.
+
+pub mod attention;
+mod buffer;
+mod cache;
+pub mod dtype;
+mod forward;
+pub mod math;
+pub mod matmul;
+pub mod model;
+pub mod pack;
+mod team;
+#[cfg(target_arch = "x86_64")]
+mod x86;
+
+pub use cache::SeqCache;
+pub use dtype::DType;
+pub use forward::Want;
+pub use matmul::Kernel;
+pub use model::{BlockWeights, Config, LinearWeights, NativeGpt, NormWeights, Weights};
+
+/// Threads the engine's parallel loops run on (`RAYON_NUM_THREADS`, else one per core).
+pub fn threads() -> usize {
+    team::team().threads()
+}
+
+/// `v` resized to `n` values (contents unspecified: every caller overwrites them).
+pub(crate) fn sized(v: &mut Vec<f32>, n: usize) -> &mut [f32] {
+    v.resize(n, 0.0);
+    &mut v[..n]
+}
+
+/// Deterministic pseudo-random values in [-1, 1), for tests.
+#[cfg(test)]
+pub(crate) fn test_values(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed;
+    (0..n)
+        .map(|_| {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}
+
+/// Whether the engine runs its AVX2 + FMA + F16C code, for tests that say what they covered.
+#[cfg(test)]
+pub(crate) fn x86_simd_for_tests() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return x86::simd();
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
