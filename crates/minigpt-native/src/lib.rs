@@ -7,7 +7,7 @@
 //! right-hand side (the tied LM head) and its per-op dispatch left about half the bandwidth
 //! unused (measured with Burn 0.22). Training stays on Burn (it needs autodiff); Burn's `flex`,
 //! `ndarray` and `wgpu` devices remain available for inference and are the parity reference
-//! for this engine (`minigpt-model`'s `tests/parity.rs`).
+//! for this engine (`minigpt-model`'s `tests/integration/parity.rs`).
 //!
 //! **A row's logits are bit-identical alone, in any batch, and in a prefill or a cached
 //! step**: each sequence has its own KV cache ([`SeqCache`]), and every kernel computes a row's

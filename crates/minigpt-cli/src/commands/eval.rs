@@ -35,8 +35,9 @@ pub fn run(args: EvalArgs) -> Result<()> {
         .unwrap_or_else(|| PathBuf::from("experiments/runs").join(&cfg.experiment.name));
     let baseline_dir = cfg.baseline.path.clone().unwrap_or_default();
     let baseline_name = crate::load::short_name(Some(&baseline_dir));
-    // Load and check everything before the first file is written. The judge (the baseline
-    // model) is loaded once and scores both sides' rows.
+    // Load and check everything before the first file is written. The baseline is loaded
+    // once: it generates its side's rows and, through a second handle on the same weights,
+    // judges both sides' rows.
     let (jlm, jtok) = crate::load::load_at(
         Some(&baseline_dir),
         &cfg.baseline.device,
@@ -47,17 +48,16 @@ pub fn run(args: EvalArgs) -> Result<()> {
     let mut sides = vec![];
     for is_baseline in [false, true] {
         let sweep = cfg.sweep_for(is_baseline);
-        let (lm, tok) = crate::load::load_at(
-            sweep.model.path.as_deref(),
-            &sweep.model.device,
-            &sweep.model.dtype,
-        )
-        .with_context(|| {
-            format!(
-                "{at}: [{}]",
-                if is_baseline { "baseline" } else { "candidate" }
+        let (lm, tok) = if is_baseline {
+            (judge.lm.share(), judge.tok.clone())
+        } else {
+            crate::load::load_at(
+                sweep.model.path.as_deref(),
+                &sweep.model.device,
+                &sweep.model.dtype,
             )
-        })?;
+            .with_context(|| format!("{at}: [candidate]"))?
+        };
         let name = crate::load::short_name(sweep.model.path.as_deref());
         sides.push((is_baseline, sweep, lm, tok, name));
     }

@@ -518,12 +518,7 @@ fn ctrl_c_keeps_finished_rows_writes_the_summary_and_exits_130() {
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let first = lines.next().unwrap().unwrap();
     assert!(first.contains(" rows, "), "{first}");
-    // Ctrl-C, as the shell sends it (kill(1): no unsafe code in the test).
-    let sent = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(sent.success());
+    crate::util::ctrl_c(&child);
     let rest: Vec<String> = lines.map(Result::unwrap).collect();
     assert_eq!(child.wait().unwrap().code(), Some(130), "{rest:?}");
     let rows = records(&out.join("generations.csv")).len() - 1;

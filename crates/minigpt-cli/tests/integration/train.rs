@@ -122,12 +122,7 @@ fn ctrl_c_saves_a_checkpoint_and_exits_130() {
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let first = lines.next().unwrap().unwrap();
     assert!(first.starts_with("step 10/1000000 |"), "{first}");
-    // Ctrl-C, as the shell sends it (kill(1): no unsafe code in the test).
-    let sent = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(sent.success());
+    crate::util::ctrl_c(&child);
     let rest: Vec<String> = lines.map(Result::unwrap).collect();
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(130), "{rest:?}");

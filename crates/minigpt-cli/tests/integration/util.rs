@@ -54,3 +54,13 @@ pub fn temp_dir(name: &str) -> tempfile::TempDir {
         .tempdir()
         .unwrap()
 }
+
+/// Sends Ctrl-C's signal (SIGINT) to a child, as the shell does (through kill(1): no unsafe
+/// code in the tests).
+pub fn ctrl_c(child: &std::process::Child) {
+    let sent = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+}

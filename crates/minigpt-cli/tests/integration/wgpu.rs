@@ -1,6 +1,6 @@
 //! The `wgpu` device end to end — `generate`, `score` and `run` — on the tiny GPT-2 fixture,
 //! against the `cpu` device (itself held to the Hugging Face reference in
-//! `minigpt-model/tests/parity.rs`).
+//! `minigpt-model/tests/integration/parity.rs`).
 //!
 //! Needs a GPU adapter: a real GPU, or Mesa's software Vulkan driver lavapipe
 //! (`apt-get install mesa-vulkan-drivers`), which `.ci/run` installs before it sets

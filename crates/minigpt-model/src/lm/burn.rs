@@ -174,6 +174,15 @@ impl BurnLm {
 }
 
 impl GptEngine for BurnLm {
+    fn share(&self) -> Box<dyn GptEngine + Send> {
+        // Cloning a Burn module clones its tensors' handles, not their data.
+        Box::new(Self::new(
+            self.model.clone(),
+            self.config.clone(),
+            self.device.clone(),
+        ))
+    }
+
     fn window_logprobs(&self, ids: &[u32], targets: &[u32], first: usize) -> Vec<f64> {
         let t = ids.len();
         let p = self.pad(&[ids]);

@@ -45,6 +45,10 @@ pub trait GptEngine: LanguageModel {
     /// Full logits `[t, vocab]` of one sequence (at most `n_positions` long), uncached.
     fn sequence_logits(&self, ids: &[u32]) -> Vec<f32>;
 
+    /// A second adapter on the same weights (shared, not copied), with no decoding state:
+    /// one loaded model can generate and judge.
+    fn share(&self) -> Box<dyn GptEngine + Send>;
+
     /// The Burn module, when this engine runs one.
     fn model(&self) -> Option<&Gpt> {
         None
@@ -102,6 +106,12 @@ impl GptLm {
     pub fn load_to(dir: &std::path::Path, target: &Target) -> Result<Self, ModelError> {
         let (config, model) = crate::checkpoint::load_dir(dir, &target.device())?;
         Ok(Self::on(model, config, target))
+    }
+
+    /// A second handle on the same loaded weights (not a copy of them), with its own decoding
+    /// state and the default context policy.
+    pub fn share(&self) -> Self {
+        Self::with_engine(self.engine.share(), self.config.clone())
     }
 
     /// The Burn module, unless the native engine runs the model.

@@ -4,6 +4,8 @@
 //! bit-identical alone, in any batch, and cached or not. A row longer than the context
 //! restarts its cache on its last `n_positions` tokens at every step.
 
+use std::sync::Arc;
+
 use minigpt_decode::{Hidden, LanguageModel, Logits};
 use minigpt_native::{NativeGpt, SeqCache, Want};
 
@@ -13,7 +15,8 @@ use crate::lm::ContextPolicy;
 
 /// The native engine's packed model, with the rows being decoded.
 pub struct NativeLm {
-    net: NativeGpt,
+    /// The packed weights, shared with every [`GptEngine::share`]d copy.
+    net: Arc<NativeGpt>,
     config: GptConfig,
     /// Every live row: its token history and its cache.
     rows: Vec<(Vec<u32>, SeqCache)>,
@@ -33,7 +36,7 @@ impl NativeLm {
             "the packed model does not match its configuration"
         );
         Self {
-            net,
+            net: Arc::new(net),
             config,
             rows: Vec::new(),
             record_hidden: false,
@@ -117,6 +120,16 @@ fn padded_hidden(hidden: &[f32], lens: &[usize], c: usize) -> (Hidden, Vec<f32>)
 }
 
 impl GptEngine for NativeLm {
+    fn share(&self) -> Box<dyn GptEngine + Send> {
+        Box::new(Self {
+            net: Arc::clone(&self.net),
+            config: self.config.clone(),
+            rows: Vec::new(),
+            record_hidden: false,
+            hidden: None,
+        })
+    }
+
     fn window_logprobs(&self, ids: &[u32], targets: &[u32], first: usize) -> Vec<f64> {
         let logits = self.logits_from(ids, first);
         logits

@@ -1,0 +1,4 @@
+//! The model crate's integration tests: one test binary, one module per area.
+
+mod checkpoint;
+mod parity;
