@@ -40,8 +40,10 @@ py="$venv/bin/python"
 
 # 2. minigpt.
 say "building minigpt (release)"
-cargo build --release -q -p minigpt-cli
-export MINIGPT=$root/target/release/minigpt
+# The whole workspace, as the README's commands build it: `-p minigpt-cli` alone resolves
+# Burn's features differently and would rebuild Burn.
+cargo build --release -q
+export MINIGPT=${CARGO_TARGET_DIR:-$root/target}/release/minigpt
 
 # 3. The model: random GPT-2-124M (transformers' default GPT2Config) with GPT-2's tokenizer
 #    files (from the tiktoken-rs crate, for the GGUF converter).
