@@ -5,7 +5,6 @@ mod chain;
 mod cli;
 mod commands;
 mod interrupt;
-mod judge;
 mod load;
 
 use std::process::ExitCode;
@@ -13,9 +12,12 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    // Burn materialises some state (optimizer records) on its default device, which is the
-    // GPU backend whenever wgpu is compiled in; on a machine without a GPU driver that fails.
-    // Pin the default to the CPU unless the user chose one.
+    // Burn materialises some state on its default device, which is the GPU backend whenever
+    // wgpu is compiled in; on a machine without a GPU driver that fails. The one place is
+    // `ModuleOptimizer::load_record` (burn-optim 0.22.1, `optim/module/module_optimizer.rs`:
+    // "State tensors are materialized on the default device"), which a resumed `minigpt train`
+    // calls; only the environment variable steers it. Pin the default to the CPU unless the
+    // user chose one.
     if std::env::var_os("BURN_DEVICE").is_none() {
         // SAFETY: first statement of main, before any thread exists: nothing reads the
         // environment concurrently.

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use crate::dist::lse_and_entropy;
+use crate::generation::{FinishReason, Generation};
 use crate::model::{LanguageModel, ModelError};
 use crate::pipeline::Pipeline;
 use crate::processor::StepContext;
@@ -10,31 +11,6 @@ use crate::rng::Rng;
 use crate::row_check::UnusableRow;
 use crate::search::SearchRequest;
 use crate::strategy::Decoding;
-
-/// Why a row stopped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FinishReason {
-    /// `max_new_tokens` reached.
-    Length,
-    /// The model chose its end-of-sequence token (not included in the output).
-    Eos,
-    /// The generated text came to contain one of the stop strings.
-    Stop,
-    /// The row filled the model's context and the model does not slide its window.
-    Context,
-}
-
-impl FinishReason {
-    /// The lower-case name written to JSON and CSV.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Length => "length",
-            Self::Eos => "eos",
-            Self::Stop => "stop",
-            Self::Context => "context",
-        }
-    }
-}
 
 /// Text that ends a row as soon as the generated text contains it.
 #[derive(Clone, Default)]
@@ -90,21 +66,6 @@ pub struct GenerateRequest {
     pub ignore_eos: bool,
     /// Stop strings (sampling only; searches ignore them). The token that completes one is kept.
     pub stop: StopStrings,
-}
-
-/// One row's result.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Generation {
-    /// Generated token ids (the end-of-sequence token is not included).
-    pub tokens: Vec<u32>,
-    /// Per generated token: its log-probability under the raw model distribution.
-    pub logprobs: Vec<f64>,
-    /// Per step: entropy (nats) of the raw next-token distribution.
-    pub entropies: Vec<f64>,
-    /// Per step: entropy of the distribution the token was actually drawn from.
-    pub sampling_entropies: Vec<f64>,
-    /// Why the row stopped.
-    pub finish_reason: FinishReason,
 }
 
 /// Decodes every prompt with a built strategy: pipelines run the batch together; a search runs

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use crate::generate::Generation;
+use crate::generation::Generation;
 use crate::model::{LanguageModel, ModelError};
 use crate::processor::LogitsProcessor;
 

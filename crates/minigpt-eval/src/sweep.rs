@@ -23,11 +23,7 @@ use crate::summary::mean;
 /// Words before a continuation word that `repetition_rate` looks at.
 pub const REPETITION_WINDOW: usize = 32;
 
-/// Scores continuations with a second model (`judge_perplexity`).
-pub trait Judge {
-    /// Perplexity of `continuation` given `prompt`; `None` for an empty continuation.
-    fn perplexity(&mut self, prompt: &str, continuation: &str) -> Result<Option<f64>, String>;
-}
+pub use minigpt_decode::Judge;
 
 /// Everything a run does, resolved and checked before any file is written.
 #[derive(Debug, Clone)]

@@ -11,6 +11,7 @@ use burn::module::{Param, ParamId};
 use burn::tensor::{Device, Tensor, TensorData};
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 
+use crate::atomic_write::write_atomic;
 use crate::config::GptConfig;
 use crate::error::ModelError;
 use crate::gpt::Gpt;
@@ -283,15 +284,4 @@ pub fn save_dir(model: &Gpt, cfg: &GptConfig, dir: &Path) -> Result<(), ModelErr
     let bytes = to_safetensors(model)?;
     write_atomic(&dir.join(WEIGHTS_FILE), &bytes)?;
     cfg.save(&dir.join(CONFIG_FILE))
-}
-
-/// Writes a file atomically and durably with `atomic-write-file` (a temporary sibling, fsync,
-/// rename, fsync of the folder): a crash leaves the old file or the new one, never a torn one.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ModelError> {
-    let write = || -> std::io::Result<()> {
-        let mut file = atomic_write_file::AtomicWriteFile::open(path)?;
-        std::io::Write::write_all(&mut file, bytes)?;
-        file.commit()
-    };
-    write().map_err(|e| ModelError::io(path, e))
 }

@@ -208,7 +208,7 @@ impl GptConfig {
         })?;
         v["architectures"] = serde_json::json!(["GPT2LMHeadModel"]);
         let text = serde_json::to_string_pretty(&v).unwrap_or_default();
-        crate::checkpoint::write_atomic(path, (text + "\n").as_bytes())
+        crate::atomic_write::write_atomic(path, (text + "\n").as_bytes())
     }
 }
 

@@ -1,24 +1,27 @@
 //! GPT-2 on Burn: the architecture, a KV cache, batched decoding behind `minigpt-decode`'s
 //! `LanguageModel` trait, scoring, and Hugging Face checkpoint I/O.
 
+pub mod atomic_write;
 pub mod cache;
 pub mod checkpoint;
 pub mod config;
 pub mod device;
 pub mod error;
 pub mod gpt;
+pub mod judge;
 pub mod lm;
 pub mod native_weights;
 pub mod score;
 
+pub use atomic_write::write_atomic;
 pub use checkpoint::{
     CONFIG_FILE, WEIGHTS_FILE, load_dir, load_dir_with, load_weights, save_dir, to_safetensors,
-    write_atomic,
 };
 pub use config::{ACTIVATIONS, GptConfig};
 pub use device::{DEVICE_NAMES, Target, parse_device, parse_target};
 pub use error::ModelError;
 pub use gpt::Gpt;
+pub use judge::GptJudge;
 pub use lm::{BurnLm, ContextPolicy, GptEngine, GptLm, NativeLm};
 /// The native CPU engine (`minigpt-native`), re-exported under its former path.
 pub use minigpt_native as native;

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::trainer::TrainError;
+use crate::error::TrainError;
 
 /// A training run, as written in TOML.
 #[derive(Debug, Clone, Deserialize, PartialEq)]

@@ -5,7 +5,7 @@ use std::path::Path;
 use minigpt_decode::Rng;
 use minigpt_tokenizer::{CharTokenizer, Tokenizer};
 
-use crate::trainer::TrainError;
+use crate::error::TrainError;
 
 /// A tokenised corpus: the first part trains, the last `val_fraction` validates.
 #[derive(Debug)]

@@ -4,9 +4,11 @@
 
 pub mod config;
 pub mod data;
+pub mod error;
 pub mod plot;
 pub mod trainer;
 
 pub use config::TrainConfig;
 pub use data::Corpus;
-pub use trainer::{Progress, TrainError, TrainSummary, lr_at, train};
+pub use error::TrainError;
+pub use trainer::{Progress, TrainSummary, lr_at, train};

@@ -8,25 +8,12 @@ use burn::module::Module;
 use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer, OptimizerRecord};
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use minigpt_model::{Gpt, GptConfig, ModelError, load_weights, parse_device, to_safetensors};
+use minigpt_model::{Gpt, GptConfig, load_weights, parse_device, to_safetensors};
 use minigpt_tokenizer::{CHAR_VOCAB_FILE, Tokenizer};
 
 use crate::config::{OptimConfig, TrainConfig};
 use crate::data::{Corpus, batch};
-
-/// A run that cannot start or continue.
-#[derive(Debug, thiserror::Error)]
-pub enum TrainError {
-    /// The config or the corpus is unusable.
-    #[error("{0}")]
-    Config(String),
-    /// Loading or saving the model failed.
-    #[error(transparent)]
-    Model(#[from] ModelError),
-    /// Writing outputs failed.
-    #[error("{0}")]
-    Io(String),
-}
+use crate::error::TrainError;
 
 /// Reported after every step.
 #[derive(Debug, Clone, PartialEq)]

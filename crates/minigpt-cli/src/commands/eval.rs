@@ -15,7 +15,7 @@ use super::run::run_sweep;
 use super::run_info::meta;
 use crate::cli::EvalArgs;
 use crate::interrupt::Interrupted;
-use crate::judge::GptJudge;
+use minigpt_model::GptJudge;
 
 /// Runs `minigpt eval`.
 pub fn run(args: EvalArgs) -> Result<()> {

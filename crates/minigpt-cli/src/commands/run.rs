@@ -14,7 +14,7 @@ use minigpt_tokenizer::Tokenizer;
 use super::run_info::meta;
 use crate::cli::RunArgs;
 use crate::interrupt::Interrupted;
-use crate::judge::GptJudge;
+use minigpt_model::GptJudge;
 
 /// Runs `minigpt run`.
 pub fn run(args: RunArgs) -> Result<()> {

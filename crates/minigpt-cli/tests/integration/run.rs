@@ -125,14 +125,21 @@ fn csv_has_the_documented_columns_one_row_per_cell_and_sample_and_recomputable_m
         ]
     );
     let rows = &recs[1..];
+    let [model, prompt_id, strategy, temperature, sample] =
+        ["model", "prompt_id", "strategy", "temperature", "sample"].map(col);
     // 3 prompts × (greedy + beam_4 + 2 sampling strategies × 2 temperatures) × 2 samples.
     assert_eq!(rows.len(), 3 * (1 + 1 + 2 * 2) * 2);
     let mut keys = HashSet::new();
     for r in rows {
-        assert!(keys.insert((r[1].clone(), r[2].clone(), r[3].clone(), r[4].clone())));
-        let deterministic = r[2] == "greedy" || r[2] == "beam_4";
-        assert_eq!(r[3].is_empty(), deterministic, "{r:?}");
-        assert_eq!(r[0], "tiny-char-gelu");
+        assert!(keys.insert((
+            r[prompt_id].clone(),
+            r[strategy].clone(),
+            r[temperature].clone(),
+            r[sample].clone()
+        )));
+        let deterministic = r[strategy] == "greedy" || r[strategy] == "beam_4";
+        assert_eq!(r[temperature].is_empty(), deterministic, "{r:?}");
+        assert_eq!(r[model], "tiny-char-gelu");
         assert_eq!(r[col("n_tokens")], "12");
         assert_eq!(r[col("finish_reason")], "length");
         // The metrics are what the text gives.
@@ -153,14 +160,16 @@ fn csv_has_the_documented_columns_one_row_per_cell_and_sample_and_recomputable_m
         let lp: f64 = r[col("mean_logprob")].parse().unwrap();
         let ppl: f64 = r[col("perplexity")].parse().unwrap();
         assert!((ppl - (-lp).exp()).abs() <= 1e-9 * ppl);
-        if r[2] == "greedy" {
+        if r[strategy] == "greedy" {
             assert_eq!(r[col("mean_sampling_entropy")], "0");
         }
     }
     // Greedy is the same for every sample; sampling differs across samples.
     let text_of = |s: &str, t: &str, k: &str| {
         rows.iter()
-            .find(|r| r[1] == "0" && r[2] == s && r[3] == t && r[4] == k)
+            .find(|r| {
+                r[prompt_id] == "0" && r[strategy] == s && r[temperature] == t && r[sample] == k
+            })
             .unwrap()[col("text")]
         .clone()
     };
@@ -299,7 +308,13 @@ fn killed_runs_resume_to_the_uninterrupted_result() {
     ]);
     let got = records(&gens);
     assert_eq!(deterministic(&got), deterministic(&want));
-    let keys: HashSet<_> = got[1..].iter().map(|r| r[..5].to_vec()).collect();
+    // The key columns: model, prompt_id, strategy, temperature, sample.
+    let keys: HashSet<_> = got[1..]
+        .iter()
+        .map(|r| {
+            ["model", "prompt_id", "strategy", "temperature", "sample"].map(|c| r[col(c)].clone())
+        })
+        .collect();
     assert_eq!(keys.len(), got.len() - 1, "duplicate rows");
 }
 
@@ -605,7 +620,12 @@ fraction = 0.5
     }
     let bpb = records(&out.join("bits_per_byte.csv"));
     assert_eq!(bpb.len(), 3);
-    assert!(bpb[1..].iter().all(|r| r[3].parse::<f64>().unwrap() > 0.0));
+    let bits = bpb[0].iter().position(|c| c == "bits_per_byte").unwrap();
+    assert!(
+        bpb[1..]
+            .iter()
+            .all(|r| r[bits].parse::<f64>().unwrap() > 0.0)
+    );
 
     // No baseline directory: exit 2, saying what a GPT-2 directory holds and where it comes from.
     std::fs::write(&path, cfg(&d.join("no-gpt2-here"))).unwrap();

@@ -17,7 +17,7 @@
 use std::fmt;
 
 use crate::dist::lse_and_entropy;
-use crate::generate::{FinishReason, Generation};
+use crate::generation::{FinishReason, Generation};
 use crate::model::{LanguageModel, ModelError};
 use crate::processor::{LogitsProcessor, StepContext};
 use crate::registry::{ParamInfo, PluginInfo, PluginKind, params};

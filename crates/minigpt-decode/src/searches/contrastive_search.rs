@@ -8,7 +8,7 @@
 use std::fmt;
 
 use crate::dist::{entropy, log_prob, softmax};
-use crate::generate::{FinishReason, Generation};
+use crate::generation::{FinishReason, Generation};
 use crate::model::{LanguageModel, Logits, ModelError};
 use crate::processor::{LogitsProcessor, StepContext};
 use crate::registry::{ParamInfo, PluginInfo, PluginKind, params};

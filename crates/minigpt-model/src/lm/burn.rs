@@ -15,12 +15,11 @@ use ::burn::tensor::activation::log_softmax;
 use ::burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 use minigpt_decode::{Hidden, LanguageModel, Logits};
 
-use super::{GptEngine, check_ids, check_prompts, check_rows, one_per_row};
+use super::engine::{ContextPolicy, GptEngine, check_ids, check_prompts, check_rows, one_per_row};
 use crate::cache::KvCache;
 use crate::config::GptConfig;
 use crate::error::ModelError;
 use crate::gpt::Gpt;
-use crate::lm::ContextPolicy;
 use crate::to_host;
 
 /// A Burn module on its device, with the state of the batch being decoded.

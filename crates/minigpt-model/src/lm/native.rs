@@ -9,9 +9,8 @@ use std::sync::Arc;
 use minigpt_decode::{Hidden, LanguageModel, Logits};
 use minigpt_native::{NativeGpt, SeqCache, Want};
 
-use super::{GptEngine, check_ids, check_prompts, check_rows, one_per_row};
+use super::engine::{ContextPolicy, GptEngine, check_ids, check_prompts, check_rows, one_per_row};
 use crate::config::GptConfig;
-use crate::lm::ContextPolicy;
 
 /// The native engine's packed model, with the rows being decoded.
 pub struct NativeLm {

@@ -1,12 +1,13 @@
-//! The judge of a sweep (`judge_perplexity`): a second model, usually GPT-2, that scores every
-//! continuation with its own tokenizer. The scoring is the model crate's
-//! [`continuation_perplexity`]; this is the adapter to the runner's [`Judge`].
+//! The judge of a sweep (`judge_perplexity`): a GPT, usually GPT-2, that scores every
+//! continuation with its own tokenizer through [`continuation_perplexity`].
 
 use std::sync::Arc;
 
-use minigpt_eval::Judge;
-use minigpt_model::{GptLm, continuation_perplexity};
+use minigpt_decode::Judge;
 use minigpt_tokenizer::Tokenizer;
+
+use crate::lm::GptLm;
+use crate::score::continuation_perplexity;
 
 /// A loaded judge model and its tokenizer. The prompt and the continuation are encoded
 /// separately and joined.

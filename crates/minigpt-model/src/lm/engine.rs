@@ -1,0 +1,91 @@
+//! What both engine adapters share: the [`GptEngine`] trait, the [`ContextPolicy`], and the
+//! checks of the decoding calls' arguments.
+
+use minigpt_decode::LanguageModel;
+
+use crate::config::GptConfig;
+use crate::error::ModelError;
+use crate::gpt::Gpt;
+
+/// What happens to rows longer than the context.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ContextPolicy {
+    /// Slide an exact window of the last `n_positions` tokens (the default).
+    #[default]
+    Sliding,
+    /// Refuse prompts longer than the context and stop rows when they fill it.
+    Refuse,
+}
+
+/// What an engine adapter offers besides decoding: uncached scoring of one sequence.
+pub trait GptEngine: LanguageModel {
+    /// Log-probability of each `targets[i]` given `ids[..=i]`, for `i >= first`, in one
+    /// uncached forward pass (`ids` at most `n_positions` long).
+    fn window_logprobs(&self, ids: &[u32], targets: &[u32], first: usize) -> Vec<f64>;
+
+    /// Full logits `[t, vocab]` of one sequence (at most `n_positions` long), uncached.
+    fn sequence_logits(&self, ids: &[u32]) -> Vec<f32>;
+
+    /// A second adapter on the same weights (shared, not copied), with no decoding state:
+    /// one loaded model can generate and judge.
+    fn share(&self) -> Box<dyn GptEngine + Send>;
+
+    /// The Burn module, when this engine runs one.
+    fn model(&self) -> Option<&Gpt> {
+        None
+    }
+}
+
+/// Every id must be inside the vocabulary.
+pub(super) fn check_ids(config: &GptConfig, ids: &[u32]) -> Result<(), ModelError> {
+    match ids.iter().find(|&&t| t as usize >= config.vocab_size) {
+        Some(t) => Err(ModelError::Input(format!(
+            "token id {t} is outside the model's vocabulary of {}",
+            config.vocab_size
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Prompts must be non-empty and inside the vocabulary, and within the context unless the
+/// policy slides.
+pub(super) fn check_prompts(
+    config: &GptConfig,
+    policy: ContextPolicy,
+    prompts: &[Vec<u32>],
+) -> Result<(), ModelError> {
+    let n = config.n_positions;
+    for (i, p) in prompts.iter().enumerate() {
+        if p.is_empty() {
+            return Err(ModelError::Input(format!("prompt {i} is empty")));
+        }
+        check_ids(config, p)?;
+        if policy == ContextPolicy::Refuse && p.len() > n {
+            return Err(ModelError::Input(format!(
+                "the prompt has {} tokens but the model sees at most {n} (n_positions); \
+                 shorten it, or allow cropping (leave out --no-crop)",
+                p.len()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A step needs one token per live row.
+pub(super) fn one_per_row(tokens: &[u32], live: usize) -> Result<(), ModelError> {
+    if tokens.len() == live {
+        return Ok(());
+    }
+    Err(ModelError::Input(format!(
+        "{} tokens for {live} live rows",
+        tokens.len()
+    )))
+}
+
+/// Rows `rows` must exist among `live` rows.
+pub(super) fn check_rows(rows: &[usize], live: usize) -> Result<(), ModelError> {
+    match rows.iter().find(|&&r| r >= live) {
+        Some(bad) => Err(ModelError::Input(format!("row {bad} does not exist"))),
+        None => Ok(()),
+    }
+}
