@@ -40,8 +40,8 @@ py="$venv/bin/python"
 
 # 2. minigpt.
 say "building minigpt (release)"
-# The whole workspace, as the README's commands build it: `-p minigpt-cli` alone resolves
-# Burn's features differently and would rebuild Burn.
+# The whole workspace, as the README's commands build it (a single library package, e.g.
+# `-p minigpt-model`, resolves Burn's dependencies' features differently and rebuilds them).
 cargo build --release -q
 export MINIGPT=${CARGO_TARGET_DIR:-$root/target}/release/minigpt
 

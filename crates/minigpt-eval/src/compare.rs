@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::{ConfigError, Experiment, ModelRef, Prompts, Sweep, SweepConfig};
 use crate::error::RunError;
 use crate::row::{BitsPerByteRow, SummaryRow, format_num};
-use crate::run_dir::{RunDir, atomic_write, write_csv};
+use crate::run_dir::{RunDir, write_csv, write_records};
 
 /// The comparison of the two summaries.
 pub const COMPARISON: &str = "comparison.csv";
@@ -168,12 +168,7 @@ pub fn write_comparison(out: &Path, candidate: &RunDir, baseline: &RunDir) -> Re
     for m in &metrics {
         header.extend(["candidate", "baseline", "diff"].map(|side| format!("{m}_{side}")));
     }
-    let path = out.join(COMPARISON);
-    let mut w = csv::WriterBuilder::new()
-        .terminator(csv::Terminator::Any(b'\n'))
-        .from_writer(vec![]);
-    let encode = |e: csv::Error| RunError::io("encode", &path, e);
-    w.write_record(&header).map_err(encode)?;
+    let mut records = vec![];
     for crow in &c {
         let brow = b
             .iter()
@@ -191,12 +186,9 @@ pub fn write_comparison(out: &Path, candidate: &RunDir, baseline: &RunDir) -> Re
             rec.push(format_num(bv));
             rec.push(format_num(cv.zip(bv).map(|(x, y)| x - y)));
         }
-        w.write_record(&rec).map_err(encode)?;
+        records.push(rec);
     }
-    let bytes = w
-        .into_inner()
-        .map_err(|e| RunError::io("encode", &path, e.into_error()))?;
-    atomic_write(&path, &bytes)?;
+    write_records(&out.join(COMPARISON), &header, &records)?;
     // Plots with both models' lines.
     let mut rows = c;
     rows.extend(b);

@@ -28,7 +28,7 @@ pub fn merge(parts: &[PathBuf], out: &Path, finished: &str) -> Result<Merged, Ru
             out.display()
         )));
     }
-    let mut first: Option<(PathBuf, RunInfo)> = None;
+    let mut first: Option<RunInfo> = None;
     let mut merged_from = vec![];
     let mut rows: Vec<GenerationRow> = vec![];
     let mut seen = HashSet::new();
@@ -41,13 +41,13 @@ pub fn merge(parts: &[PathBuf], out: &Path, finished: &str) -> Result<Merged, Ru
             )));
         }
         let info = part.read_info()?;
-        if let Some((first_dir, first_info)) = &first {
-            let keys = differing_keys(&first_info.grid, &info.grid);
+        if let Some(first) = &first {
+            let keys = differing_keys(&first.grid, &info.grid);
             if !keys.is_empty() {
                 return Err(RunError(format!(
                     "{} is a run of a different config than {} (differs in: {})",
                     dir.display(),
-                    first_dir.display(),
+                    parts[0].display(),
                     keys.join(", ")
                 )));
             }
@@ -61,9 +61,7 @@ pub fn merge(parts: &[PathBuf], out: &Path, finished: &str) -> Result<Merged, Ru
                 rows.push(row);
             }
         }
-        if first.is_none() {
-            first = Some((dir.clone(), info));
-        }
+        first.get_or_insert(info);
     }
     // Canonical order: the grid's (cells in order of first appearance, then prompt, sample).
     let mut cells: Vec<RowKey> = vec![];
@@ -81,7 +79,7 @@ pub fn merge(parts: &[PathBuf], out: &Path, finished: &str) -> Result<Merged, Ru
             r.sample,
         )
     });
-    let mut info = first.map(|f| f.1).unwrap_or_default();
+    let mut info = first.unwrap_or_default();
     info.shard = None;
     info.merged_from = Some(merged_from);
     info.rows_in_this_run = rows.len();
@@ -90,7 +88,7 @@ pub fn merge(parts: &[PathBuf], out: &Path, finished: &str) -> Result<Merged, Ru
     std::fs::create_dir_all(out).map_err(|e| RunError::io("create", out, e))?;
     run.write_generations(&rows)?;
     run.write_info(&info)?;
-    run.write_summary()?;
+    run.write_summary(&rows)?;
     Ok(Merged {
         rows: rows.len(),
         rows_in_grid: info.rows_in_grid,

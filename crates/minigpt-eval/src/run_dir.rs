@@ -174,9 +174,9 @@ impl RunDir {
         read_csv(&self.file(SUMMARY))
     }
 
-    /// Rewrites `summary.csv` and the plots from `generations.csv`.
-    pub fn write_summary(&self) -> Result<(), RunError> {
-        let rows = crate::summary::summarize(&self.read_generations()?);
+    /// Rewrites `summary.csv` and the plots from the folder's generated rows.
+    pub fn write_summary(&self, generations: &[GenerationRow]) -> Result<(), RunError> {
+        let rows = crate::summary::summarize(generations);
         write_csv(&self.file(SUMMARY), &rows)?;
         self.write_plots(&rows)
     }
@@ -268,8 +268,16 @@ fn csv_bytes<T: Serialize>(header: Option<&[String]>, rows: &[T]) -> Result<Vec<
 
 /// Writes a CSV of `rows` with `T`'s header, atomically.
 pub fn write_csv<T: Serialize + Default>(path: &Path, rows: &[T]) -> Result<(), RunError> {
-    let bytes =
-        csv_bytes(Some(&header::<T>()), rows).map_err(|e| RunError::io("encode", path, e))?;
+    write_records(path, &header::<T>(), rows)
+}
+
+/// Writes a CSV of `header` then `rows` (typed rows, or records of fields), atomically.
+pub fn write_records<T: Serialize>(
+    path: &Path,
+    header: &[String],
+    rows: &[T],
+) -> Result<(), RunError> {
+    let bytes = csv_bytes(Some(header), rows).map_err(|e| RunError::io("encode", path, e))?;
     atomic_write(path, &bytes)
 }
 

@@ -6,6 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::time::Instant;
 
+pub use minigpt_decode::Judge;
 use minigpt_decode::{
     BuildContext, Decoding, GenerateRequest, Generation, LanguageModel, Registry, Strategy, decode,
 };
@@ -22,8 +23,6 @@ use crate::summary::mean;
 
 /// Words before a continuation word that `repetition_rate` looks at.
 pub const REPETITION_WINDOW: usize = 32;
-
-pub use minigpt_decode::Judge;
 
 /// Everything a run does, resolved and checked before any file is written.
 #[derive(Debug, Clone)]
@@ -453,6 +452,7 @@ fn generate(
         on_progress(&progress);
     }
     file.finish()?;
+    let mut records = out.read_generations()?;
     if packed && !interrupted {
         // Packed batches append rows out of grid order: put a finished run back in it.
         let order: HashMap<RowKey, usize> = all
@@ -460,14 +460,13 @@ fn generate(
             .enumerate()
             .map(|(i, r)| (plan.key(r), i))
             .collect();
-        let mut records = out.read_generations()?;
         let at = |rec: &GenerationRow| order.get(&rec.key()).map_or((0, 0), |&i| (1, i));
         if !records.is_sorted_by_key(at) {
-            records.sort_by_key(at); // stable: rows of other grids (--force) stay first
+            records.sort_by_cached_key(at); // stable: rows of other grids (--force) stay first
             out.write_generations(&records)?;
         }
     }
-    out.write_summary()?;
+    out.write_summary(&records)?;
     Ok(Outcome {
         generated,
         skipped,

@@ -10,7 +10,7 @@ pub mod error;
 pub mod gpt;
 pub mod judge;
 pub mod lm;
-pub mod native_weights;
+mod native_weights;
 pub mod score;
 
 pub use atomic_write::write_atomic;
@@ -23,10 +23,8 @@ pub use error::ModelError;
 pub use gpt::Gpt;
 pub use judge::GptJudge;
 pub use lm::{BurnLm, ContextPolicy, GptEngine, GptLm, NativeLm};
-/// The native CPU engine (`minigpt-native`), re-exported under its former path.
-pub use minigpt_native as native;
 pub use minigpt_native::{DType, NativeGpt};
-pub use native_weights::{native_config, native_weights, to_native};
+pub use native_weights::to_native;
 pub use score::{Score, continuation_perplexity, score};
 
 /// Copies a tensor to the host as f32 values (one device read).

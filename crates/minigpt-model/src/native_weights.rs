@@ -8,7 +8,7 @@ use crate::gpt::Gpt;
 use crate::to_host;
 
 /// The engine's hyper-parameters for `config`.
-pub fn native_config(config: &GptConfig) -> minigpt_native::Config {
+fn native_config(config: &GptConfig) -> minigpt_native::Config {
     minigpt_native::Config {
         n_head: config.n_head,
         n_embd: config.n_embd,
@@ -20,7 +20,7 @@ pub fn native_config(config: &GptConfig) -> minigpt_native::Config {
 
 /// Copies `model`'s weights to the host as f32 (one device read each), dropping each block's
 /// tensors once copied.
-pub fn native_weights(model: Gpt, config: &GptConfig) -> Weights {
+fn native_weights(model: Gpt, config: &GptConfig) -> Weights {
     let c = config.n_embd;
     let linear = |l: &burn::nn::Linear| {
         let [d_in, d_out] = l.weight.val().dims();

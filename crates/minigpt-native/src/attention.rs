@@ -16,7 +16,8 @@ pub trait Cached: Copy {
     /// The eight values at `p` as f32, exactly.
     ///
     /// # Safety
-    /// `p` points at eight readable values; with `F16C`, the CPU has F16C.
+    /// `p` points at eight readable values; with `F16C`, the CPU has AVX2, FMA and F16C
+    /// (`x86::simd()`).
     unsafe fn lanes8<const F16C: bool>(p: *const Self) -> [f32; 8];
     /// One value as f32, exactly.
     fn scalar(self) -> f32;
@@ -39,8 +40,8 @@ impl Cached for half::f16 {
     unsafe fn lanes8<const F16C: bool>(p: *const half::f16) -> [f32; 8] {
         #[cfg(target_arch = "x86_64")]
         if F16C {
-            // SAFETY: the CPU has F16C and eight values are readable at `p` (the caller's
-            // contract).
+            // SAFETY: the CPU has AVX2, FMA and F16C and eight values are readable at `p` (the
+            // caller's contract).
             return unsafe { crate::x86::f16c::f16x8(p) };
         }
         // SAFETY: `i < 8`: one of the eight readable values at `p` (the caller's contract).
@@ -479,6 +480,7 @@ mod tests {
                 "AVX2/FMA/F16C not available (or MINIGPT_NO_SIMD set): the SIMD build of \
                  attention was not exercised"
             );
+            return;
         }
         for (d, len, rows) in [(64usize, 120usize, 1usize), (64, 9, 7), (13, 41, 5)] {
             let seen = len + rows - 1;

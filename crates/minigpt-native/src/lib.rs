@@ -2,12 +2,9 @@
 //! at load time in f32, f16 or bf16. `minigpt-model` runs it for `--device cpu`; it converts
 //! its Burn module's weights into plain [`Weights`] (this crate uses no tensor library).
 //!
-//! Why not Burn's `flex` for inference: a batch-1 decode step is 49 matrix-vector products that
-//! must stream every weight from memory at full bandwidth, and flex's GEMV on a transposed
-//! right-hand side (the tied LM head) and its per-op dispatch left about half the bandwidth
-//! unused (measured with Burn 0.22). Training stays on Burn (it needs autodiff); Burn's `flex`,
-//! `ndarray` and `wgpu` devices remain available for inference and are the parity reference
-//! for this engine (`minigpt-model`'s `tests/integration/parity.rs`).
+//! Why not Burn's `flex` for inference: see `PERFORMANCE.md`. Training stays on Burn (it needs
+//! autodiff); Burn's `flex`, `ndarray` and `wgpu` devices remain available for inference and
+//! are the parity reference for this engine (`minigpt-model`'s `tests/integration/parity.rs`).
 //!
 //! **A row's logits are bit-identical alone, in any batch, and in a prefill or a cached
 //! step**: each sequence has its own KV cache ([`SeqCache`]), and every kernel computes a row's

@@ -23,7 +23,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     if args.batch.contains(&0) {
         bail!("batch sizes must be at least 1");
     }
-    let threads = minigpt_model::native::threads();
+    let threads = minigpt_native::threads();
     if !args.json {
         println!(
             "model {} ({} layers, n_embd {}, vocab {}), device {}, {threads} threads, prompt {} tokens, {} decode steps, best of {}",

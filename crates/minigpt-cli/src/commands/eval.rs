@@ -59,16 +59,25 @@ pub fn run(args: EvalArgs) -> Result<()> {
             .with_context(|| format!("{at}: [candidate]"))?
         };
         let name = crate::load::short_name(sweep.model.path.as_deref());
-        sides.push((is_baseline, sweep, lm, tok, name));
+        sides.push(Side {
+            is_baseline,
+            sweep,
+            lm,
+            tok,
+            name,
+        });
     }
-    if sides[0].4 == sides[1].4 {
+    if sides[0].name == sides[1].name {
         bail!(
             "{at}: the candidate and the baseline are both named {:?}: give them folders with different names",
-            sides[0].4
+            sides[0].name
         );
     }
     let mut plans = vec![];
-    for (_, sweep, _, tok, name) in &sides {
+    for Side {
+        sweep, tok, name, ..
+    } in &sides
+    {
         let encode = |s: &str| tok.encode(s).unwrap_or_default();
         let cx = BuildContext {
             encode: Some(&encode),
@@ -85,18 +94,17 @@ pub fn run(args: EvalArgs) -> Result<()> {
         )?);
     }
     let started = utc_now();
-    for ((is_baseline, sweep, lm, tok, _), plan) in sides.iter_mut().zip(&plans) {
+    for (side, plan) in sides.iter_mut().zip(&plans) {
+        let Side {
+            is_baseline,
+            sweep,
+            lm,
+            tok,
+            ..
+        } = side;
         let dir = RunDir::new(out.join(side_dir(*is_baseline)));
         let meta = meta(&sweep.model.device, &started);
-        eprintln!(
-            "{}: {}",
-            if *is_baseline {
-                "baseline"
-            } else {
-                "candidate"
-            },
-            plan.model_name
-        );
+        eprintln!("{}: {}", side_dir(*is_baseline), plan.model_name);
         let encode = |s: &str| tok.encode(s).unwrap_or_default();
         let cx = BuildContext {
             encode: Some(&encode),
@@ -119,7 +127,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
     // Bits per byte of both models on the held-out text.
     let mut bpb_rows = vec![];
     if let Some(text) = &heldout {
-        for (_, _, lm, tok, name) in &sides {
+        for Side { lm, tok, name, .. } in &sides {
             let ids = tok.encode(text)?;
             if ids.len() < 2 {
                 bail!("{at}: heldout: the text is too short to score");
@@ -154,7 +162,16 @@ pub fn run(args: EvalArgs) -> Result<()> {
     Ok(())
 }
 
-/// The folder of one side's run inside the evaluation's folder.
+/// One model of the evaluation, loaded.
+struct Side {
+    is_baseline: bool,
+    sweep: minigpt_eval::SweepConfig,
+    lm: minigpt_model::GptLm,
+    tok: std::sync::Arc<dyn minigpt_tokenizer::Tokenizer>,
+    name: String,
+}
+
+/// The folder of one side's run (and its name in messages) inside the evaluation's folder.
 fn side_dir(baseline: bool) -> &'static str {
     if baseline { "baseline" } else { "candidate" }
 }

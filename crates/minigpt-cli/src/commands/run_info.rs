@@ -10,7 +10,7 @@ pub fn meta(device: &str, started: &str) -> serde_json::Value {
         "burn_version": "0.22.1",
         "git_commit": option_env!("MINIGPT_GIT_COMMIT").unwrap_or("unknown"),
         "device": device,
-        "threads": minigpt_model::native::threads(),
+        "threads": minigpt_native::threads(),
         "started": started,
         "command": std::env::args().collect::<Vec<_>>().join(" "),
     })

@@ -15,7 +15,7 @@ use ::burn::tensor::activation::log_softmax;
 use ::burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 use minigpt_decode::{Hidden, LanguageModel, Logits};
 
-use super::engine::{ContextPolicy, GptEngine, check_ids, check_prompts, check_rows, one_per_row};
+use super::engine::{GptEngine, check_ids, check_prompts, check_rows, one_per_row};
 use crate::cache::KvCache;
 use crate::config::GptConfig;
 use crate::error::ModelError;
@@ -61,11 +61,6 @@ impl BurnLm {
             record_hidden: false,
             hidden: None,
         }
-    }
-
-    /// The device the model runs on.
-    pub fn device(&self) -> &Device {
-        &self.device
     }
 
     /// Left-pads `rows` (each already at most `n_positions` long).
@@ -222,7 +217,7 @@ impl LanguageModel for BurnLm {
     }
 
     fn prefill(&mut self, prompts: &[Vec<u32>]) -> Result<Logits, minigpt_decode::ModelError> {
-        check_prompts(&self.config, ContextPolicy::Sliding, prompts)?;
+        check_prompts(&self.config, prompts)?;
         self.batch = Some(Batch {
             rows: prompts.to_vec(),
             cache: None,

@@ -47,28 +47,32 @@ pub(super) fn check_ids(config: &GptConfig, ids: &[u32]) -> Result<(), ModelErro
     }
 }
 
-/// Prompts must be non-empty and inside the vocabulary, and within the context unless the
-/// policy slides.
-pub(super) fn check_prompts(
-    config: &GptConfig,
-    policy: ContextPolicy,
-    prompts: &[Vec<u32>],
-) -> Result<(), ModelError> {
-    let n = config.n_positions;
+/// Prompts must be non-empty and inside the vocabulary (every engine checks this).
+pub(super) fn check_prompts(config: &GptConfig, prompts: &[Vec<u32>]) -> Result<(), ModelError> {
     for (i, p) in prompts.iter().enumerate() {
         if p.is_empty() {
             return Err(ModelError::Input(format!("prompt {i} is empty")));
         }
         check_ids(config, p)?;
-        if policy == ContextPolicy::Refuse && p.len() > n {
-            return Err(ModelError::Input(format!(
-                "the prompt has {} tokens but the model sees at most {n} (n_positions); \
-                 shorten it, or allow cropping (leave out --no-crop)",
-                p.len()
-            )));
-        }
     }
     Ok(())
+}
+
+/// Under [`ContextPolicy::Refuse`], prompts must fit the context.
+pub(super) fn check_context(
+    config: &GptConfig,
+    policy: ContextPolicy,
+    prompts: &[Vec<u32>],
+) -> Result<(), ModelError> {
+    let n = config.n_positions;
+    match prompts.iter().find(|p| p.len() > n) {
+        Some(p) if policy == ContextPolicy::Refuse => Err(ModelError::Input(format!(
+            "the prompt has {} tokens but the model sees at most {n} (n_positions); \
+             shorten it, or allow cropping (leave out --no-crop)",
+            p.len()
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// A step needs one token per live row.

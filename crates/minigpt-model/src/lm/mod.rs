@@ -17,7 +17,7 @@ mod native;
 
 use ::burn::tensor::Device;
 pub use burn::BurnLm;
-use engine::check_prompts;
+use engine::check_context;
 pub use engine::{ContextPolicy, GptEngine};
 use minigpt_decode::{Hidden, LanguageModel, Logits};
 pub use native::NativeLm;
@@ -126,7 +126,8 @@ impl LanguageModel for GptLm {
     }
 
     fn prefill(&mut self, prompts: &[Vec<u32>]) -> Result<Logits, minigpt_decode::ModelError> {
-        check_prompts(&self.config, self.policy, prompts)?;
+        // The engine checks the prompts themselves; the context policy is this wrapper's.
+        check_context(&self.config, self.policy, prompts)?;
         self.engine.prefill(prompts)
     }
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use minigpt_decode::{Hidden, LanguageModel, Logits};
 use minigpt_native::{NativeGpt, SeqCache, Want};
 
-use super::engine::{ContextPolicy, GptEngine, check_ids, check_prompts, check_rows, one_per_row};
+use super::engine::{GptEngine, check_ids, check_prompts, check_rows, one_per_row};
 use crate::config::GptConfig;
 
 /// The native engine's packed model, with the rows being decoded.
@@ -41,11 +41,6 @@ impl NativeLm {
             record_hidden: false,
             hidden: None,
         }
-    }
-
-    /// The packed model.
-    pub fn net(&self) -> &NativeGpt {
-        &self.net
     }
 
     /// Logits of positions `first..` of one sequence (at most `n_positions` long).
@@ -162,7 +157,7 @@ impl LanguageModel for NativeLm {
     }
 
     fn prefill(&mut self, prompts: &[Vec<u32>]) -> Result<Logits, minigpt_decode::ModelError> {
-        check_prompts(&self.config, ContextPolicy::Sliding, prompts)?;
+        check_prompts(&self.config, prompts)?;
         // The last batch's caches are reused (cleared): fresh ones would fault in every page
         // they touch again.
         let mut spare: Vec<SeqCache> = std::mem::take(&mut self.rows)

@@ -224,8 +224,9 @@ unsafe fn tile256<E: Elem, const R: usize, const C: usize, const PACKED: bool>(
                 *acc = _mm256_fmadd_ps(x, *w, *acc);
             }
         }
-        // SAFETY: at most one past the `k` panel rows the caller vouches for.
-        p = unsafe { p.add(PANEL) };
+        // Wrapping: after the last row `p` may point past the buffer (in a second-half pass,
+        // 16 values past it), which `add` may not; it is never read there.
+        p = p.wrapping_add(PANEL);
         f = f.wrapping_add(stride);
     }
     for (r, acc) in acc.iter().enumerate() {

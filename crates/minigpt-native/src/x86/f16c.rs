@@ -37,7 +37,8 @@ pub fn narrow(src: &[f32], dst: &mut [half::f16]) -> bool {
 /// Eight f16 values widened with F16C.
 ///
 /// # Safety
-/// The CPU must have F16C; `p` must point at eight readable values.
+/// The CPU must have AVX2, FMA and F16C (`x86::simd()`); `p` must point at eight readable
+/// values.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 pub unsafe fn f16x8(p: *const half::f16) -> [f32; 8] {
@@ -51,7 +52,7 @@ pub unsafe fn f16x8(p: *const half::f16) -> [f32; 8] {
 /// [`widen`]'s loop.
 ///
 /// # Safety
-/// The CPU must have F16C; `src.len() == dst.len()`.
+/// The CPU must have AVX2, FMA and F16C; `src.len() == dst.len()`.
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn widen_f16c(src: &[half::f16], dst: &mut [f32]) {
     let whole = src.len() / 8 * 8;
@@ -70,7 +71,7 @@ unsafe fn widen_f16c(src: &[half::f16], dst: &mut [f32]) {
 /// [`narrow`]'s loop.
 ///
 /// # Safety
-/// The CPU must have F16C; `src.len() == dst.len()`.
+/// The CPU must have AVX2, FMA and F16C; `src.len() == dst.len()`.
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn narrow_f16c(src: &[f32], dst: &mut [half::f16]) {
     let whole = src.len() / 8 * 8;

@@ -46,7 +46,7 @@ pub trait Elem {
     /// Eight values at `p` as f32 lanes.
     ///
     /// # Safety
-    /// `p` must point at eight readable values; the CPU must have AVX2 and F16C.
+    /// `p` must point at eight readable values; the CPU must have AVX2, FMA and F16C.
     unsafe fn load8(p: *const Self::T) -> __m256;
     /// Sixteen values at `p` as f32 lanes.
     ///
