@@ -12,20 +12,6 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    // Burn materialises some state on its default device, which is the GPU backend whenever
-    // wgpu is compiled in; on a machine without a GPU driver that fails. The one place is
-    // `ModuleOptimizer::load_record` (burn-optim 0.22.1, `optim/module/module_optimizer.rs`:
-    // "State tensors are materialized on the default device"), which a resumed `minigpt train`
-    // calls; only the environment variable steers it. Pin the default to the CPU unless the
-    // user chose one.
-    if std::env::var_os("BURN_DEVICE").is_none() {
-        // SAFETY: first statement of main, before any thread exists: nothing reads the
-        // environment concurrently.
-        #[allow(unsafe_code)]
-        unsafe {
-            std::env::set_var("BURN_DEVICE", "flex");
-        }
-    }
     let cli = match cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => {

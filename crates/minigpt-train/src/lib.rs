@@ -5,6 +5,7 @@
 pub mod config;
 pub mod data;
 pub mod error;
+mod optimizer;
 pub mod plot;
 pub mod trainer;
 

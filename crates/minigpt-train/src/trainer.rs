@@ -3,9 +3,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use burn::grad_clipping::GradientClippingConfig;
 use burn::module::Module;
-use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer, OptimizerRecord};
+use burn::optim::{GradientsParams, ModuleOptimizer, OptimizerRecord};
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use minigpt_model::{Gpt, GptConfig, load_weights, parse_device, to_safetensors};
@@ -14,6 +13,7 @@ use minigpt_tokenizer::{CHAR_VOCAB_FILE, Tokenizer};
 use crate::config::{OptimConfig, TrainConfig};
 use crate::data::{Corpus, batch};
 use crate::error::TrainError;
+use crate::optimizer::optimizer;
 
 /// Reported after every step.
 #[derive(Debug, Clone, PartialEq)]
@@ -134,17 +134,6 @@ pub fn model_config(cfg: &TrainConfig, vocab: usize) -> GptConfig {
     g
 }
 
-fn optimizer(t: &OptimConfig) -> ModuleOptimizer {
-    let mut c = AdamWConfig::new()
-        .with_beta_2(t.beta2 as f32)
-        .with_weight_decay(t.weight_decay as f32)
-        .with_epsilon(1e-8);
-    if t.grad_clip > 0.0 {
-        c = c.with_grad_clipping(Some(GradientClippingConfig::Norm(t.grad_clip as f32)));
-    }
-    c.init()
-}
-
 /// Trains as `cfg` says; with `resume`, continues from `output.dir/checkpoint` when it exists.
 /// Writes the model directory (config.json, model.safetensors, char_vocab.json,
 /// training_log.csv) at the end and a checkpoint every `checkpoint_interval` steps.
@@ -171,7 +160,7 @@ pub fn train(
         let (_, model) = minigpt_model::load_dir_with(&ckpt, &device, true)?;
         let record = OptimizerRecord::load(ckpt.join("optimizer.bpk"))
             .map_err(|e| io("read", &ckpt.join("optimizer.bpk"), format!("{e:?}")))?;
-        let optim = optimizer(&cfg.train).load_record(record);
+        let optim = optimizer(&cfg.train, &plain).load_record(record);
         let text = std::fs::read_to_string(ckpt.join("state.json"))
             .map_err(|e| io("read", &ckpt.join("state.json"), e))?;
         let state: State =
@@ -194,7 +183,7 @@ pub fn train(
             val_losses: vec![],
             lrs: vec![],
         };
-        (model, optimizer(&cfg.train), state)
+        (model, optimizer(&cfg.train, &plain), state)
     };
     let (b, t) = (cfg.train.batch_size, cfg.model.block_size);
     let loop_start = Instant::now();
