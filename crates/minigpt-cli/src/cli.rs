@@ -17,7 +17,7 @@ use minigpt_model::{DEVICE_NAMES, DType};
 
 Examples:
   minigpt generate --prompt \"ROMEO:\" --max-new-tokens 200 --seed 1
-  minigpt generate --model path/to/gpt2 --prompt \"Machine learning is\" --max-new-tokens 50 --temperature 0.8
+  minigpt generate --model gpt2 --prompt \"Machine learning is\" --max-new-tokens 50 --temperature 0.8
   minigpt score --text \"To be, or not to be\" --json
   minigpt train --config configs/train-shakespeare.toml
   minigpt bench --model path/to/gpt2 --batch 1,8"
@@ -34,7 +34,7 @@ pub enum Command {
     /// Continue a prompt, streaming the new text to stdout.
     #[command(after_help = "Examples:
   minigpt generate --prompt \"ROMEO:\" --max-new-tokens 200 --seed 1
-  minigpt generate --model path/to/gpt2 --prompt \"Machine learning is\" --max-new-tokens 50 --temperature 0.8
+  minigpt generate --model gpt2 --prompt \"Machine learning is\" --max-new-tokens 50 --temperature 0.8
   minigpt generate --model path/to/gpt2 --prompt \"Once upon a time\" --greedy --json
   minigpt generate --model path/to/gpt2 --prompt \"The\" --top-k 40 --top-p 0.9 --seed 7
   minigpt generate --model path/to/gpt2 --prompt \"The\" --strategy configs/decode/min_p_0.05.toml --temperature 0.7 --show-chain
@@ -75,7 +75,7 @@ keeps every finished row, writes the summary and exits 130.")]
     /// through both, every continuation judged by the baseline, bits per byte of both on a
     /// held-out text, side by side in comparison.csv.
     #[command(after_help = "Example:
-  minigpt eval --config configs/eval-gpt2.toml    # set baseline.path to a GPT-2 directory first")]
+  minigpt eval --config configs/eval-gpt2.toml    # GPT-2 (`gpt2`) is downloaded on first use")]
     Eval(EvalArgs),
     /// Join the folders of a sharded run (`run --shard K/N`) into one, with its summary.
     #[command(after_help = "Example:
@@ -86,15 +86,28 @@ keeps every finished row, writes the summary and exits 130.")]
   minigpt bench --prompt-len 64 --new-tokens 64   # the built-in model (128 positions)
   minigpt bench --model /tmp/gpt2-random --prompt-len 128 --new-tokens 64 --batch 1,8")]
     Bench(BenchArgs),
+    /// Download a model from the Hugging Face Hub into the Hugging Face cache (only the files
+    /// minigpt needs) and print its local folder.
+    #[command(after_help = "Examples:
+  minigpt download gpt2
+  minigpt download openai-community/gpt2-medium@main
+  HF_HUB_OFFLINE=1 minigpt download gpt2   # only checks the cache
+
+Files go to $HF_HUB_CACHE (default $HF_HOME/hub, $HF_HOME defaulting to ~/.cache/huggingface),
+shared with Python's huggingface_hub. HF_ENDPOINT names another server, HF_TOKEN a token for
+private or gated repositories. An interrupted download resumes on the next run.")]
+    Download(DownloadArgs),
 }
 
 /// Where the model is and what runs it.
 #[derive(Debug, Args)]
 pub struct ModelArgs {
-    /// Model directory in Hugging Face layout (config.json, model.safetensors, tokenizer files)
+    /// A model directory in Hugging Face layout (config.json, model.safetensors, tokenizer
+    /// files), or a Hugging Face repo id (gpt2, openai-community/gpt2-medium, name@revision)
+    /// downloaded into the Hugging Face cache on first use
     /// [default: the shipped character-level minigpt-shakespeare, built into the binary]
-    #[arg(long, value_name = "DIR")]
-    pub model: Option<PathBuf>,
+    #[arg(long, value_name = "DIR|REPO")]
+    pub model: Option<String>,
     /// Compute device: cpu = minigpt's own CPU kernels; flex, ndarray, wgpu = Burn backends.
     #[arg(long, default_value = "cpu", value_parser = PossibleValuesParser::new(DEVICE_NAMES))]
     pub device: String,
@@ -252,6 +265,14 @@ pub struct StrategiesArgs {
     /// Directory of strategy files to list beside the built-in strategies.
     #[arg(long, value_name = "DIR", default_value = "configs/decode")]
     pub configs: PathBuf,
+}
+
+/// `minigpt download`.
+#[derive(Debug, Args)]
+pub struct DownloadArgs {
+    /// A Hugging Face repo id, optionally at a revision (`gpt2`, `openai-community/gpt2@main`).
+    #[arg(value_name = "REPO")]
+    pub repo: String,
 }
 
 /// `minigpt bench`.

@@ -1,10 +1,12 @@
-//! Loading a model and its tokenizer for a command: a model directory given with `--model`,
-//! or the shipped model built into the binary.
+//! Loading a model and its tokenizer for a command: a model directory or Hugging Face repo id
+//! given with `--model` or a config, or the shipped model built into the binary.
 
-use std::path::Path;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
+use minigpt_hub::{ModelSource, Settings};
 use minigpt_model::{GptConfig, GptLm, load_weights, parse_target};
 use minigpt_tokenizer::{CharTokenizer, Tokenizer};
 
@@ -29,58 +31,79 @@ pub mod builtin {
     pub(super) const VOCAB: &str = include_str!(shipped!("char_vocab.json"));
 }
 
-/// The model's name for messages: its directory, or the built-in model's name.
-pub fn model_name(args: &ModelArgs) -> String {
+/// What `--model` names (`None`: the built-in model): a folder when one exists at that path,
+/// else a Hugging Face repo id.
+pub fn source_of(args: &ModelArgs) -> Option<ModelSource> {
     args.model
-        .as_ref()
-        .map_or_else(|| builtin::NAME.to_string(), |d| d.display().to_string())
+        .as_deref()
+        .map(|spec| ModelSource::parse(spec, Path::new("")))
 }
 
-/// A short name for CSV columns: the directory's own name, or `minigpt-shakespeare`.
-pub fn short_name(dir: Option<&Path>) -> String {
-    match dir {
-        None => "minigpt-shakespeare".into(),
-        Some(d) => std::fs::canonicalize(d)
-            .ok()
-            .and_then(|c| c.file_name().map(|n| n.to_string_lossy().into_owned()))
-            .unwrap_or_else(|| d.display().to_string()),
+/// The model's name for messages: its folder or repository, or the built-in model's name.
+pub fn model_name(source: Option<&ModelSource>) -> String {
+    source.map_or_else(|| builtin::NAME.to_string(), ToString::to_string)
+}
+
+/// A short name for CSV columns: the folder's or repository's own name, or
+/// `minigpt-shakespeare`.
+pub fn short_name(source: Option<&ModelSource>) -> String {
+    source.map_or_else(|| "minigpt-shakespeare".into(), ModelSource::short_name)
+}
+
+/// The folder holding a model: the folder itself, or the repository's snapshot in the Hugging
+/// Face cache, downloaded first when it is not there (a progress bar on a terminal).
+pub fn model_dir(source: &ModelSource) -> Result<PathBuf> {
+    match source {
+        ModelSource::Dir(dir) => Ok(dir.clone()),
+        ModelSource::Hub(repo) => {
+            let mut settings = Settings::from_env();
+            settings.progress_bar = std::io::stderr().is_terminal();
+            Ok(minigpt_hub::fetch(repo, &settings)?.dir)
+        }
     }
 }
 
 /// The model on its device (without its tokenizer).
 pub fn load_model(args: &ModelArgs) -> Result<GptLm> {
-    load_model_at(args.model.as_deref(), &args.device, &args.dtype)
+    load_model_at(source_of(args).as_ref(), &args.device, &args.dtype)
 }
 
-/// The model in `dir` (the built-in one for `None`) on `device`, weights in `dtype`.
-pub fn load_model_at(dir: Option<&Path>, device: &str, dtype: &str) -> Result<GptLm> {
+/// The model `source` names (the built-in one for `None`) on `device`, weights in `dtype`.
+pub fn load_model_at(source: Option<&ModelSource>, device: &str, dtype: &str) -> Result<GptLm> {
     let target = parse_target(device, dtype)?;
+    let dir = source.map(model_dir).transpose()?;
+    model_in(dir.as_deref(), &target)
+}
+
+fn model_in(dir: Option<&Path>, target: &minigpt_model::Target) -> Result<GptLm> {
     Ok(match dir {
-        Some(dir) => GptLm::load_to(dir, &target)?,
+        Some(dir) => GptLm::load_to(dir, target)?,
         None => {
             let path = Path::new(builtin::NAME);
             let config = GptConfig::from_json(builtin::CONFIG, path)?;
             let model = load_weights(&config, builtin::WEIGHTS, path, &target.device(), false)?;
-            GptLm::on(model, config, &target)
+            GptLm::on(model, config, target)
         }
     })
 }
 
 /// The model on its device and its tokenizer.
 pub fn load(args: &ModelArgs) -> Result<(GptLm, Arc<dyn Tokenizer>)> {
-    load_at(args.model.as_deref(), &args.device, &args.dtype)
+    load_at(source_of(args).as_ref(), &args.device, &args.dtype)
 }
 
-/// The model in `dir` (the built-in one for `None`) and its tokenizer.
+/// The model `source` names (the built-in one for `None`) and its tokenizer.
 pub fn load_at(
-    dir: Option<&Path>,
+    source: Option<&ModelSource>,
     device: &str,
     dtype: &str,
 ) -> Result<(GptLm, Arc<dyn Tokenizer>)> {
-    let lm = load_model_at(dir, device, dtype)?;
-    let tok: Box<dyn Tokenizer> = match dir {
+    let target = parse_target(device, dtype)?;
+    let dir = source.map(model_dir).transpose()?;
+    let lm = model_in(dir.as_deref(), &target)?;
+    let tok: Box<dyn Tokenizer> = match &dir {
         Some(dir) => minigpt_tokenizer::load_from_dir(dir, lm.config.vocab_size)
-            .with_context(|| format!("loading the tokenizer of {}", dir.display()))?,
+            .with_context(|| format!("loading the tokenizer of {}", model_name(source)))?,
         None => Box::new(CharTokenizer::from_json(
             builtin::VOCAB,
             Path::new(builtin::NAME),
@@ -89,7 +112,7 @@ pub fn load_at(
     if tok.vocab_size() > lm.config.vocab_size {
         anyhow::bail!(
             "the tokenizer of {} has {} ids but the model only {} (vocab_size in config.json)",
-            dir.map_or_else(|| builtin::NAME.to_string(), |d| d.display().to_string()),
+            model_name(source),
             tok.vocab_size(),
             lm.config.vocab_size
         );

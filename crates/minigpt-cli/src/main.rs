@@ -38,6 +38,7 @@ fn main() -> ExitCode {
         cli::Command::Merge(args) => commands::merge::run(args),
         cli::Command::Eval(args) => commands::eval::run(args),
         cli::Command::Bench(args) => commands::bench::run(args),
+        cli::Command::Download(args) => commands::download::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
+use minigpt_hub::ModelSource;
 use serde::{Deserialize, Serialize};
 
 /// A config that cannot be used; the message names the file and the key.
@@ -41,11 +42,28 @@ pub struct Experiment {
     /// Generations per prompt × strategy × temperature.
     #[serde(default = "one")]
     pub samples: usize,
-    /// Tokens per continuation (at most).
+    /// Tokens per continuation (at most). With `max_new_chars` it may be left out: the cap is
+    /// then `max_new_chars` tokens.
+    #[serde(default)]
     pub max_new_tokens: usize,
+    /// A length budget in characters, the same whatever the tokenizer: a continuation stops at
+    /// the first token that reaches it and its text is cut there (what an eval compares).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_new_chars: Option<usize>,
     /// Rows generated together (one strategy and temperature per batch).
     #[serde(default = "sixteen")]
     pub batch_size: usize,
+}
+
+impl Experiment {
+    /// The most tokens a continuation may have: `max_new_tokens`, or `max_new_chars` when only
+    /// the budget is given.
+    pub fn token_cap(&self) -> usize {
+        match (self.max_new_tokens, self.max_new_chars) {
+            (0, Some(chars)) => chars,
+            (tokens, _) => tokens,
+        }
+    }
 }
 
 fn one() -> usize {
@@ -55,20 +73,31 @@ fn sixteen() -> usize {
     16
 }
 
-/// `[model]` / `[judge]`: a model directory (relative to the config file) or, without
-/// `path`, the built-in model.
+/// `[model]` / `[judge]`: a model directory (relative to the config file), a Hugging Face
+/// repo id, or, without `path`, the built-in model.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ModelRef {
-    /// Model directory in Hugging Face layout.
+    /// A model directory in Hugging Face layout (relative to the config file), or a Hugging
+    /// Face repo id (`gpt2`, `openai-community/gpt2-medium@main`).
     #[serde(default)]
-    pub path: Option<PathBuf>,
+    pub path: Option<String>,
     /// Compute device: `cpu` (minigpt's own kernels), or Burn's `flex`, `ndarray`, `wgpu`.
     #[serde(default = "cpu")]
     pub device: String,
     /// Weight storage type on `cpu`: `f32`, `f16` or `bf16`.
     #[serde(default = "f32")]
     pub dtype: String,
+    /// What `path` names, decided when the config is loaded (`None`: the built-in model).
+    #[serde(skip)]
+    pub source: Option<ModelSource>,
+}
+
+impl ModelRef {
+    /// Decides what `path` names, relative paths taken from `base`.
+    pub fn resolve(&mut self, base: &Path) {
+        self.source = self.path.as_deref().map(|p| ModelSource::parse(p, base));
+    }
 }
 
 fn cpu() -> String {
@@ -86,6 +115,7 @@ impl Default for ModelRef {
             path: None,
             device: cpu(),
             dtype: f32(),
+            source: None,
         }
     }
 }
@@ -133,11 +163,9 @@ impl SweepConfig {
                 *p = base.join(&*p);
             }
         };
-        if let Some(p) = cfg.model.path.as_mut() {
-            rebase(p);
-        }
-        if let Some(p) = cfg.judge.as_mut().and_then(|j| j.path.as_mut()) {
-            rebase(p);
+        cfg.model.resolve(base);
+        if let Some(j) = cfg.judge.as_mut() {
+            j.resolve(base);
         }
         if let Some(p) = cfg.prompts.file.as_mut() {
             rebase(p);
@@ -164,12 +192,20 @@ impl SweepConfig {
         }
         for (key, v) in [
             ("experiment.samples", e.samples),
-            ("experiment.max_new_tokens", e.max_new_tokens),
             ("experiment.batch_size", e.batch_size),
         ] {
             if v == 0 {
                 return Err(format!("{key} must be at least 1"));
             }
+        }
+        if e.max_new_chars == Some(0) {
+            return Err("experiment.max_new_chars must be at least 1".into());
+        }
+        if e.token_cap() == 0 {
+            return Err(
+                "experiment.max_new_tokens must be at least 1 (or give experiment.max_new_chars, a budget in characters)"
+                    .into(),
+            );
         }
         match (&self.prompts.file, &self.prompts.items) {
             (Some(_), Some(_)) => {
@@ -291,6 +327,7 @@ mod tests {
                 path: None,
                 device: "cpu".into(),
                 dtype: "f32".into(),
+                source: None,
             }
         );
         assert_eq!(cfg.experiment.samples, 1);

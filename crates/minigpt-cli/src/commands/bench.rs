@@ -27,7 +27,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     if !args.json {
         println!(
             "model {} ({} layers, n_embd {}, vocab {}), device {}, {threads} threads, prompt {} tokens, {} decode steps, best of {}",
-            crate::load::model_name(&args.model),
+            crate::load::model_name(crate::load::source_of(&args.model).as_ref()),
             lm.config.n_layer,
             lm.config.n_embd,
             lm.config.vocab_size,

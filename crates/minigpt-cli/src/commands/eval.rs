@@ -33,13 +33,11 @@ pub fn run(args: EvalArgs) -> Result<()> {
         .out
         .clone()
         .unwrap_or_else(|| PathBuf::from("experiments/runs").join(&cfg.experiment.name));
-    let baseline_dir = cfg.baseline.path.clone().unwrap_or_default();
-    let baseline_name = crate::load::short_name(Some(&baseline_dir));
     // Load and check everything before the first file is written. The baseline is loaded
     // once: it generates its side's rows and, through a second handle on the same weights,
     // judges both sides' rows.
     let (jlm, jtok) = crate::load::load_at(
-        Some(&baseline_dir),
+        cfg.baseline.source.as_ref(),
         &cfg.baseline.device,
         &cfg.baseline.dtype,
     )
@@ -52,13 +50,13 @@ pub fn run(args: EvalArgs) -> Result<()> {
             (judge.lm.share(), judge.tok.clone())
         } else {
             crate::load::load_at(
-                sweep.model.path.as_deref(),
+                sweep.model.source.as_ref(),
                 &sweep.model.device,
                 &sweep.model.dtype,
             )
             .with_context(|| format!("{at}: [candidate]"))?
         };
-        let name = crate::load::short_name(sweep.model.path.as_deref());
+        let name = crate::load::short_name(sweep.model.source.as_ref());
         sides.push(Side {
             is_baseline,
             sweep,
@@ -73,6 +71,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
             sides[0].name
         );
     }
+    let baseline_name = crate::load::short_name(cfg.baseline.source.as_ref());
     let mut plans = vec![];
     for Side {
         sweep, tok, name, ..
@@ -154,6 +153,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
         &out,
         &RunDir::new(out.join(side_dir(false))),
         &RunDir::new(out.join(side_dir(true))),
+        cfg.experiment.max_new_chars,
     )?;
     eprintln!(
         "done: {} (comparison.csv, bits_per_byte.csv, plots/; each model's run in candidate/ and baseline/)",

@@ -52,6 +52,7 @@ pub fn run(args: GenerateArgs) -> Result<()> {
             let tok = tok.clone();
             Arc::new(move |t| tok.decode_bytes(&[t]))
         }),
+        max_new_chars: None,
     };
     let start = Instant::now();
     let mut stdout = std::io::stdout().lock();

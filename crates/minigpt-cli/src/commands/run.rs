@@ -30,14 +30,14 @@ pub fn run(args: RunArgs) -> Result<()> {
         .prompt_texts()
         .map_err(|e| anyhow::anyhow!("{}: {e}", args.config.display()))?;
     let (mut lm, tok) = crate::load::load_at(
-        cfg.model.path.as_deref(),
+        cfg.model.source.as_ref(),
         &cfg.model.device,
         &cfg.model.dtype,
     )
     .with_context(|| format!("{}: [model]", args.config.display()))?;
     let mut judge = match &cfg.judge {
         Some(j) => {
-            let (jlm, jtok) = crate::load::load_at(j.path.as_deref(), &j.device, &j.dtype)
+            let (jlm, jtok) = crate::load::load_at(j.source.as_ref(), &j.device, &j.dtype)
                 .with_context(|| format!("{}: [judge]", args.config.display()))?;
             Some(GptJudge { lm: jlm, tok: jtok })
         }
@@ -48,11 +48,11 @@ pub fn run(args: RunArgs) -> Result<()> {
     let cx = BuildContext {
         encode: Some(&encode),
     };
-    let model_name = crate::load::short_name(cfg.model.path.as_deref());
+    let model_name = crate::load::short_name(cfg.model.source.as_ref());
     let judge_name = cfg
         .judge
         .as_ref()
-        .map(|j| crate::load::short_name(j.path.as_deref()));
+        .map(|j| crate::load::short_name(j.source.as_ref()));
     let plan = Plan::new(
         cfg.clone(),
         &args.config,

@@ -5,6 +5,7 @@ mod util;
 
 mod cli;
 mod default_model;
+mod hub;
 mod run;
 mod train;
 mod wgpu;

@@ -564,7 +564,7 @@ fn eval_compares_a_candidate_with_a_judging_baseline() {
 name = "e"
 seed = 3
 samples = 2
-max_new_tokens = 10
+max_new_chars = 24
 [candidate]
 path = "{}"
 [baseline]
@@ -596,11 +596,20 @@ fraction = 0.5
     ]);
     let cmp = records(&out.join("comparison.csv"));
     assert_eq!(
-        &cmp[0][..4],
-        ["strategy", "temperature", "candidate", "baseline"]
+        &cmp[0][..5],
+        [
+            "strategy",
+            "temperature",
+            "candidate",
+            "baseline",
+            "max_new_chars"
+        ]
     );
     assert_eq!(cmp.len(), 1 + 2);
-    assert_eq!(&cmp[1][..4], ["greedy", "", "tiny-char-gelu", "tiny-gpt2"]);
+    assert_eq!(
+        &cmp[1][..5],
+        ["greedy", "", "tiny-char-gelu", "tiny-gpt2", "24"]
+    );
     let h = |name: &str| cmp[0].iter().position(|c| c == name).unwrap();
     for r in &cmp[1..] {
         let c: f64 = r[h("mean_judge_perplexity_candidate")].parse().unwrap();
@@ -608,10 +617,26 @@ fraction = 0.5
         let diff: f64 = r[h("mean_judge_perplexity_diff")].parse().unwrap();
         assert!((diff - (c - b)).abs() <= 1e-9 * c.abs().max(1.0));
     }
-    // Every continuation of both models has a judge perplexity.
+    // Every continuation of both models has a judge perplexity, and both write 24
+    // characters (the character model in 24 tokens, GPT-2's tokenizer in fewer) unless the
+    // end-of-text token came first.
     for side in ["candidate", "baseline"] {
         let rows = records(&out.join(side).join("generations.csv"));
         assert_eq!(rows.len(), 1 + 2 * 2 * 2);
+        for r in &rows[1..] {
+            let chars = r[col("text")].chars().count();
+            match r[col("finish_reason")].as_str() {
+                "length" => assert_eq!(chars, 24, "{side}: {r:?}"),
+                _ => assert!(chars <= 24, "{side}: {r:?}"),
+            }
+        }
+        if side == "baseline" {
+            let tokens: Vec<usize> = rows[1..]
+                .iter()
+                .map(|r| r[col("n_tokens")].parse().unwrap())
+                .collect();
+            assert!(tokens.iter().any(|&t| t < 24), "{tokens:?}");
+        }
         assert!(
             rows[1..]
                 .iter()
@@ -627,7 +652,8 @@ fraction = 0.5
             .all(|r| r[bits].parse::<f64>().unwrap() > 0.0)
     );
 
-    // No baseline directory: exit 2, saying what a GPT-2 directory holds and where it comes from.
+    // No baseline directory: exit 2, saying what a GPT-2 directory holds and that a repo id
+    // does too.
     std::fs::write(&path, cfg(&d.join("no-gpt2-here"))).unwrap();
     let o = minigpt(&[
         "eval",
@@ -643,7 +669,7 @@ fraction = 0.5
         "baseline.path",
         "config.json",
         "model.safetensors",
-        "huggingface.co/gpt2",
+        "repo id",
     ] {
         assert!(err.contains(needle), "{err:?} lacks {needle:?}");
     }
