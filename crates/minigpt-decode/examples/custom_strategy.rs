@@ -130,6 +130,7 @@ pub fn run() -> Result<(String, Vec<u32>), ModelError> {
         eos_token_id: None,
         ignore_eos: false,
         stop: Default::default(),
+        max_new_chars: None,
     };
     let out = generate(
         &mut Counter { rows: vec![] },

@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use minigpt_hub::ModelSource;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{ConfigError, Experiment, ModelRef, Prompts, Sweep, SweepConfig};
@@ -55,7 +56,7 @@ fn whole() -> f64 {
 }
 
 /// What a GPT-2 baseline directory needs, for the error when it is missing.
-pub const BASELINE_HELP: &str = "a GPT-2 directory needs config.json, model.safetensors and the tokenizer (tokenizer.json, or vocab.json + merges.txt; without them the built-in GPT-2 vocabulary is used); they are usually downloaded from the Hugging Face `gpt2` repository (https://huggingface.co/gpt2), e.g. `huggingface-cli download gpt2 config.json model.safetensors tokenizer.json --local-dir DIR`, then set baseline.path = \"DIR\"";
+pub const BASELINE_HELP: &str = "set baseline.path to a Hugging Face repo id (baseline.path = \"gpt2\", downloaded on first use) or to a GPT-2 directory with config.json, model.safetensors and the tokenizer (tokenizer.json, or vocab.json + merges.txt; without them the built-in GPT-2 vocabulary is used)";
 
 impl EvalConfig {
     /// Reads and checks the config; relative paths become relative to its folder.
@@ -71,16 +72,17 @@ impl EvalConfig {
                 *p = base.join(&*p);
             }
         };
-        if let Some(p) = cfg.candidate.path.as_mut() {
-            rebase(p);
+        if cfg.experiment.max_new_chars.is_none() {
+            return Err(ConfigError(format!(
+                "{at}: experiment.max_new_chars is missing: an eval compares both models at the same length in characters (a character model writes one per token, GPT-2 about four), e.g. max_new_chars = 200"
+            )));
         }
-        match cfg.baseline.path.as_mut() {
-            Some(p) => rebase(p),
-            None => {
-                return Err(ConfigError(format!(
-                    "{at}: baseline.path is missing: {BASELINE_HELP}"
-                )));
-            }
+        cfg.candidate.resolve(&base);
+        cfg.baseline.resolve(&base);
+        if cfg.baseline.source.is_none() {
+            return Err(ConfigError(format!(
+                "{at}: baseline.path is missing: {BASELINE_HELP}"
+            )));
         }
         if let Some(h) = cfg.heldout.as_mut() {
             rebase(&mut h.file);
@@ -96,12 +98,12 @@ impl EvalConfig {
         }
         rebase(&mut cfg.sweep.strategies_dir);
         cfg.base = base;
-        let baseline = cfg.baseline.path.clone().unwrap_or_default();
-        if !baseline.join("config.json").is_file() || !baseline.join("model.safetensors").is_file()
+        if let Some(ModelSource::Dir(dir)) = &cfg.baseline.source
+            && !(dir.join("config.json").is_file() && dir.join("model.safetensors").is_file())
         {
             return Err(ConfigError(format!(
                 "{at}: baseline.path {}: not a model directory: {BASELINE_HELP}",
-                baseline.display()
+                dir.display()
             )));
         }
         cfg.sweep_for(false)
@@ -156,7 +158,12 @@ pub fn compared_metrics() -> Vec<&'static str> {
 /// Writes `comparison.csv` in `out` from the two run folders' summaries: one row per strategy
 /// × temperature of the candidate and, for each metric, the candidate's value, the baseline's
 /// and their difference. Then the plots of both models' lines.
-pub fn write_comparison(out: &Path, candidate: &RunDir, baseline: &RunDir) -> Result<(), RunError> {
+pub fn write_comparison(
+    out: &Path,
+    candidate: &RunDir,
+    baseline: &RunDir,
+    max_new_chars: Option<usize>,
+) -> Result<(), RunError> {
     let (c, b) = (candidate.read_summary()?, baseline.read_summary()?);
     let metrics = compared_metrics();
     let mut header = vec![
@@ -164,6 +171,7 @@ pub fn write_comparison(out: &Path, candidate: &RunDir, baseline: &RunDir) -> Re
         "temperature".into(),
         "candidate".into(),
         "baseline".into(),
+        "max_new_chars".into(),
     ];
     for m in &metrics {
         header.extend(["candidate", "baseline", "diff"].map(|side| format!("{m}_{side}")));
@@ -178,6 +186,7 @@ pub fn write_comparison(out: &Path, candidate: &RunDir, baseline: &RunDir) -> Re
             format_num(crow.temperature),
             crow.model.clone(),
             brow.map(|r| r.model.clone()).unwrap_or_default(),
+            max_new_chars.map(|n| n.to_string()).unwrap_or_default(),
         ];
         for m in &metrics {
             let cv = crow.metric(m).flatten();

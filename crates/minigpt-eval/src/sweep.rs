@@ -4,11 +4,13 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Instant;
 
 pub use minigpt_decode::Judge;
 use minigpt_decode::{
-    BuildContext, Decoding, GenerateRequest, Generation, LanguageModel, Registry, Strategy, decode,
+    BuildContext, Decoding, GenerateRequest, Generation, LanguageModel, Registry, StopStrings,
+    Strategy, decode,
 };
 use minigpt_tokenizer::Tokenizer;
 use serde_json::{Value, json};
@@ -130,12 +132,16 @@ impl Plan {
         }
         let e = &config.experiment;
         // Named like the config's keys, so a refusal can name what changed.
+        let mut experiment = json!({
+            "seed": e.seed,
+            "samples": e.samples,
+            "max_new_tokens": e.token_cap(),
+        });
+        if let Some(chars) = e.max_new_chars {
+            experiment["max_new_chars"] = json!(chars);
+        }
         let fingerprint = json!({
-            "experiment": {
-                "seed": e.seed,
-                "samples": e.samples,
-                "max_new_tokens": e.max_new_tokens,
-            },
+            "experiment": experiment,
             "model": model_name,
             "judge": judge_name,
             "prompts": prompts,
@@ -253,6 +259,18 @@ fn generation_row(
     }
 }
 
+/// `text` cut to its first `budget` characters (whole when there is no budget): the token that
+/// reached the budget may carry characters past it.
+fn cut_to_budget(text: String, budget: Option<usize>) -> String {
+    match budget {
+        Some(n) => match text.char_indices().nth(n) {
+            Some((at, _)) => text[..at].to_string(),
+            None => text,
+        },
+        None => text,
+    }
+}
+
 /// What generates a run's rows: the model and its tokenizer, the plugins, and the judge.
 pub struct Generator<'a> {
     /// The model.
@@ -308,6 +326,15 @@ fn generate(
         mut judge,
     } = generator;
     let mut file = out.appender()?;
+    // A character budget needs each token's bytes: a table built once from the tokenizer.
+    let budget = plan.config.experiment.max_new_chars;
+    let token_bytes = budget.map(|_| {
+        let table: Vec<Vec<u8>> = (0..model.vocab_size() as u32)
+            .map(|t| tokenizer.decode_bytes(&[t]))
+            .collect();
+        Arc::new(move |t: u32| table.get(t as usize).cloned().unwrap_or_default())
+            as Arc<dyn Fn(u32) -> Vec<u8> + Send + Sync>
+    });
     let prompt_ids: Vec<Vec<u32>> = plan
         .prompts
         .iter()
@@ -399,9 +426,14 @@ fn generate(
             .collect();
         let req = GenerateRequest {
             prompts: batch.iter().map(|r| prompt_ids[r.prompt].clone()).collect(),
-            max_new_tokens: plan.config.experiment.max_new_tokens,
+            max_new_tokens: plan.config.experiment.token_cap(),
             seeds: seeds.clone(),
             eos_token_id,
+            max_new_chars: budget,
+            stop: StopStrings {
+                strings: vec![],
+                token_bytes: token_bytes.clone(),
+            },
             ..Default::default()
         };
         let mut decoding = if cell.built.is_search() {
@@ -427,7 +459,7 @@ fn generate(
             if !wanted[i] {
                 continue;
             }
-            let text = tokenizer.decode(&g.tokens);
+            let text = cut_to_budget(tokenizer.decode(&g.tokens), budget);
             let judged = match judge.as_deref_mut() {
                 Some(j) => j
                     .perplexity(&plan.prompts[r.prompt], &text)

@@ -9,12 +9,13 @@ use std::path::{Path, PathBuf};
 
 use burn::module::{Param, ParamId};
 use burn::tensor::{Device, Tensor, TensorData};
-use safetensors::{Dtype, SafeTensors, tensor::TensorView};
+use safetensors::{Dtype, tensor::TensorView};
 
 use crate::atomic_write::write_atomic;
 use crate::config::GptConfig;
 use crate::error::ModelError;
 use crate::gpt::Gpt;
+use crate::tensor_index::TensorIndex;
 
 /// File names of a model directory.
 pub const CONFIG_FILE: &str = "config.json";
@@ -32,6 +33,14 @@ pub fn load_dir_with(
     device: &Device,
     train: bool,
 ) -> Result<(GptConfig, Gpt), ModelError> {
+    let (cfg, path) = model_files(dir)?;
+    let bytes = std::fs::read(&path).map_err(|e| ModelError::io(&path, e))?;
+    let model = load_weights(&cfg, &bytes, &path, device, train)?;
+    Ok((cfg, model))
+}
+
+/// A model directory's configuration and the path of its weights, checked to exist.
+pub(crate) fn model_files(dir: &Path) -> Result<(GptConfig, PathBuf), ModelError> {
     if !dir.is_dir() {
         return Err(ModelError::NoModelDir(dir.to_path_buf()));
     }
@@ -50,9 +59,7 @@ pub fn load_dir_with(
             reason: "missing: a GPT-2 directory needs config.json and model.safetensors".into(),
         });
     }
-    let bytes = std::fs::read(&path).map_err(|e| ModelError::io(&path, e))?;
-    let model = load_weights(&cfg, &bytes, &path, device, train)?;
-    Ok((cfg, model))
+    Ok((cfg, path))
 }
 
 /// Builds a model from the bytes of a safetensors file (`path` is only for messages).
@@ -64,35 +71,15 @@ pub fn load_weights(
     device: &Device,
     train: bool,
 ) -> Result<Gpt, ModelError> {
-    let st = SafeTensors::deserialize(bytes).map_err(|e| ModelError::Weights {
-        path: path.to_path_buf(),
-        reason: format!("not a valid safetensors file (truncated or corrupt?): {e}"),
-    })?;
-    let views: HashMap<String, TensorView<'_>> = st
-        .tensors()
-        .into_iter()
-        .map(|(name, view)| {
-            let name = name
-                .strip_prefix("transformer.")
-                .unwrap_or(&name)
-                .to_string();
-            (name, view)
-        })
-        .collect();
+    let index = TensorIndex::new(bytes, path)?;
+    index.check(cfg)?;
     let l = Loader {
-        views,
-        path: path.to_path_buf(),
+        index,
         device: device.clone(),
     };
     let (c, v, p, i) = (cfg.n_embd, cfg.vocab_size, cfg.n_positions, cfg.inner());
     let mut m = Gpt::init(cfg, device, train);
-    let wte = l.get("wte.weight", [v, c])?;
-    if let Some(head) = l.views.get("lm_head.weight")
-        && head.data() != l.views["wte.weight"].data()
-    {
-        return Err(l.bad("lm_head.weight differs from wte.weight: untied heads are not supported"));
-    }
-    m.wte.weight = stable("wte.weight", wte);
+    m.wte.weight = stable("wte.weight", l.get("wte.weight", [v, c])?);
     m.wpe.weight = stable("wpe.weight", l.get("wpe.weight", [p, c])?);
     for (n, block) in m.h.iter_mut().enumerate() {
         let pre = format!("h.{n}");
@@ -109,49 +96,17 @@ pub fn load_weights(
         l.linear(&mut block.mlp.c_proj, &format!("{pre}.mlp.c_proj"), i, c)?;
     }
     l.layer_norm(&mut m.ln_f, "ln_f", c)?;
-    if l.views
-        .contains_key(&format!("h.{}.ln_1.weight", cfg.n_layer))
-    {
-        return Err(l.bad(&format!(
-            "the file has more blocks than config.json's n_layer = {}",
-            cfg.n_layer
-        )));
-    }
     Ok(m)
 }
 
 struct Loader<'a> {
-    views: HashMap<String, TensorView<'a>>,
-    path: PathBuf,
+    index: TensorIndex<'a>,
     device: Device,
 }
 
 impl Loader<'_> {
-    fn bad(&self, reason: &str) -> ModelError {
-        ModelError::Weights {
-            path: self.path.clone(),
-            reason: reason.to_string(),
-        }
-    }
-
     fn get<const D: usize>(&self, name: &str, shape: [usize; D]) -> Result<Tensor<D>, ModelError> {
-        let view = self
-            .views
-            .get(name)
-            .ok_or_else(|| self.bad(&format!("tensor {name} is missing")))?;
-        if view.shape() != shape {
-            return Err(self.bad(&format!(
-                "tensor {name} has shape {:?}, config.json implies {:?}",
-                view.shape(),
-                shape
-            )));
-        }
-        let values = to_f32(view.dtype(), view.data()).ok_or_else(|| {
-            self.bad(&format!(
-                "tensor {name} has dtype {:?}; minigpt reads F32, F16 and BF16",
-                view.dtype()
-            ))
-        })?;
+        let values = self.index.values(name, &shape)?;
         Ok(Tensor::from_data(
             TensorData::new(values, shape),
             &self.device,
@@ -194,28 +149,6 @@ fn stable<const D: usize>(name: &str, value: Tensor<D>) -> Param<Tensor<D>> {
     }
     p.id = ParamId::from(h);
     p
-}
-
-/// Little-endian F32/F16/BF16 bytes as f32 values.
-fn to_f32(dtype: Dtype, data: &[u8]) -> Option<Vec<f32>> {
-    match dtype {
-        Dtype::F32 => Some(
-            data.chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect(),
-        ),
-        Dtype::F16 => Some(
-            data.chunks_exact(2)
-                .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
-                .collect(),
-        ),
-        Dtype::BF16 => Some(
-            data.chunks_exact(2)
-                .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
-                .collect(),
-        ),
-        _ => None,
-    }
 }
 
 /// Every parameter with its Hugging Face name, as F32 values and shape.

@@ -10,8 +10,10 @@ pub mod error;
 pub mod gpt;
 pub mod judge;
 pub mod lm;
+mod native_load;
 mod native_weights;
 pub mod score;
+mod tensor_index;
 
 pub use atomic_write::write_atomic;
 pub use checkpoint::{
@@ -24,6 +26,7 @@ pub use gpt::Gpt;
 pub use judge::GptJudge;
 pub use lm::{BurnLm, ContextPolicy, GptEngine, GptLm, NativeLm};
 pub use minigpt_native::{DType, NativeGpt};
+pub use native_load::{load_native_dir, native_from_bytes};
 pub use native_weights::to_native;
 pub use score::{Score, continuation_perplexity, score};
 

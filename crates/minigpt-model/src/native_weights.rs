@@ -8,7 +8,7 @@ use crate::gpt::Gpt;
 use crate::to_host;
 
 /// The engine's hyper-parameters for `config`.
-fn native_config(config: &GptConfig) -> minigpt_native::Config {
+pub(crate) fn native_config(config: &GptConfig) -> minigpt_native::Config {
     minigpt_native::Config {
         n_head: config.n_head,
         n_embd: config.n_embd,

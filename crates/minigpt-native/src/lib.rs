@@ -1,6 +1,7 @@
 //! minigpt's native CPU engine: GPT-2 inference on its own kernels, with weights packed once
-//! at load time in f32, f16 or bf16. `minigpt-model` runs it for `--device cpu`; it converts
-//! its Burn module's weights into plain [`Weights`] (this crate uses no tensor library).
+//! at load time in f32, f16 or bf16. `minigpt-model` runs it for `--device cpu`: it packs a
+//! memory-mapped safetensors file through a [`WeightSource`] ([`MappedFile`]), or a Burn
+//! module's weights as plain [`Weights`] (this crate uses no tensor library).
 //!
 //! Why not Burn's `flex` for inference: see `PERFORMANCE.md`. Training stays on Burn (it needs
 //! autodiff); Burn's `flex`, `ndarray` and `wgpu` devices remain available for inference and
@@ -13,18 +14,20 @@
 //! Layout: [`NativeGpt`] ([`model`]) and its [`forward`](NativeGpt::forward) pass
 //! (`forward.rs`), on the kernels: [`matmul`] over [`pack`]ed weights, [`attention`], the
 //! element-wise [`math`], f16 conversions in [`dtype`]; x86-64 SIMD in `x86/`, the thread team
-//! in `team.rs`. Unsafe code is allowed only in `buffer.rs`, `matmul.rs`, `attention.rs`,
-//! `math.rs`, `team.rs` and `x86/`. Measurements behind the design: `PERFORMANCE.md`.
+//! in `team.rs`. Unsafe code is allowed only in `buffer.rs`, `mapped.rs`, `matmul.rs`,
+//! `attention.rs`, `math.rs`, `team.rs` and `x86/`. Measurements behind the design: `PERFORMANCE.md`.
 
 pub mod attention;
 mod buffer;
 mod cache;
 pub mod dtype;
 mod forward;
+mod mapped;
 pub mod math;
 pub mod matmul;
 pub mod model;
 pub mod pack;
+mod source;
 mod team;
 #[cfg(target_arch = "x86_64")]
 mod x86;
@@ -32,8 +35,10 @@ mod x86;
 pub use cache::SeqCache;
 pub use dtype::DType;
 pub use forward::Want;
+pub use mapped::MappedFile;
 pub use matmul::Kernel;
-pub use model::{BlockWeights, Config, LinearWeights, NativeGpt, NormWeights, Weights};
+pub use model::{BlockWeights, Config, LinearWeights, NativeGpt, NormWeights, Sizes, Weights};
+pub use source::{Elements, WeightSource};
 
 /// Threads the engine's parallel loops run on (`RAYON_NUM_THREADS`, else one per core).
 pub fn threads() -> usize {

@@ -6,6 +6,7 @@ use crate::cache::SeqCache;
 use crate::dtype::DType;
 use crate::matmul::matmul;
 use crate::pack::Packed;
+use crate::source::{Elements, WeightSource};
 
 /// The hyper-parameters the engine needs (the rest follow from the weights' sizes).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -20,6 +21,17 @@ pub struct Config {
     pub layer_norm_epsilon: f32,
     /// The exact erf GELU (`gelu`) instead of GPT-2's tanh approximation (`gelu_new`).
     pub exact_gelu: bool,
+}
+
+/// The sizes [`NativeGpt::from_source`] needs besides [`Config`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sizes {
+    /// Tokens in the vocabulary (rows of the token embedding).
+    pub vocab: usize,
+    /// Transformer blocks.
+    pub n_layer: usize,
+    /// Width of the MLP's hidden layer.
+    pub n_inner: usize,
 }
 
 /// GPT-2's weights as row-major f32 values, named as in Hugging Face's checkpoints.
@@ -82,13 +94,32 @@ pub(crate) struct Linear {
 }
 
 impl Linear {
-    fn pack(l: LinearWeights, dtype: DType) -> Self {
-        assert_eq!(l.bias.len(), l.d_out, "a bias of the wrong size");
+    /// Packs `{name}.weight` (`[d_in, d_out]`) and copies `{name}.bias` from `src`.
+    fn from_source(
+        src: &mut dyn WeightSource,
+        name: &str,
+        d_in: usize,
+        d_out: usize,
+        dtype: DType,
+    ) -> Self {
+        let w_name = format!("{name}.weight");
+        let w = src.tensor(&w_name);
+        assert_eq!(w.len(), d_in * d_out, "{w_name} has the wrong size");
+        let w = Packed::new(d_in, d_out, dtype, |r, c| w.get(r * d_out + c));
+        src.done(&w_name);
         Self {
-            w: Packed::from_rows(&l.weight, l.d_in, l.d_out, dtype),
-            b: l.bias,
+            w,
+            b: vector(src, &format!("{name}.bias"), d_out),
         }
     }
+}
+
+/// The named vector of `len` values, copied out of `src`.
+fn vector(src: &mut dyn WeightSource, name: &str, len: usize) -> Vec<f32> {
+    let v = src.tensor(name).to_vec();
+    src.done(name);
+    assert_eq!(v.len(), len, "{name} has the wrong size");
+    v
 }
 
 /// A LayerNorm's scale and shift.
@@ -99,14 +130,11 @@ pub(crate) struct Norm {
 }
 
 impl Norm {
-    fn new(n: NormWeights, width: usize) -> Self {
-        assert!(
-            n.gamma.len() == width && n.beta.len() == width,
-            "a LayerNorm of the wrong size"
-        );
+    /// `{name}.weight` and `{name}.bias` (`width` values each) from `src`.
+    fn from_source(src: &mut dyn WeightSource, name: &str, width: usize) -> Self {
         Self {
-            g: n.gamma,
-            b: n.beta,
+            g: vector(src, &format!("{name}.weight"), width),
+            b: vector(src, &format!("{name}.bias"), width),
         }
     }
 }
@@ -149,7 +177,6 @@ pub struct NativeGpt {
 
 impl NativeGpt {
     /// Packs `weights` in `dtype` (biases, LayerNorms and the position embedding stay f32).
-    /// Each block's host copy is dropped as soon as it is packed.
     ///
     /// # Panics
     /// When a weight's size does not match `config` (or `n_embd` is not a multiple of
@@ -157,41 +184,96 @@ impl NativeGpt {
     pub fn new(config: Config, weights: Weights, dtype: DType) -> Self {
         let c = config.n_embd;
         assert!(
+            c > 0 && !weights.wte.is_empty() && weights.wte.len().is_multiple_of(c),
+            "the token embedding is not [vocab_size, n_embd]"
+        );
+        let sizes = Sizes {
+            vocab: weights.wte.len() / c,
+            n_layer: weights.h.len(),
+            n_inner: weights.h.first().map_or(4 * c, |b| b.mlp_c_fc.d_out),
+        };
+        Self::from_source(config, sizes, dtype, &mut InMemory(weights))
+    }
+
+    /// Packs a GPT-2 of these `sizes`, reading each tensor from `src` (the token embedding,
+    /// the largest, first) and telling `src` as soon as it is done with it.
+    ///
+    /// # Panics
+    /// When a tensor's size does not match `config` and `sizes`, or `n_embd` is not a multiple
+    /// of `n_head`.
+    pub fn from_source(
+        config: Config,
+        sizes: Sizes,
+        dtype: DType,
+        src: &mut dyn WeightSource,
+    ) -> Self {
+        let Sizes {
+            vocab,
+            n_layer,
+            n_inner,
+        } = sizes;
+        let c = config.n_embd;
+        assert!(
             c > 0 && config.n_head > 0 && c.is_multiple_of(config.n_head),
             "n_embd must be a positive multiple of n_head"
         );
-        let Weights { wte, wpe, h, ln_f } = weights;
-        assert!(
-            !wte.is_empty() && wte.len().is_multiple_of(c),
+        let wte = src.tensor("wte.weight");
+        assert_eq!(
+            wte.len(),
+            vocab * c,
             "the token embedding is not [vocab_size, n_embd]"
         );
-        assert_eq!(
-            wpe.len(),
-            config.n_positions * c,
-            "the position embedding is not [n_positions, n_embd]"
-        );
-        let vocab = wte.len() / c;
-        let blocks = h
-            .into_iter()
-            .map(|b| Block {
-                ln_1: Norm::new(b.ln_1, c),
-                attn: Attention {
-                    c_attn: Linear::pack(b.attn_c_attn, dtype),
-                    c_proj: Linear::pack(b.attn_c_proj, dtype),
-                },
-                ln_2: Norm::new(b.ln_2, c),
-                mlp: Mlp {
-                    c_fc: Linear::pack(b.mlp_c_fc, dtype),
-                    c_proj: Linear::pack(b.mlp_c_proj, dtype),
-                },
+        // The head's [n_embd, vocab] matrix: column t is token t's embedding.
+        let wte = Packed::new(c, vocab, dtype, |r, t| wte.get(t * c + r));
+        src.done("wte.weight");
+        let wpe = vector(src, "wpe.weight", config.n_positions * c);
+        let h = (0..n_layer)
+            .map(|i| {
+                let pre = format!("h.{i}");
+                Block {
+                    ln_1: Norm::from_source(src, &format!("{pre}.ln_1"), c),
+                    attn: Attention {
+                        c_attn: Linear::from_source(
+                            src,
+                            &format!("{pre}.attn.c_attn"),
+                            c,
+                            3 * c,
+                            dtype,
+                        ),
+                        c_proj: Linear::from_source(
+                            src,
+                            &format!("{pre}.attn.c_proj"),
+                            c,
+                            c,
+                            dtype,
+                        ),
+                    },
+                    ln_2: Norm::from_source(src, &format!("{pre}.ln_2"), c),
+                    mlp: Mlp {
+                        c_fc: Linear::from_source(
+                            src,
+                            &format!("{pre}.mlp.c_fc"),
+                            c,
+                            n_inner,
+                            dtype,
+                        ),
+                        c_proj: Linear::from_source(
+                            src,
+                            &format!("{pre}.mlp.c_proj"),
+                            n_inner,
+                            c,
+                            dtype,
+                        ),
+                    },
+                }
             })
             .collect();
         Self {
             config,
-            wte: Packed::new(c, vocab, dtype, |r, t| wte[t * c + r]),
+            wte,
             wpe,
-            h: blocks,
-            ln_f: Norm::new(ln_f, c),
+            h,
+            ln_f: Norm::from_source(src, "ln_f", c),
         }
     }
 
@@ -228,5 +310,47 @@ impl NativeGpt {
         let mut out = vec![0f32; m * self.wte.n];
         matmul(hidden, m, &self.wte, None, &mut out);
         out
+    }
+}
+
+/// [`Weights`] as a [`WeightSource`].
+struct InMemory(Weights);
+
+impl WeightSource for InMemory {
+    fn tensor(&mut self, name: &str) -> Elements<'_> {
+        let w = &self.0;
+        let values: &[f32] = match name {
+            "wte.weight" => &w.wte,
+            "wpe.weight" => &w.wpe,
+            "ln_f.weight" => &w.ln_f.gamma,
+            "ln_f.bias" => &w.ln_f.beta,
+            _ => {
+                let rest = name
+                    .strip_prefix("h.")
+                    .unwrap_or_else(|| panic!("no tensor {name}"));
+                let (i, leaf) = rest
+                    .split_once('.')
+                    .unwrap_or_else(|| panic!("no tensor {name}"));
+                let b = &w.h[i
+                    .parse::<usize>()
+                    .unwrap_or_else(|_| panic!("no tensor {name}"))];
+                match leaf {
+                    "ln_1.weight" => &b.ln_1.gamma,
+                    "ln_1.bias" => &b.ln_1.beta,
+                    "ln_2.weight" => &b.ln_2.gamma,
+                    "ln_2.bias" => &b.ln_2.beta,
+                    "attn.c_attn.weight" => &b.attn_c_attn.weight,
+                    "attn.c_attn.bias" => &b.attn_c_attn.bias,
+                    "attn.c_proj.weight" => &b.attn_c_proj.weight,
+                    "attn.c_proj.bias" => &b.attn_c_proj.bias,
+                    "mlp.c_fc.weight" => &b.mlp_c_fc.weight,
+                    "mlp.c_fc.bias" => &b.mlp_c_fc.bias,
+                    "mlp.c_proj.weight" => &b.mlp_c_proj.weight,
+                    "mlp.c_proj.bias" => &b.mlp_c_proj.bias,
+                    _ => panic!("no tensor {name}"),
+                }
+            }
+        };
+        Elements::F32(values)
     }
 }

@@ -230,6 +230,7 @@ fn beams_find_what_greedy_misses() {
             eos_token_id: None,
             ignore_eos: false,
             stop: Default::default(),
+            max_new_chars: None,
         };
         let g = decode(
             &mut Fake::new(vocab),

@@ -76,10 +76,22 @@ impl GptLm {
         Ok(Self::new(model, config, device.clone()))
     }
 
-    /// Loads a Hugging Face directory for `target`.
+    /// Loads a Hugging Face directory for `target`: onto a Burn device, or memory-mapped and
+    /// packed straight into the native engine.
     pub fn load_to(dir: &std::path::Path, target: &Target) -> Result<Self, ModelError> {
-        let (config, model) = crate::checkpoint::load_dir(dir, &target.device())?;
-        Ok(Self::on(model, config, target))
+        match target {
+            Target::Burn(device) => Self::load(dir, device),
+            Target::Native(dtype) => {
+                let (config, net) = crate::native_load::load_native_dir(dir, *dtype)?;
+                Ok(Self::packed(net, config))
+            }
+        }
+    }
+
+    /// Wraps a model already packed for the native engine (`config` is its configuration).
+    pub fn packed(net: minigpt_native::NativeGpt, config: GptConfig) -> Self {
+        let engine = NativeLm::new(net, config.clone());
+        Self::with_engine(Box::new(engine), config)
     }
 
     /// A second handle on the same loaded weights (not a copy of them), with its own decoding

@@ -83,6 +83,7 @@ fn greedy(lm: &mut GptLm, prompts: Vec<Vec<u32>>, n: usize) -> Vec<minigpt_decod
         eos_token_id: None,
         ignore_eos: false,
         stop: Default::default(),
+        max_new_chars: None,
     };
     generate(lm, &req, &mut pipes, |_, _| {}).unwrap()
 }

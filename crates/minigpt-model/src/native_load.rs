@@ -1,0 +1,72 @@
+//! A checkpoint straight into the native engine, with no Burn module in between: the weights
+//! file is memory-mapped, each tensor packed from the map in its stored type and its pages
+//! given back once packed, so loading never holds the file and the packed weights whole at
+//! once (peak memory about the packed size).
+
+use std::path::Path;
+
+use minigpt_native::{DType, Elements, MappedFile, NativeGpt, Sizes, WeightSource};
+
+use crate::checkpoint::model_files;
+use crate::config::GptConfig;
+use crate::error::ModelError;
+use crate::native_weights::native_config;
+use crate::tensor_index::TensorIndex;
+
+/// Reads a model directory into the native engine, weights packed in `dtype`.
+pub fn load_native_dir(dir: &Path, dtype: DType) -> Result<(GptConfig, NativeGpt), ModelError> {
+    let (cfg, path) = model_files(dir)?;
+    let mapped = MappedFile::open(&path).map_err(|e| ModelError::io(&path, e))?;
+    let net = native_from_bytes(&cfg, mapped.bytes(), &path, dtype, Some(&mapped))?;
+    Ok((cfg, net))
+}
+
+/// Packs the safetensors file `bytes` (of `cfg`'s model) in `dtype`; `mapped`, when `bytes`
+/// is its map, gets each tensor's pages back once packed. `path` is only for messages.
+pub fn native_from_bytes(
+    cfg: &GptConfig,
+    bytes: &[u8],
+    path: &Path,
+    dtype: DType,
+    mapped: Option<&MappedFile>,
+) -> Result<NativeGpt, ModelError> {
+    let index = TensorIndex::new(bytes, path)?;
+    index.check(cfg)?;
+    let sizes = Sizes {
+        vocab: cfg.vocab_size,
+        n_layer: cfg.n_layer,
+        n_inner: cfg.inner(),
+    };
+    let mut source = FileSource {
+        index,
+        bytes,
+        mapped,
+    };
+    Ok(NativeGpt::from_source(
+        native_config(cfg),
+        sizes,
+        dtype,
+        &mut source,
+    ))
+}
+
+/// A checked file's tensors for the engine.
+struct FileSource<'a> {
+    index: TensorIndex<'a>,
+    bytes: &'a [u8],
+    mapped: Option<&'a MappedFile>,
+}
+
+impl WeightSource for FileSource<'_> {
+    fn tensor(&mut self, name: &str) -> Elements<'_> {
+        self.index
+            .elements(name)
+            .unwrap_or_else(|| panic!("{name} was checked before packing"))
+    }
+
+    fn done(&mut self, name: &str) {
+        if let (Some(m), Some(range)) = (self.mapped, self.index.byte_range(name, self.bytes)) {
+            m.release(range);
+        }
+    }
+}
