@@ -212,3 +212,41 @@ file = "heldout.txt"
     );
     assert!(out_dir.join("baseline/generations.csv").is_file());
 }
+
+/// The shipped `configs/eval-gpt2.toml`, unedited, on a clean cache: `gpt2` comes from the
+/// (fake) Hub on first use, the held-out text from `data/`.
+#[test]
+fn the_shipped_eval_config_runs_unedited() {
+    let d = temp_dir("hub-eval-shipped");
+    let hub = FakeHub::start();
+    serve_tiny_gpt2(&hub, "gpt2");
+    let out_dir = d.path().join("out");
+    let cfg = crate::util::root().join("configs/eval-gpt2.toml");
+    let out = run(&mut with_hub(
+        &[
+            "eval",
+            "--config",
+            &cfg.display().to_string(),
+            "--out",
+            &out_dir.display().to_string(),
+        ],
+        &hub.endpoint(),
+        &d.path().join("cache"),
+    ));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cmp = std::fs::read_to_string(out_dir.join("comparison.csv")).unwrap();
+    // 5 strategies: greedy once, the 4 sampling ones at 4 temperatures.
+    assert_eq!(cmp.lines().count(), 1 + 1 + 4 * 4, "{cmp}");
+    assert!(
+        cmp.lines()
+            .skip(1)
+            .all(|l| l.contains(",minigpt-shakespeare,gpt2,200,")),
+        "{cmp}"
+    );
+    let bpb = std::fs::read_to_string(out_dir.join("bits_per_byte.csv")).unwrap();
+    assert_eq!(bpb.lines().count(), 3, "{bpb}");
+}
