@@ -5,6 +5,11 @@
                                     system is named $MINIGPT_LABEL (default "minigpt")
     bench_peers.py hf MODEL_DIR     Hugging Face transformers (PyTorch), JSON on stdout
     bench_peers.py llama GGUF       llama.cpp through llama-cpp-python, JSON on stdout
+    bench_peers.py load-minigpt DTYPE   one `minigpt generate` of 1 token from a cold process:
+                                    wall time and the process's peak RSS
+    bench_peers.py load-llama GGUF  the same for llama.cpp: load the GGUF (mmap, llama.cpp's
+                                    default), evaluate a 1-token prompt; time and peak RSS
+                                    above the Python interpreter's own
     bench_peers.py table RESULTS    the table of every result line in RESULTS (JSON lines)
 
 Every worker measures the same things as `minigpt bench`: greedy decode with a KV cache after
@@ -137,9 +142,72 @@ def llama(gguf):
     print(json.dumps(out))
 
 
+def rss_now_mb():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def load_minigpt(dtype):
+    import subprocess
+    exe, model = os.environ["MINIGPT"], os.environ["MODEL"]
+    env = dict(os.environ, RAYON_NUM_THREADS=os.environ.get("THREADS", "2"))
+    t0 = time.perf_counter()
+    subprocess.run([exe, "generate", "--model", model, "--dtype", dtype, "--prompt", "Hello",
+                    "--max-new-tokens", "1", "--greedy"], check=True, capture_output=True, env=env)
+    ms = (time.perf_counter() - t0) * 1e3
+    size = os.path.getsize(os.path.join(model, "model.safetensors"))
+    print(json.dumps({"system": os.environ.get("MINIGPT_LABEL", "minigpt"), "kind": "load",
+                      "dtype": dtype, "load_ms": ms, "peak_rss_mb": peak_rss_mb(children=True),
+                      "file_mb": size / 2**20}))
+
+
+def load_llama(gguf):
+    import numpy  # noqa: F401  (imported before the baseline, as llama_cpp imports it)
+    from llama_cpp import Llama
+    base = rss_now_mb()
+    t0 = time.perf_counter()
+    llm = Llama(model_path=gguf, n_ctx=1024, n_threads=env_int("THREADS", 2), verbose=False)
+    llm.eval([464])
+    ms = (time.perf_counter() - t0) * 1e3
+    dtype = "f16" if "f16" in os.path.basename(gguf).lower() else "f32"
+    print(json.dumps({"system": "llama.cpp", "kind": "load", "dtype": dtype, "load_ms": ms,
+                      "peak_rss_mb": peak_rss_mb() - base, "file_mb": os.path.getsize(gguf) / 2**20}))
+
+
+def load_table(rows, f32_file_mb):
+    """Loading: time to the first token from a cold process and peak RSS, against the files."""
+    systems = {}
+    for r in rows:
+        systems.setdefault((r["system"], r["dtype"]), []).append(r)
+    print("| system | dtype | load + 1 token ms | peak RSS MB | ÷ its file | ÷ the f32 safetensors | rounds |")
+    print("|" + "---|" * 7)
+    med = {}
+    for s in sorted(systems, key=lambda s: (s[0] != "minigpt", s[0], s[1])):
+        runs = systems[s]
+        ms = statistics.median(r["load_ms"] for r in runs)
+        rss = statistics.median(r["peak_rss_mb"] for r in runs)
+        file_mb = runs[0]["file_mb"]
+        med[s] = (ms, rss)
+        print(f"| {s[0]} | {s[1]} | {ms:.0f} | {rss:.0f} | {rss / file_mb:.2f} | "
+              f"{rss / f32_file_mb:.2f} | {len(runs)} |")
+    for dt in ("f32", "f16"):
+        if ("minigpt", dt) in med and ("llama.cpp", dt) in med:
+            (m_ms, m_rss), (l_ms, l_rss) = med[("minigpt", dt)], med[("llama.cpp", dt)]
+            print(f"  minigpt {dt} vs llama.cpp {dt}: load time {l_ms / m_ms:.2f}× (above 1 = minigpt "
+                  f"faster), peak RSS {m_rss / l_rss:.2f}× llama.cpp's")
+
+
 def table(path):
     rows = [json.loads(line) for line in open(path) if line.strip()]
+    loads = [r for r in rows if r.get("kind") == "load"]
+    rows = [r for r in rows if r.get("kind") != "load"]
+    if loads:
+        f32_file = next(r["file_mb"] for r in loads if r["system"] == "minigpt")
+        load_table(loads, f32_file)
+        print()
     bw = [r["read_gb_s"] for r in rows if r.get("system") == "bandwidth"]
+    if not any(r.get("system") not in ("bandwidth", "weights") for r in rows):
+        return
     weights = next(r for r in rows if r.get("system") == "weights")
     systems = {}
     for r in rows:
@@ -198,4 +266,5 @@ def table(path):
 
 
 if __name__ == "__main__":
-    {"minigpt": minigpt, "hf": hf, "llama": llama, "table": table}[sys.argv[1]](sys.argv[2])
+    {"minigpt": minigpt, "hf": hf, "llama": llama, "load-minigpt": load_minigpt,
+     "load-llama": load_llama, "table": table}[sys.argv[1]](sys.argv[2])

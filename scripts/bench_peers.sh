@@ -9,6 +9,7 @@
 #   scripts/bench_peers.sh                 # 2 rounds, 2 threads
 #   ROUNDS=3 THREADS=2 scripts/bench_peers.sh
 #   MINIGPT_BASE=/tmp/minigpt-before scripts/bench_peers.sh   # also an older build, as a peer
+#   ONLY=load scripts/bench_peers.sh       # only loading: time to first token, peak RSS
 #
 # With MINIGPT_BASE, that binary runs in every round next to the fresh build (as the system
 # "minigpt base"), so a change is measured before and after in one sitting.
@@ -122,6 +123,15 @@ print(json.dumps({"system": "weights", "f32": 4 * n, "f16": 2 * n}))
 EOF
 for r in $(seq 1 "$rounds"); do
   say "round $r of $rounds"
+  # Loading from a cold process: minigpt maps the safetensors file, llama.cpp its GGUF.
+  for t in f32 f16; do
+    "$py" scripts/bench_peers.py load-minigpt "$t" >>"$results"
+    if [ -n "${MINIGPT_BASE:-}" ]; then
+      MINIGPT=$MINIGPT_BASE MINIGPT_LABEL="minigpt base" "$py" scripts/bench_peers.py load-minigpt "$t" >>"$results"
+    fi
+    "$py" scripts/bench_peers.py load-llama "$work/gpt2-random-$t.gguf" >>"$results"
+  done
+  [ "${ONLY:-}" = load ] && continue
   OMP_NUM_THREADS=$THREADS "$work/bw" >>"$results"
   "$py" scripts/bench_peers.py minigpt f32 >>"$results"
   if [ -n "${MINIGPT_BASE:-}" ]; then
@@ -135,7 +145,7 @@ for r in $(seq 1 "$rounds"); do
   fi
   "$py" scripts/bench_peers.py llama "$work/gpt2-random-f16.gguf" >>"$results"
 done
-OMP_NUM_THREADS=$THREADS "$work/bw" >>"$results"
+[ "${ONLY:-}" = load ] || OMP_NUM_THREADS=$THREADS "$work/bw" >>"$results"
 
 say "results ($results), $(nproc) cores, $THREADS threads, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-)"
 "$py" scripts/bench_peers.py table "$results"

@@ -6,18 +6,25 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ModelError;
 
-/// GPT-2 hyper-parameters with Hugging Face's field names, so `config.json` round-trips.
+/// GPT-2 hyper-parameters with Hugging Face's field names, so `config.json` round-trips. A
+/// key that is absent takes `GPT2Config`'s default, as in transformers; the legacy `n_ctx` is
+/// ignored, as transformers ignores it (`n_positions` is the context).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GptConfig {
     /// Number of token ids.
+    #[serde(default = "default_vocab")]
     pub vocab_size: usize,
     /// Context length: the number of learned positions.
+    #[serde(default = "default_positions")]
     pub n_positions: usize,
     /// Width of the residual stream.
+    #[serde(default = "default_embd")]
     pub n_embd: usize,
     /// Number of transformer blocks.
+    #[serde(default = "default_twelve")]
     pub n_layer: usize,
     /// Attention heads per block (`n_embd` must be divisible by it).
+    #[serde(default = "default_twelve")]
     pub n_head: usize,
     /// Hidden width of the MLP; `None` means `4 * n_embd`.
     #[serde(default)]
@@ -82,6 +89,20 @@ fn default_eps() -> f64 {
 fn default_act() -> String {
     "gelu_new".into()
 }
+// GPT2Config's defaults (GPT-2 124M).
+fn default_vocab() -> usize {
+    50257
+}
+fn default_positions() -> usize {
+    1024
+}
+fn default_embd() -> usize {
+    768
+}
+fn default_twelve() -> usize {
+    12
+}
+
 fn default_model_type() -> String {
     "gpt2".into()
 }

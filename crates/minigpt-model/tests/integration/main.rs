@@ -1,4 +1,5 @@
 //! The model crate's integration tests: one test binary, one module per area.
 
 mod checkpoint;
+mod family;
 mod parity;
