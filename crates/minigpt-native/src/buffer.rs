@@ -21,15 +21,13 @@ unsafe impl<T: Copy + Sync> Sync for Buf<T> {}
 impl<T: Copy> Buf<T> {
     const ALIGN: usize = 2 << 20;
 
-    /// `len` values `f(i)`.
-    pub fn new(len: usize, f: impl Fn(usize) -> T) -> Self {
+    /// Uninitialised room for `len` values (`len * size_of::<T>() > 0`), advised into huge
+    /// pages, and its layout.
+    fn alloc(len: usize) -> (std::ptr::NonNull<T>, std::alloc::Layout) {
         let bytes = len * std::mem::size_of::<T>();
-        if bytes == 0 {
-            return Self::empty();
-        }
         let layout = std::alloc::Layout::from_size_align(bytes, Self::ALIGN.max(align_of::<T>()))
             .expect("weights fit the address space");
-        // SAFETY: the layout has a non-zero size.
+        // SAFETY: the layout has a non-zero size (callers check).
         let raw = unsafe { std::alloc::alloc(layout) }.cast::<T>();
         let Some(ptr) = std::ptr::NonNull::new(raw) else {
             std::alloc::handle_alloc_error(layout)
@@ -42,10 +40,54 @@ impl<T: Copy> Buf<T> {
                 libc::madvise(raw.cast(), bytes, libc::MADV_HUGEPAGE);
             }
         }
+        (ptr, layout)
+    }
+
+    /// `len` values `f(i)`.
+    pub fn new(len: usize, f: impl Fn(usize) -> T) -> Self {
+        if len * std::mem::size_of::<T>() == 0 {
+            return Self::empty();
+        }
+        let (ptr, layout) = Self::alloc(len);
+        let raw = ptr.as_ptr();
         for i in 0..len {
             // SAFETY: `i < len`, inside the allocation; each slot is written once.
             unsafe { raw.add(i).write(f(i)) };
         }
+        Self { ptr, len, layout }
+    }
+
+    /// `len` values made `chunk` at a time on the engine's threads: `fill(i, out)` pushes
+    /// chunk `i`'s values onto the empty `out` (`chunk` of them, or what is left for the last
+    /// chunk; any other count panics).
+    pub fn from_chunks(len: usize, chunk: usize, fill: impl Fn(usize, &mut Vec<T>) + Sync) -> Self
+    where
+        T: Send,
+    {
+        if len * std::mem::size_of::<T>() == 0 {
+            return Self::empty();
+        }
+        assert!(chunk > 0, "chunks of no values");
+        let (ptr, layout) = Self::alloc(len);
+        let out = Out(ptr.as_ptr());
+        crate::team::team().run(len.div_ceil(chunk), |i| {
+            let want = chunk.min(len - i * chunk);
+            let mut values = Vec::with_capacity(want);
+            fill(i, &mut values);
+            assert_eq!(
+                values.len(),
+                want,
+                "chunk {i} has the wrong number of values"
+            );
+            // SAFETY: chunk `i` is `want` slots from `i * chunk`, inside the allocation; the
+            // team hands out each `i` once, so no two threads write the same slots, and no one
+            // reads them before `run` returns.
+            unsafe {
+                std::ptr::copy_nonoverlapping(values.as_ptr(), out.at(i * chunk), want);
+            }
+        });
+        // Every slot was written (a chunk that was not would have panicked above, and the
+        // allocation is then leaked, never read).
         Self { ptr, len, layout }
     }
 
@@ -56,6 +98,19 @@ impl<T: Copy> Buf<T> {
             len: 0,
             layout: std::alloc::Layout::new::<()>(),
         }
+    }
+}
+
+/// The start of a buffer being filled, shared by the threads that fill its chunks.
+struct Out<T>(*mut T);
+
+// SAFETY: the threads write disjoint chunks through it (see `Buf::from_chunks`).
+unsafe impl<T: Send> Sync for Out<T> {}
+
+impl<T> Out<T> {
+    /// The slot `i` values in.
+    fn at(&self, i: usize) -> *mut T {
+        self.0.wrapping_add(i)
     }
 }
 

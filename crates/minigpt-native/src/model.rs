@@ -105,7 +105,7 @@ impl Linear {
         let w_name = format!("{name}.weight");
         let w = src.tensor(&w_name);
         assert_eq!(w.len(), d_in * d_out, "{w_name} has the wrong size");
-        let w = Packed::new(d_in, d_out, dtype, |r, c| w.get(r * d_out + c));
+        let w = Packed::from_elements(d_in, d_out, dtype, w, false);
         src.done(&w_name);
         Self {
             w,
@@ -224,7 +224,7 @@ impl NativeGpt {
             "the token embedding is not [vocab_size, n_embd]"
         );
         // The head's [n_embd, vocab] matrix: column t is token t's embedding.
-        let wte = Packed::new(c, vocab, dtype, |r, t| wte.get(t * c + r));
+        let wte = Packed::from_elements(c, vocab, dtype, wte, true);
         src.done("wte.weight");
         let wpe = vector(src, "wpe.weight", config.n_positions * c);
         let h = (0..n_layer)

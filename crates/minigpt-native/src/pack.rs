@@ -7,6 +7,7 @@
 
 use crate::buffer::Buf;
 use crate::dtype::DType;
+use crate::source::Elements;
 
 /// Columns per packed panel (two 16-lane or four 8-lane registers).
 pub const PANEL: usize = 32;
@@ -48,6 +49,65 @@ impl Packed {
                 Buf::empty(),
                 Buf::new(len, |i| half::bf16::from_f32(value(i)).to_bits()),
             ),
+        };
+        Self {
+            k,
+            n,
+            dtype,
+            wide,
+            half,
+        }
+    }
+
+    /// Packs the `[k, n]` matrix held by `e`: row-major (element `(row, col)` at
+    /// `row * n + col`), or with `transposed`, column-major (at `col * k + row`: the tied
+    /// head, whose column `t` is row `t` of the token embedding). Each panel is read with one
+    /// conversion loop per source run and packed on the engine's threads: packing GPT-2 124M
+    /// this way takes a fraction of what a per-element closure does (PERFORMANCE.md, "Load").
+    pub fn from_elements(
+        k: usize,
+        n: usize,
+        dtype: DType,
+        e: Elements<'_>,
+        transposed: bool,
+    ) -> Self {
+        assert_eq!(e.len(), k * n, "weight of the wrong size");
+        let panel_len = k * PANEL;
+        let len = n.div_ceil(PANEL) * panel_len;
+        // Panel `p` in f32: row r's lanes at r * PANEL, zeros past column n.
+        let panel = |p: usize, out: &mut Vec<f32>| {
+            out.resize(panel_len, 0.0);
+            let (c0, cols) = (p * PANEL, PANEL.min(n - p * PANEL));
+            if transposed {
+                let mut column = vec![0f32; k];
+                for j in 0..cols {
+                    e.read((c0 + j) * k, &mut column);
+                    for (r, &v) in column.iter().enumerate() {
+                        out[r * PANEL + j] = v;
+                    }
+                }
+            } else {
+                for r in 0..k {
+                    e.read(r * n + c0, &mut out[r * PANEL..r * PANEL + cols]);
+                }
+            }
+        };
+        let (wide, half) = match dtype {
+            DType::F32 => (
+                Buf::from_chunks(len, panel_len, |p, out| panel(p, out)),
+                Buf::empty(),
+            ),
+            DType::F16 | DType::BF16 => {
+                let half = Buf::from_chunks(len, panel_len, |p, out: &mut Vec<u16>| {
+                    let mut wide = Vec::with_capacity(panel_len);
+                    panel(p, &mut wide);
+                    out.extend(wide.iter().map(|&v| match dtype {
+                        DType::F16 => half::f16::from_f32(v).to_bits(),
+                        _ => half::bf16::from_f32(v).to_bits(),
+                    }));
+                });
+                (Buf::empty(), half)
+            }
         };
         Self {
             k,
@@ -115,5 +175,51 @@ mod tests {
         assert_eq!(h.get(4, 19), half::f16::from_f32(w[4 * 20 + 19]).to_f32());
         let b = Packed::from_rows(&w, 5, 20, DType::BF16);
         assert_eq!(b.get(0, 0), half::bf16::from_f32(w[0]).to_f32());
+    }
+
+    /// The panel-wise packer gives exactly the per-element one's values, for every stored
+    /// type, both layouts and sizes that leave a partial panel.
+    #[test]
+    fn from_elements_packs_as_new_does() {
+        for (k, n) in [(5, 20), (7, 70), (3, 32), (64, 100)] {
+            let w = values(k * n, 9);
+            let le32: Vec<u8> = w.iter().flat_map(|v| v.to_le_bytes()).collect();
+            let le16: Vec<u8> = w
+                .iter()
+                .flat_map(|&v| half::f16::from_f32(v).to_le_bytes())
+                .collect();
+            let leb16: Vec<u8> = w
+                .iter()
+                .flat_map(|&v| half::bf16::from_f32(v).to_le_bytes())
+                .collect();
+            let sources = [
+                Elements::F32(&w),
+                Elements::F32Le(&le32),
+                Elements::F16Le(&le16),
+                Elements::BF16Le(&leb16),
+            ];
+            for e in sources {
+                for dtype in [DType::F32, DType::F16, DType::BF16] {
+                    for transposed in [false, true] {
+                        let want = if transposed {
+                            Packed::new(k, n, dtype, |r, c| e.get(c * k + r))
+                        } else {
+                            Packed::new(k, n, dtype, |r, c| e.get(r * n + c))
+                        };
+                        let got = Packed::from_elements(k, n, dtype, e, transposed);
+                        assert_eq!(
+                            &got.wide[..],
+                            &want.wide[..],
+                            "{k}x{n} {dtype:?} {transposed}"
+                        );
+                        assert_eq!(
+                            &got.half[..],
+                            &want.half[..],
+                            "{k}x{n} {dtype:?} {transposed}"
+                        );
+                    }
+                }
+            }
+        }
     }
 }

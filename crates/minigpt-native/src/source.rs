@@ -44,6 +44,29 @@ impl Elements<'_> {
         }
     }
 
+    /// Values `start..start + out.len()` into `out`, as f32 (one loop per stored type).
+    pub fn read(&self, start: usize, out: &mut [f32]) {
+        let end = start + out.len();
+        match self {
+            Self::F32(v) => out.copy_from_slice(&v[start..end]),
+            Self::F32Le(b) => {
+                for (o, c) in out.iter_mut().zip(b[4 * start..4 * end].chunks_exact(4)) {
+                    *o = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+                }
+            }
+            Self::F16Le(b) => {
+                for (o, c) in out.iter_mut().zip(b[2 * start..2 * end].chunks_exact(2)) {
+                    *o = half::f16::from_le_bytes([c[0], c[1]]).to_f32();
+                }
+            }
+            Self::BF16Le(b) => {
+                for (o, c) in out.iter_mut().zip(b[2 * start..2 * end].chunks_exact(2)) {
+                    *o = half::bf16::from_le_bytes([c[0], c[1]]).to_f32();
+                }
+            }
+        }
+    }
+
     /// All values as f32.
     pub fn to_vec(&self) -> Vec<f32> {
         (0..self.len()).map(|i| self.get(i)).collect()
