@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use minigpt_hub::{ModelSource, Settings};
-use minigpt_model::{GptConfig, GptLm, load_weights, parse_target};
+use minigpt_model::{GptConfig, GptLm, parse_target};
 use minigpt_tokenizer::{CharTokenizer, Tokenizer};
 
 use crate::cli::ModelArgs;
@@ -81,8 +81,7 @@ fn model_in(dir: Option<&Path>, target: &minigpt_model::Target) -> Result<GptLm>
         None => {
             let path = Path::new(builtin::NAME);
             let config = GptConfig::from_json(builtin::CONFIG, path)?;
-            let model = load_weights(&config, builtin::WEIGHTS, path, &target.device(), false)?;
-            GptLm::on(model, config, target)
+            GptLm::from_bytes(config, builtin::WEIGHTS, path, target)?
         }
     })
 }

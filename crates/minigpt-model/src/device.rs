@@ -29,17 +29,6 @@ pub enum Target {
     Burn(Device),
 }
 
-impl Target {
-    /// The Burn device a model is loaded onto for this target (flex for the native engine,
-    /// which copies the weights out and drops the module).
-    pub fn device(&self) -> Device {
-        match self {
-            Self::Native(_) => Device::flex(),
-            Self::Burn(d) => d.clone(),
-        }
-    }
-}
-
 /// Maps `--device` and `--dtype` to a target: `cpu` (the native engine, any dtype), or a Burn
 /// device (`flex`, `ndarray`, `wgpu`; f32 only).
 pub fn parse_target(device: &str, dtype: &str) -> Result<Target, ModelError> {

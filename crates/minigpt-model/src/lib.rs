@@ -11,7 +11,6 @@ pub mod gpt;
 pub mod judge;
 pub mod lm;
 mod native_load;
-mod native_weights;
 pub mod score;
 mod tensor_index;
 
@@ -26,8 +25,6 @@ pub use gpt::Gpt;
 pub use judge::GptJudge;
 pub use lm::{BurnLm, ContextPolicy, GptEngine, GptLm, NativeLm};
 pub use minigpt_native::{DType, NativeGpt};
-pub use native_load::{load_native_dir, native_from_bytes};
-pub use native_weights::to_native;
 pub use score::{Score, continuation_perplexity, score};
 
 /// Copies a tensor to the host as f32 values (one device read).

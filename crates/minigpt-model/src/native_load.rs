@@ -10,11 +10,13 @@ use minigpt_native::{DType, Elements, MappedFile, NativeGpt, Sizes, WeightSource
 use crate::checkpoint::model_files;
 use crate::config::GptConfig;
 use crate::error::ModelError;
-use crate::native_weights::native_config;
 use crate::tensor_index::TensorIndex;
 
 /// Reads a model directory into the native engine, weights packed in `dtype`.
-pub fn load_native_dir(dir: &Path, dtype: DType) -> Result<(GptConfig, NativeGpt), ModelError> {
+pub(crate) fn load_native_dir(
+    dir: &Path,
+    dtype: DType,
+) -> Result<(GptConfig, NativeGpt), ModelError> {
     let (cfg, path) = model_files(dir)?;
     let mapped = MappedFile::open(&path).map_err(|e| ModelError::io(&path, e))?;
     let net = native_from_bytes(&cfg, mapped.bytes(), &path, dtype, Some(&mapped))?;
@@ -23,7 +25,7 @@ pub fn load_native_dir(dir: &Path, dtype: DType) -> Result<(GptConfig, NativeGpt
 
 /// Packs the safetensors file `bytes` (of `cfg`'s model) in `dtype`; `mapped`, when `bytes`
 /// is its map, gets each tensor's pages back once packed. `path` is only for messages.
-pub fn native_from_bytes(
+pub(crate) fn native_from_bytes(
     cfg: &GptConfig,
     bytes: &[u8],
     path: &Path,
@@ -48,6 +50,17 @@ pub fn native_from_bytes(
         dtype,
         &mut source,
     ))
+}
+
+/// The engine's hyper-parameters for `config`.
+fn native_config(config: &GptConfig) -> minigpt_native::Config {
+    minigpt_native::Config {
+        n_head: config.n_head,
+        n_embd: config.n_embd,
+        n_positions: config.n_positions,
+        layer_norm_epsilon: config.layer_norm_epsilon as f32,
+        exact_gelu: config.exact_gelu(),
+    }
 }
 
 /// A checked file's tensors for the engine.

@@ -1,7 +1,7 @@
 //! minigpt's native CPU engine: GPT-2 inference on its own kernels, with weights packed once
 //! at load time in f32, f16 or bf16. `minigpt-model` runs it for `--device cpu`: it packs a
-//! memory-mapped safetensors file through a [`WeightSource`] ([`MappedFile`]), or a Burn
-//! module's weights as plain [`Weights`] (this crate uses no tensor library).
+//! safetensors file (memory-mapped: [`MappedFile`], or in memory) through a [`WeightSource`]
+//! (this crate uses no tensor library).
 //!
 //! Why not Burn's `flex` for inference: see `PERFORMANCE.md`. Training stays on Burn (it needs
 //! autodiff); Burn's `flex`, `ndarray` and `wgpu` devices remain available for inference and
@@ -37,7 +37,7 @@ pub use dtype::DType;
 pub use forward::Want;
 pub use mapped::MappedFile;
 pub use matmul::Kernel;
-pub use model::{BlockWeights, Config, LinearWeights, NativeGpt, NormWeights, Sizes, Weights};
+pub use model::{Config, NativeGpt, Sizes};
 pub use source::{Elements, WeightSource};
 
 /// Threads the engine's parallel loops run on (`RAYON_NUM_THREADS`, else one per core).

@@ -1,12 +1,12 @@
-//! [`NativeGpt`]: GPT-2's weights packed for the engine, built from plain host weights
-//! ([`Weights`]) so that the engine depends on no tensor library.
+//! [`NativeGpt`]: GPT-2's weights packed for the engine, read from a [`WeightSource`] so that
+//! the engine depends on no tensor library.
 
 use crate::attention::KEY_BLOCK;
 use crate::cache::SeqCache;
 use crate::dtype::DType;
 use crate::matmul::matmul;
 use crate::pack::Packed;
-use crate::source::{Elements, WeightSource};
+use crate::source::WeightSource;
 
 /// The hyper-parameters the engine needs (the rest follow from the weights' sizes).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -32,58 +32,6 @@ pub struct Sizes {
     pub n_layer: usize,
     /// Width of the MLP's hidden layer.
     pub n_inner: usize,
-}
-
-/// GPT-2's weights as row-major f32 values, named as in Hugging Face's checkpoints.
-#[derive(Debug, Clone)]
-pub struct Weights {
-    /// Token embedding `[vocab_size, n_embd]`, also the LM head (tied).
-    pub wte: Vec<f32>,
-    /// Position embedding `[n_positions, n_embd]`.
-    pub wpe: Vec<f32>,
-    /// The transformer blocks, first to last.
-    pub h: Vec<BlockWeights>,
-    /// The final LayerNorm.
-    pub ln_f: NormWeights,
-}
-
-/// One transformer block's weights.
-#[derive(Debug, Clone)]
-pub struct BlockWeights {
-    /// LayerNorm before attention.
-    pub ln_1: NormWeights,
-    /// Attention's fused query, key and value projection `[n_embd, 3 n_embd]`.
-    pub attn_c_attn: LinearWeights,
-    /// Attention's output projection `[n_embd, n_embd]`.
-    pub attn_c_proj: LinearWeights,
-    /// LayerNorm before the MLP.
-    pub ln_2: NormWeights,
-    /// The MLP's first layer `[n_embd, n_inner]`.
-    pub mlp_c_fc: LinearWeights,
-    /// The MLP's second layer `[n_inner, n_embd]`.
-    pub mlp_c_proj: LinearWeights,
-}
-
-/// A linear layer `y = x · weight + bias`.
-#[derive(Debug, Clone)]
-pub struct LinearWeights {
-    /// Input features.
-    pub d_in: usize,
-    /// Output features.
-    pub d_out: usize,
-    /// `[d_in, d_out]`, row-major.
-    pub weight: Vec<f32>,
-    /// `d_out` values (zeros for a layer without bias).
-    pub bias: Vec<f32>,
-}
-
-/// A LayerNorm's scale and shift (`n_embd` values each).
-#[derive(Debug, Clone)]
-pub struct NormWeights {
-    /// Scale (`gamma`).
-    pub gamma: Vec<f32>,
-    /// Shift (`beta`; zeros for a LayerNorm without one).
-    pub beta: Vec<f32>,
 }
 
 /// A linear layer: packed `[in, out]` weight and f32 bias.
@@ -176,25 +124,6 @@ pub struct NativeGpt {
 }
 
 impl NativeGpt {
-    /// Packs `weights` in `dtype` (biases, LayerNorms and the position embedding stay f32).
-    ///
-    /// # Panics
-    /// When a weight's size does not match `config` (or `n_embd` is not a multiple of
-    /// `n_head`).
-    pub fn new(config: Config, weights: Weights, dtype: DType) -> Self {
-        let c = config.n_embd;
-        assert!(
-            c > 0 && !weights.wte.is_empty() && weights.wte.len().is_multiple_of(c),
-            "the token embedding is not [vocab_size, n_embd]"
-        );
-        let sizes = Sizes {
-            vocab: weights.wte.len() / c,
-            n_layer: weights.h.len(),
-            n_inner: weights.h.first().map_or(4 * c, |b| b.mlp_c_fc.d_out),
-        };
-        Self::from_source(config, sizes, dtype, &mut InMemory(weights))
-    }
-
     /// Packs a GPT-2 of these `sizes`, reading each tensor from `src` (the token embedding,
     /// the largest, first) and telling `src` as soon as it is done with it.
     ///
@@ -310,47 +239,5 @@ impl NativeGpt {
         let mut out = vec![0f32; m * self.wte.n];
         matmul(hidden, m, &self.wte, None, &mut out);
         out
-    }
-}
-
-/// [`Weights`] as a [`WeightSource`].
-struct InMemory(Weights);
-
-impl WeightSource for InMemory {
-    fn tensor(&mut self, name: &str) -> Elements<'_> {
-        let w = &self.0;
-        let values: &[f32] = match name {
-            "wte.weight" => &w.wte,
-            "wpe.weight" => &w.wpe,
-            "ln_f.weight" => &w.ln_f.gamma,
-            "ln_f.bias" => &w.ln_f.beta,
-            _ => {
-                let rest = name
-                    .strip_prefix("h.")
-                    .unwrap_or_else(|| panic!("no tensor {name}"));
-                let (i, leaf) = rest
-                    .split_once('.')
-                    .unwrap_or_else(|| panic!("no tensor {name}"));
-                let b = &w.h[i
-                    .parse::<usize>()
-                    .unwrap_or_else(|_| panic!("no tensor {name}"))];
-                match leaf {
-                    "ln_1.weight" => &b.ln_1.gamma,
-                    "ln_1.bias" => &b.ln_1.beta,
-                    "ln_2.weight" => &b.ln_2.gamma,
-                    "ln_2.bias" => &b.ln_2.beta,
-                    "attn.c_attn.weight" => &b.attn_c_attn.weight,
-                    "attn.c_attn.bias" => &b.attn_c_attn.bias,
-                    "attn.c_proj.weight" => &b.attn_c_proj.weight,
-                    "attn.c_proj.bias" => &b.attn_c_proj.bias,
-                    "mlp.c_fc.weight" => &b.mlp_c_fc.weight,
-                    "mlp.c_fc.bias" => &b.mlp_c_fc.bias,
-                    "mlp.c_proj.weight" => &b.mlp_c_proj.weight,
-                    "mlp.c_proj.bias" => &b.mlp_c_proj.bias,
-                    _ => panic!("no tensor {name}"),
-                }
-            }
-        };
-        Elements::F32(values)
     }
 }

@@ -120,8 +120,7 @@ impl Packed {
 
     /// Packs a row-major `[k, n]` slice.
     pub fn from_rows(w: &[f32], k: usize, n: usize, dtype: DType) -> Self {
-        assert_eq!(w.len(), k * n, "weight of the wrong size");
-        Self::new(k, n, dtype, |r, c| w[r * n + c])
+        Self::from_elements(k, n, dtype, Elements::F32(w), false)
     }
 
     /// The stored type.

@@ -32,6 +32,21 @@ fn run(c: &mut Command) -> Output {
     c.output().expect("the binary runs")
 }
 
+/// `minigpt eval --config cfg --out out` against `hub`, which must succeed.
+fn eval_ok(cfg: &Path, out: &Path, hub: &FakeHub, cache: &Path) {
+    let args = [
+        "eval",
+        "--config",
+        &cfg.display().to_string(),
+        "--out",
+        &out.display().to_string(),
+    ]
+    .map(String::from);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let o = run(&mut with_hub(&args, &hub.endpoint(), cache));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
 /// Exit 2 with one line on stderr containing every needle, and nothing on stdout.
 fn fails_with(out: &Output, needles: &[&str]) {
     let err = String::from_utf8_lossy(&out.stderr);
@@ -188,22 +203,7 @@ file = "heldout.txt"
     )
     .unwrap();
     let out_dir = d.path().join("out");
-    let out = run(&mut with_hub(
-        &[
-            "eval",
-            "--config",
-            &cfg.display().to_string(),
-            "--out",
-            &out_dir.display().to_string(),
-        ],
-        &hub.endpoint(),
-        &cache,
-    ));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    eval_ok(&cfg, &out_dir, &hub, &cache);
     let cmp = std::fs::read_to_string(out_dir.join("comparison.csv")).unwrap();
     let second = cmp.lines().nth(1).unwrap();
     assert!(
@@ -222,22 +222,7 @@ fn the_shipped_eval_config_runs_unedited() {
     serve_tiny_gpt2(&hub, "gpt2");
     let out_dir = d.path().join("out");
     let cfg = crate::util::root().join("configs/eval-gpt2.toml");
-    let out = run(&mut with_hub(
-        &[
-            "eval",
-            "--config",
-            &cfg.display().to_string(),
-            "--out",
-            &out_dir.display().to_string(),
-        ],
-        &hub.endpoint(),
-        &d.path().join("cache"),
-    ));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    eval_ok(&cfg, &out_dir, &hub, &d.path().join("cache"));
     let cmp = std::fs::read_to_string(out_dir.join("comparison.csv")).unwrap();
     // 5 strategies: greedy once, the 4 sampling ones at 4 temperatures.
     assert_eq!(cmp.lines().count(), 1 + 1 + 4 * 4, "{cmp}");

@@ -26,8 +26,6 @@ use crate::config::GptConfig;
 use crate::device::Target;
 use crate::error::ModelError;
 use crate::gpt::Gpt;
-use crate::native_weights::to_native;
-use minigpt_native::DType;
 
 /// A loaded GPT, ready to decode and score, on the engine its loader picked.
 pub struct GptLm {
@@ -43,22 +41,6 @@ impl GptLm {
     pub fn new(model: Gpt, config: GptConfig, device: Device) -> Self {
         let engine = BurnLm::new(model, config.clone(), device);
         Self::with_engine(Box::new(engine), config)
-    }
-
-    /// Packs a model's weights for the native CPU engine, in `dtype` (the Burn module is
-    /// consumed).
-    pub fn native(model: Gpt, config: GptConfig, dtype: DType) -> Self {
-        let engine = NativeLm::new(to_native(model, &config, dtype), config.clone());
-        Self::with_engine(Box::new(engine), config)
-    }
-
-    /// Wraps a model for `target`: a Burn device, or the native engine. The model must be on
-    /// the target's device (Burn's flex for the native engine).
-    pub fn on(model: Gpt, config: GptConfig, target: &Target) -> Self {
-        match target {
-            Target::Burn(device) => Self::new(model, config, device.clone()),
-            Target::Native(dtype) => Self::native(model, config, *dtype),
-        }
     }
 
     /// Wraps an engine adapter (its configuration is `config`).
@@ -86,6 +68,27 @@ impl GptLm {
                 Ok(Self::packed(net, config))
             }
         }
+    }
+
+    /// Builds a model for `target` from the bytes of a safetensors file (`path` is only for
+    /// messages): a Burn module, or packed straight into the native engine.
+    pub fn from_bytes(
+        config: GptConfig,
+        bytes: &[u8],
+        path: &std::path::Path,
+        target: &Target,
+    ) -> Result<Self, ModelError> {
+        Ok(match target {
+            Target::Burn(device) => {
+                let model = crate::checkpoint::load_weights(&config, bytes, path, device, false)?;
+                Self::new(model, config, device.clone())
+            }
+            Target::Native(dtype) => {
+                let net =
+                    crate::native_load::native_from_bytes(&config, bytes, path, *dtype, None)?;
+                Self::packed(net, config)
+            }
+        })
     }
 
     /// Wraps a model already packed for the native engine (`config` is its configuration).
