@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use minigpt_hub::{ModelSource, Settings};
-use minigpt_model::{GptConfig, GptLm, parse_target};
+use minigpt_model::{GptConfig, GptLm, PackCache, parse_target};
 use minigpt_tokenizer::{CharTokenizer, Tokenizer};
 
 use crate::cli::ModelArgs;
@@ -77,7 +77,7 @@ pub fn load_model_at(source: Option<&ModelSource>, device: &str, dtype: &str) ->
 
 fn model_in(dir: Option<&Path>, target: &minigpt_model::Target) -> Result<GptLm> {
     Ok(match dir {
-        Some(dir) => GptLm::load_to(dir, target)?,
+        Some(dir) => GptLm::load_cached(dir, target, PackCache::from_env().as_ref())?,
         None => {
             let path = Path::new(builtin::NAME);
             let config = GptConfig::from_json(builtin::CONFIG, path)?;

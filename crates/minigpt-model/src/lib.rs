@@ -11,6 +11,7 @@ pub mod gpt;
 pub mod judge;
 pub mod lm;
 mod native_load;
+pub mod pack_cache;
 pub mod score;
 mod tensor_index;
 
@@ -25,6 +26,7 @@ pub use gpt::Gpt;
 pub use judge::GptJudge;
 pub use lm::{BurnLm, ContextPolicy, GptEngine, GptLm, NativeLm};
 pub use minigpt_native::{DType, NativeGpt};
+pub use pack_cache::PackCache;
 pub use score::{Score, continuation_perplexity, score};
 
 /// Copies a tensor to the host as f32 values (one device read).

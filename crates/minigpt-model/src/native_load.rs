@@ -10,16 +10,29 @@ use minigpt_native::{DType, Elements, MappedFile, NativeGpt, Sizes, WeightSource
 use crate::checkpoint::model_files;
 use crate::config::GptConfig;
 use crate::error::ModelError;
+use crate::pack_cache::{CacheEntry, PackCache};
 use crate::tensor_index::TensorIndex;
 
-/// Reads a model directory into the native engine, weights packed in `dtype`.
+/// Reads a model directory into the native engine, weights packed in `dtype`: mapped from
+/// `cache`'s packed file when it has one for these weights, else packed from the safetensors
+/// file (and then stored in `cache`).
 pub(crate) fn load_native_dir(
     dir: &Path,
     dtype: DType,
+    cache: Option<&PackCache>,
 ) -> Result<(GptConfig, NativeGpt), ModelError> {
     let (cfg, path) = model_files(dir)?;
+    let entry = cache
+        .map(|c| CacheEntry::new(c, &path, &cfg, dtype))
+        .transpose()?;
+    if let Some(net) = entry.as_ref().and_then(CacheEntry::open) {
+        return Ok((cfg, net));
+    }
     let mapped = MappedFile::open(&path).map_err(|e| ModelError::io(&path, e))?;
     let net = native_from_bytes(&cfg, mapped.bytes(), &path, dtype, Some(&mapped))?;
+    if let Some(entry) = &entry {
+        entry.store(&net);
+    }
     Ok((cfg, net))
 }
 
@@ -34,11 +47,7 @@ pub(crate) fn native_from_bytes(
 ) -> Result<NativeGpt, ModelError> {
     let index = TensorIndex::new(bytes, path)?;
     index.check(cfg)?;
-    let sizes = Sizes {
-        vocab: cfg.vocab_size,
-        n_layer: cfg.n_layer,
-        n_inner: cfg.inner(),
-    };
+    let sizes = native_sizes(cfg);
     let mut source = FileSource {
         index,
         bytes,
@@ -52,8 +61,17 @@ pub(crate) fn native_from_bytes(
     ))
 }
 
+/// The engine's sizes for `config`.
+pub(crate) fn native_sizes(cfg: &GptConfig) -> Sizes {
+    Sizes {
+        vocab: cfg.vocab_size,
+        n_layer: cfg.n_layer,
+        n_inner: cfg.inner(),
+    }
+}
+
 /// The engine's hyper-parameters for `config`.
-fn native_config(config: &GptConfig) -> minigpt_native::Config {
+pub(crate) fn native_config(config: &GptConfig) -> minigpt_native::Config {
     minigpt_native::Config {
         n_head: config.n_head,
         n_embd: config.n_embd,

@@ -27,6 +27,14 @@ impl DType {
         }
     }
 
+    /// Bytes per stored value.
+    pub fn bytes(self) -> usize {
+        match self {
+            Self::F32 => 4,
+            Self::F16 | Self::BF16 => 2,
+        }
+    }
+
     /// The name `--dtype` uses.
     pub fn name(self) -> &'static str {
         match self {

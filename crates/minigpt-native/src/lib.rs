@@ -14,7 +14,8 @@
 //! Layout: [`NativeGpt`] ([`model`]) and its [`forward`](NativeGpt::forward) pass
 //! (`forward.rs`), on the kernels: [`matmul`] over [`pack`]ed weights, [`attention`], the
 //! element-wise [`math`], f16 conversions in [`dtype`]; x86-64 SIMD in `x86/`, the thread team
-//! in `team.rs`. Unsafe code is allowed only in `buffer.rs`, `mapped.rs`, `matmul.rs`,
+//! in `team.rs`; packed-weights files in `packed_file.rs`, read in place and moved into huge
+//! pages in the background (`settle.rs`). Unsafe code is allowed only in `buffer.rs`, `mapped.rs`, `matmul.rs`,
 //! `attention.rs`, `math.rs`, `team.rs` and `x86/`. Measurements behind the design: `PERFORMANCE.md`.
 
 pub mod attention;
@@ -27,6 +28,8 @@ pub mod math;
 pub mod matmul;
 pub mod model;
 pub mod pack;
+mod packed_file;
+mod settle;
 mod source;
 mod team;
 #[cfg(target_arch = "x86_64")]
@@ -38,6 +41,7 @@ pub use forward::Want;
 pub use mapped::MappedFile;
 pub use matmul::Kernel;
 pub use model::{Config, NativeGpt, Sizes};
+pub use packed_file::PackedHeader;
 pub use source::{Elements, WeightSource};
 
 /// Threads the engine's parallel loops run on (`RAYON_NUM_THREADS`, else one per core).

@@ -225,15 +225,11 @@ unsafe fn panel_tile(
     out: &mut [[f32; PANEL]; MR],
 ) {
     let k = w.k;
-    let off = p * k * PANEL;
     #[cfg(target_arch = "x86_64")]
     {
         use crate::x86::{BF16, F16, F32, avx2, avx512};
-        // Panel `p` starts at `off` and holds `k` rows of PANEL values in the stored type.
-        let (wide, half) = (
-            w.wide.as_ptr().wrapping_add(off),
-            w.half.as_ptr().wrapping_add(off),
-        );
+        // Panel `p`: `k` rows of PANEL values in the stored type, at its buffer's address.
+        let (wide, half) = w.panel_ptrs(p);
         match kernel {
             Kernel::Avx512 => {
                 // SAFETY: the CPU has AVX-512F (the caller's contract); `a` as the caller
@@ -264,6 +260,7 @@ unsafe fn panel_tile(
         }
     }
     let _ = (kernel, packed); // the portable tile reads `a` unpacked (it is never packed for it)
+    let off = p * k * PANEL;
     for (r, acc) in out.iter_mut().enumerate().take(rows) {
         *acc = [0.0; PANEL];
         for kk in 0..k {

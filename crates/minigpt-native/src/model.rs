@@ -6,6 +6,7 @@ use crate::cache::SeqCache;
 use crate::dtype::DType;
 use crate::matmul::matmul;
 use crate::pack::Packed;
+use crate::settle::Settling;
 use crate::source::WeightSource;
 
 /// The hyper-parameters the engine needs (the rest follow from the weights' sizes).
@@ -121,6 +122,8 @@ pub struct NativeGpt {
     pub(crate) wpe: Vec<f32>,
     pub(crate) h: Vec<Block>,
     pub(crate) ln_f: Norm,
+    /// The move of mapped weights into huge pages (models read from a packed-weights file).
+    pub(crate) settling: Settling,
 }
 
 impl NativeGpt {
@@ -203,6 +206,7 @@ impl NativeGpt {
             wpe,
             h,
             ln_f: Norm::from_source(src, "ln_f", c),
+            settling: Settling::default(),
         }
     }
 
@@ -238,6 +242,43 @@ impl NativeGpt {
         let m = hidden.len() / self.config.n_embd;
         let mut out = vec![0f32; m * self.wte.n];
         matmul(hidden, m, &self.wte, None, &mut out);
+        // The first token is out: move mapped weights into huge pages, off the critical path.
+        self.settling.start(|| self.settlers());
         out
+    }
+
+    /// True while some weights are read in place from a mapped packed-weights file
+    /// ([`NativeGpt::from_packed`]): they move into huge pages (2 MiB, fewer TLB misses) on a
+    /// background thread after the first logits, or at once with [`NativeGpt::settle`].
+    pub fn is_mapped(&self) -> bool {
+        self.matrices().any(Packed::is_mapped)
+    }
+
+    /// Moves any mapped weights into huge-page memory now and waits until they are there (for
+    /// benchmarks that time steady-state steps).
+    pub fn settle(&self) {
+        self.settling.start(|| self.settlers());
+        self.settling.wait();
+    }
+
+    /// Every packed matrix, the largest first.
+    fn matrices(&self) -> impl Iterator<Item = &Packed> {
+        std::iter::once(&self.wte).chain(self.h.iter().flat_map(|b| {
+            [
+                &b.attn.c_attn.w,
+                &b.attn.c_proj.w,
+                &b.mlp.c_fc.w,
+                &b.mlp.c_proj.w,
+            ]
+        }))
+    }
+
+    /// Handles that settle the mapped matrices, in the order a step reads them (blocks first,
+    /// the head last), so the next step's early layers speed up first.
+    fn settlers(&self) -> Vec<crate::buffer::Settler> {
+        let mut all: Vec<_> = self.matrices().filter_map(Packed::settler).collect();
+        let first = 1.min(all.len());
+        all.rotate_left(first);
+        all
     }
 }

@@ -5,8 +5,11 @@
 //! for every row of the batch from registers (batched decode and prefill are bound by
 //! arithmetic).
 
-use crate::buffer::Buf;
+use std::sync::Arc;
+
+use crate::buffer::{Buf, Settler, bytes_of};
 use crate::dtype::DType;
+use crate::mapped::MappedFile;
 use crate::source::Elements;
 
 /// Columns per packed panel (two 16-lane or four 8-lane registers).
@@ -118,6 +121,68 @@ impl Packed {
         }
     }
 
+    /// The `[k, n]` matrix whose packed values (as [`Packed::raw_bytes`] gives them) lie in
+    /// `map` at `offset`, read in place until settled; `None` when they do not fit the map or
+    /// are misaligned.
+    pub(crate) fn mapped(
+        k: usize,
+        n: usize,
+        dtype: DType,
+        map: &Arc<MappedFile>,
+        offset: usize,
+    ) -> Option<Self> {
+        let len = Self::packed_len(k, n);
+        // Whole panels of about 2 MiB per segment: a kernel reads a panel from one address.
+        let panel = k * PANEL;
+        let seg = ((2 << 20) / (panel * dtype.bytes())).max(1) * panel;
+        let (wide, half) = match dtype {
+            DType::F32 => (Buf::mapped(map, offset, len, seg)?, Buf::empty()),
+            DType::F16 | DType::BF16 => (Buf::empty(), Buf::mapped(map, offset, len, seg)?),
+        };
+        Some(Self {
+            k,
+            n,
+            dtype,
+            wide,
+            half,
+        })
+    }
+
+    /// Values in the packed layout of a `[k, n]` matrix (whole panels).
+    pub(crate) fn packed_len(k: usize, n: usize) -> usize {
+        n.div_ceil(PANEL) * k * PANEL
+    }
+
+    /// The packed values' bytes in memory order, a segment at a time (for a packed-weights
+    /// file).
+    pub(crate) fn raw_bytes(&self) -> Vec<&[u8]> {
+        match self.dtype {
+            DType::F32 => self.wide.segments().map(bytes_of).collect(),
+            DType::F16 | DType::BF16 => self.half.segments().map(bytes_of).collect(),
+        }
+    }
+
+    /// Where panel `p`'s `k * PANEL` values are read from now: `(f32, 16-bit)` addresses, the
+    /// stored type's one valid for the panel (for as long as `self` lives), the other null.
+    #[inline]
+    pub(crate) fn panel_ptrs(&self, p: usize) -> (*const f32, *const u16) {
+        let off = p * self.k * PANEL;
+        match self.dtype {
+            DType::F32 => (self.wide.ptr(off), std::ptr::null()),
+            DType::F16 | DType::BF16 => (std::ptr::null(), self.half.ptr(off)),
+        }
+    }
+
+    /// True while the values are read in place from a mapped file.
+    pub(crate) fn is_mapped(&self) -> bool {
+        self.wide.is_mapped() || self.half.is_mapped()
+    }
+
+    /// A handle that moves mapped values into a huge-page allocation, if they are mapped.
+    pub(crate) fn settler(&self) -> Option<Settler> {
+        self.wide.settler().or_else(|| self.half.settler())
+    }
+
     /// Packs a row-major `[k, n]` slice.
     pub fn from_rows(w: &[f32], k: usize, n: usize, dtype: DType) -> Self {
         Self::from_elements(k, n, dtype, Elements::F32(w), false)
@@ -141,9 +206,9 @@ impl Packed {
     /// The stored element at index `i` of the packed layout, as f32.
     pub(crate) fn at(&self, i: usize) -> f32 {
         match self.dtype {
-            DType::F32 => self.wide[i],
-            DType::F16 => half::f16::from_bits(self.half[i]).to_f32(),
-            DType::BF16 => half::bf16::from_bits(self.half[i]).to_f32(),
+            DType::F32 => self.wide.get(i),
+            DType::F16 => half::f16::from_bits(self.half.get(i)).to_f32(),
+            DType::BF16 => half::bf16::from_bits(self.half.get(i)).to_f32(),
         }
     }
 
@@ -207,13 +272,13 @@ mod tests {
                         };
                         let got = Packed::from_elements(k, n, dtype, e, transposed);
                         assert_eq!(
-                            &got.wide[..],
-                            &want.wide[..],
+                            got.wide.to_vec(),
+                            want.wide.to_vec(),
                             "{k}x{n} {dtype:?} {transposed}"
                         );
                         assert_eq!(
-                            &got.half[..],
-                            &want.half[..],
+                            got.half.to_vec(),
+                            want.half.to_vec(),
                             "{k}x{n} {dtype:?} {transposed}"
                         );
                     }

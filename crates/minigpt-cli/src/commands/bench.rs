@@ -10,6 +10,8 @@ use crate::cli::BenchArgs;
 /// Runs the command.
 pub fn run(args: BenchArgs) -> Result<()> {
     let mut lm = crate::load::load_model(&args.model)?;
+    // Time steady-state steps: weights mapped from the packed cache move into huge pages first.
+    lm.settle();
     let n = lm.config.n_positions;
     if args.prompt_len == 0 || args.new_tokens == 0 || args.repeats == 0 {
         bail!("--prompt-len, --new-tokens and --repeats must be at least 1");

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use crate::util::{fixtures, json, minigpt};
+use crate::util::{command, fixtures, json, minigpt, temp_dir};
 
 fn model() -> String {
     fixtures().join("tiny-gpt2").display().to_string()
@@ -46,6 +46,75 @@ fn greedy_json_matches_hugging_face() {
     for key in ["text", "seed", "seconds"] {
         assert!(v.get(key).is_some(), "{key}");
     }
+}
+
+/// The first run packs the weights and keeps them in `MINIGPT_CACHE_DIR/packed`; the next
+/// maps them from there and writes the same tokens; `MINIGPT_PACK_CACHE=0` keeps nothing; a
+/// cache folder that cannot be made costs one line on stderr, not the run.
+#[test]
+fn packed_weights_are_kept_between_runs_and_change_nothing() {
+    let m = model();
+    let args = [
+        "generate",
+        "--model",
+        &m,
+        "--prompt",
+        "Machine learning is",
+        "--greedy",
+        "--max-new-tokens",
+        "30",
+        "--json",
+    ];
+    let tmp = temp_dir("pack-cache");
+    let run = |cache: &std::path::Path, env: &[(&str, &str)]| {
+        let mut c = command(&args);
+        c.env("MINIGPT_CACHE_DIR", cache);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        c.output().unwrap()
+    };
+    let packed = |cache: &std::path::Path| -> Vec<String> {
+        std::fs::read_dir(cache.join("packed"))
+            .map(|d| {
+                d.map(|e| e.unwrap().file_name().to_string_lossy().into())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let want = &reference()["greedy_tokens"];
+    let cache = tmp.path().join("cache");
+    for round in ["packs and stores", "maps the packed file"] {
+        let out = run(&cache, &[]);
+        assert_eq!(&json(&out)["tokens"], want, "{round}");
+        assert!(
+            out.stderr.is_empty(),
+            "{round}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let files = packed(&cache);
+        assert!(
+            files.len() == 1 && files[0].ends_with("-f32.mgpk"),
+            "{round}: {files:?}"
+        );
+    }
+    let off = tmp.path().join("off");
+    assert_eq!(
+        &json(&run(&off, &[("MINIGPT_PACK_CACHE", "0")]))["tokens"],
+        want
+    );
+    assert!(!off.exists(), "MINIGPT_PACK_CACHE=0 keeps nothing");
+
+    let blocked = tmp.path().join("blocked");
+    std::fs::write(&blocked, "a file, not a folder").unwrap();
+    let out = run(&blocked, &[]);
+    assert_eq!(&json(&out)["tokens"], want);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("could not keep the packed weights") && err.contains("MINIGPT_PACK_CACHE=0"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -13,10 +13,15 @@ pub fn fixtures() -> PathBuf {
     root().join("tests/fixtures")
 }
 
-/// The binary with `args`, not yet run.
+/// The binary with `args`, not yet run, keeping packed weights in this test process's own
+/// cache folder (under the system temp dir, not the user's `~/.cache`).
 pub fn command(args: &[&str]) -> Command {
+    static CACHE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    let cache = CACHE.get_or_init(|| {
+        std::env::temp_dir().join(format!("minigpt-test-cache-{}", std::process::id()))
+    });
     let mut c = Command::new(env!("CARGO_BIN_EXE_minigpt"));
-    c.args(args);
+    c.args(args).env("MINIGPT_CACHE_DIR", cache);
     c
 }
 

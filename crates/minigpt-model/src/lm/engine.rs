@@ -30,6 +30,9 @@ pub trait GptEngine: LanguageModel {
     /// one loaded model can generate and judge.
     fn share(&self) -> Box<dyn GptEngine + Send>;
 
+    /// Finishes work loading left to the background (nothing, unless the engine says so).
+    fn settle(&self) {}
+
     /// The Burn module, when this engine runs one.
     fn model(&self) -> Option<&Gpt> {
         None

@@ -26,6 +26,7 @@ use crate::config::GptConfig;
 use crate::device::Target;
 use crate::error::ModelError;
 use crate::gpt::Gpt;
+use crate::pack_cache::PackCache;
 
 /// A loaded GPT, ready to decode and score, on the engine its loader picked.
 pub struct GptLm {
@@ -61,13 +62,29 @@ impl GptLm {
     /// Loads a Hugging Face directory for `target`: onto a Burn device, or memory-mapped and
     /// packed straight into the native engine.
     pub fn load_to(dir: &std::path::Path, target: &Target) -> Result<Self, ModelError> {
+        Self::load_cached(dir, target, None)
+    }
+
+    /// [`GptLm::load_to`], where the native engine maps its packed weights from `cache` when
+    /// they are there, and stores them there when they are not (see [`PackCache`]).
+    pub fn load_cached(
+        dir: &std::path::Path,
+        target: &Target,
+        cache: Option<&PackCache>,
+    ) -> Result<Self, ModelError> {
         match target {
             Target::Burn(device) => Self::load(dir, device),
             Target::Native(dtype) => {
-                let (config, net) = crate::native_load::load_native_dir(dir, *dtype)?;
+                let (config, net) = crate::native_load::load_native_dir(dir, *dtype, cache)?;
                 Ok(Self::packed(net, config))
             }
         }
+    }
+
+    /// Finishes any work loading left to the background (the native engine's move of mapped
+    /// weights into huge pages), so that what follows runs at full speed.
+    pub fn settle(&self) {
+        self.engine.settle();
     }
 
     /// Builds a model for `target` from the bytes of a safetensors file (`path` is only for

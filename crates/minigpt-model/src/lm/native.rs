@@ -114,6 +114,10 @@ fn padded_hidden(hidden: &[f32], lens: &[usize], c: usize) -> (Hidden, Vec<f32>)
 }
 
 impl GptEngine for NativeLm {
+    fn settle(&self) {
+        self.net.settle();
+    }
+
     fn share(&self) -> Box<dyn GptEngine + Send> {
         Box::new(Self {
             net: Arc::clone(&self.net),

@@ -2,12 +2,13 @@
 //! published config (gpt2, gpt2-medium, gpt2-large, gpt2-xl, distilgpt2, and `ctx-only`, a
 //! config that spells the context only as the legacy `n_ctx`), each with that family's
 //! config.json keys and head count (distilgpt2 also its 6 blocks) (`scripts/make_gpt2_family_fixtures.py`).
-//! Every checkpoint loads on the native engine (memory-mapped) and on Burn's flex device, and
-//! its logits match GPT2LMHeadModel's within 1e-4.
+//! Every checkpoint loads on the native engine (memory-mapped; then again through the packed
+//! weights cache, packed and stored, then mapped from the packed file) and on Burn's flex
+//! device, and its logits match GPT2LMHeadModel's within 1e-4.
 
 use std::path::PathBuf;
 
-use minigpt_model::{GptLm, parse_target};
+use minigpt_model::{GptLm, PackCache, parse_target};
 
 const FAMILY: [(&str, usize, usize); 6] = [
     // name, heads (as published), blocks (3 in the fixtures; distilgpt2's own 6)
@@ -47,9 +48,18 @@ fn every_family_config_matches_transformers() {
                     .map(|x| x.as_f64().unwrap() as f32)
             })
             .collect();
-        for device in ["cpu", "flex"] {
-            let lm = GptLm::load_to(&dir(name), &parse_target(device, "f32").unwrap())
-                .unwrap_or_else(|e| panic!("{name} on {device}: {e}"));
+        let cache = tempfile::tempdir().unwrap();
+        let cache = PackCache::new(cache.path());
+        // `cached`: packed and stored, then mapped from the packed-weights file.
+        for device in ["cpu", "flex", "cpu-packed", "cpu-cached"] {
+            let target = parse_target(device.split('-').next().unwrap(), "f32").unwrap();
+            let lm = match device {
+                "cpu-packed" | "cpu-cached" => {
+                    GptLm::load_cached(&dir(name), &target, Some(&cache))
+                }
+                _ => GptLm::load_to(&dir(name), &target),
+            }
+            .unwrap_or_else(|e| panic!("{name} on {device}: {e}"));
             assert_eq!(
                 (lm.config.n_head, lm.config.n_layer),
                 (heads, blocks),

@@ -2,4 +2,5 @@
 
 mod checkpoint;
 mod family;
+mod pack_cache;
 mod parity;
