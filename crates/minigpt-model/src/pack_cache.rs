@@ -8,6 +8,13 @@
 //! load uses it only when all of them match, and otherwise packs again and replaces it. The
 //! Hugging Face cache never rewrites a blob in place, and a changed local file changes its
 //! size or modification time.
+//!
+//! Writing: a temporary file in the cache folder, renamed into place (a concurrent load sees
+//! the old file or the new one). It is not flushed to disk (`fsync` of a 500 MB file took
+//! 2.7 s here, against 0.11 s to write it): instead it is stamped with the boot it was written
+//! in (Linux's `boot_id`), and a load in another boot, the only kind that can follow a crash
+//! that lost unflushed data, checks the file's CRC once and stamps it with its own boot.
+//! Where there is no boot id the file is flushed before the rename and trusted.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -73,6 +80,13 @@ impl PackCache {
     }
 }
 
+/// This boot's id (Linux), or nothing where there is none.
+fn boot_stamp() -> Vec<u8> {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map(|s| s.trim().as_bytes().to_vec())
+        .unwrap_or_default()
+}
+
 /// The identity of the weights file `path`: its canonical path (and that path itself).
 fn identity(path: &Path) -> std::io::Result<(PathBuf, Vec<u8>)> {
     let canonical = std::fs::canonicalize(path)?;
@@ -120,24 +134,55 @@ impl CacheEntry {
         })
     }
 
-    /// The cached model, mapped, when a packed file for exactly these weights is there.
+    /// The cached model, mapped, when a whole packed file for exactly these weights is
+    /// there.
     pub(crate) fn open(&self) -> Option<NativeGpt> {
         let map = MappedFile::open(&self.path).ok()?;
-        NativeGpt::from_packed(Arc::new(map), &self.header).ok()
+        let stamp = boot_stamp();
+        let opened = NativeGpt::from_packed(Arc::new(map), &self.header, &stamp).ok()?;
+        if opened.checked {
+            self.restamp(opened.stamp_at, &stamp);
+        }
+        Some(opened.model)
     }
 
-    /// Writes `net` as this entry's packed file (atomically: a crash or a concurrent load
-    /// never sees a torn file). A failure is reported and otherwise ignored: the model is
-    /// loaded either way.
+    /// Stamps the checked file with this boot, so later loads skip the check (best effort:
+    /// a file that cannot be written is checked again next time).
+    fn restamp(&self, at: usize, stamp: &[u8]) {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::FileExt;
+            let len = std::fs::metadata(&self.path).map_or(0, |m| m.len() as usize);
+            if len == at + stamp.len()
+                && let Ok(f) = std::fs::OpenOptions::new().write(true).open(&self.path)
+            {
+                let _ = f.write_all_at(stamp, at as u64);
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = (at, stamp);
+    }
+
+    /// Writes `net` as this entry's packed file: a temporary file renamed into place, so a
+    /// concurrent load never sees a torn one (see the module documentation for crashes). A
+    /// failure is reported and otherwise ignored: the model is loaded either way.
     pub(crate) fn store(&self, net: &NativeGpt) {
         let write = || -> std::io::Result<()> {
-            std::fs::create_dir_all(self.path.parent().unwrap_or(Path::new(".")))?;
-            let mut file = atomic_write_file::AtomicWriteFile::open(&self.path)?;
+            let dir = self.path.parent().unwrap_or(Path::new("."));
+            std::fs::create_dir_all(dir)?;
+            let stamp = boot_stamp();
+            let mut file = tempfile::Builder::new()
+                .prefix(".packing-")
+                .tempfile_in(dir)?;
             {
-                let mut out = std::io::BufWriter::with_capacity(1 << 20, &mut file);
-                net.write_packed(&self.header.source, &mut out)?;
+                let mut out = std::io::BufWriter::with_capacity(1 << 20, file.as_file_mut());
+                net.write_packed(&self.header.source, &stamp, &mut out)?;
             }
-            file.commit()
+            if stamp.is_empty() {
+                file.as_file().sync_all()?;
+            }
+            file.persist(&self.path).map_err(|e| e.error)?;
+            Ok(())
         };
         if let Err(e) = write() {
             eprintln!(

@@ -41,7 +41,7 @@ pub use forward::Want;
 pub use mapped::MappedFile;
 pub use matmul::Kernel;
 pub use model::{Config, NativeGpt, Sizes};
-pub use packed_file::PackedHeader;
+pub use packed_file::{Opened, PackedHeader};
 pub use source::{Elements, WeightSource};
 
 /// Threads the engine's parallel loops run on (`RAYON_NUM_THREADS`, else one per core).

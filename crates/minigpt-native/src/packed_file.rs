@@ -7,8 +7,14 @@
 //! the source identity's length) and the source identity's bytes (the caller's description of
 //! the file the weights were packed from); then every tensor in the model's order, each at a
 //! 4096-byte boundary: `wte` packed, `wpe`, per block `ln_1` (weight, bias), `c_attn`
-//! (packed weight, bias), `attn.c_proj`, `ln_2`, `c_fc`, `mlp.c_proj`, and `ln_f`. The file
-//! ends after the last tensor, so its length is checked exactly.
+//! (packed weight, bias), `attn.c_proj`, `ln_2`, `c_fc`, `mlp.c_proj`, and `ln_f`; then a
+//! footer: `MGPTEND1`, the CRC-32 of every byte before the footer, and a stamp (u32 length,
+//! bytes). The file's length is checked exactly.
+//!
+//! The stamp says when the content was last known to be whole: the writer's boot (see
+//! `minigpt-model`'s cache). A file whose stamp matches is used as it is, with no pass over
+//! its bytes; any other is checked against its CRC first (a crash can lose data written but
+//! not yet on disk, and only a crash changes the boot).
 
 use std::io::Write;
 use std::sync::Arc;
@@ -21,6 +27,7 @@ use crate::settle::Settling;
 use crate::source::Elements;
 
 const MAGIC: &[u8; 8] = b"MGPTPAK1";
+const END: &[u8; 8] = b"MGPTEND1";
 /// Every tensor starts at a multiple of this (a page: each is mapped and released on its own).
 const ALIGN: usize = 4096;
 
@@ -85,19 +92,25 @@ impl Cursor {
     }
 }
 
-/// Writes tensors at their offsets, zero-padding between them.
+/// Writes tensors at their offsets, zero-padding between them, and sums what it writes.
 struct Writer<'a> {
     out: &'a mut dyn Write,
     cursor: Cursor,
+    crc: crc32fast::Hasher,
 }
 
 impl Writer<'_> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.crc.update(bytes);
+        self.out.write_all(bytes)
+    }
+
     /// One tensor, made of `parts` written back to back.
     fn put_parts(&mut self, parts: &[&[u8]]) -> std::io::Result<()> {
         let before = self.cursor.pos;
         let at = self.cursor.take(parts.iter().map(|p| p.len()).sum());
-        self.out.write_all(&vec![0u8; at - before])?;
-        parts.iter().try_for_each(|p| self.out.write_all(p))
+        self.write(&vec![0u8; at - before])?;
+        parts.iter().try_for_each(|p| self.write(p))
     }
 
     fn put(&mut self, bytes: &[u8]) -> std::io::Result<()> {
@@ -173,8 +186,14 @@ impl NativeGpt {
         }
     }
 
-    /// Writes the packed weights as a packed-weights file whose source identity is `source`.
-    pub fn write_packed(&self, source: &[u8], out: &mut dyn Write) -> std::io::Result<()> {
+    /// Writes the packed weights as a packed-weights file whose source identity is `source`,
+    /// stamped `stamp` (see the module documentation).
+    pub fn write_packed(
+        &self,
+        source: &[u8],
+        stamp: &[u8],
+        out: &mut dyn Write,
+    ) -> std::io::Result<()> {
         if cfg!(target_endian = "big") {
             return Err(std::io::Error::other(
                 "packed-weights files are little-endian",
@@ -189,6 +208,7 @@ impl NativeGpt {
         let mut w = Writer {
             out,
             cursor: Cursor { pos: 0 },
+            crc: crc32fast::Hasher::new(),
         };
         w.put(&header.to_bytes())?;
         w.put_parts(&self.wte.raw_bytes())?;
@@ -202,14 +222,21 @@ impl NativeGpt {
             w.linear(&b.mlp.c_proj)?;
         }
         w.norm(&self.ln_f)?;
+        let crc = w.crc.clone().finalize();
+        w.out.write_all(&footer(crc, stamp))?;
         w.out.flush()
     }
 
     /// The model in the packed-weights file `map`, which must hold exactly `want` (shape,
-    /// type and source identity): its packed matrices are read in place from the map, and
-    /// move into huge pages in the background after the first token's logits. `Err` says why
-    /// the file does not fit (the caller packs from the source again).
-    pub fn from_packed(map: Arc<MappedFile>, want: &PackedHeader) -> Result<Self, String> {
+    /// type and source identity) and be whole: trusted as it is when stamped `stamp`, else
+    /// checked against its CRC. Its packed matrices are read in place from the map, and move
+    /// into huge pages in the background after the first token's logits. `Err` says why the
+    /// file does not fit (the caller packs from the source again).
+    pub fn from_packed(
+        map: Arc<MappedFile>,
+        want: &PackedHeader,
+        stamp: &[u8],
+    ) -> Result<Opened, String> {
         if cfg!(target_endian = "big") {
             return Err("packed-weights files are little-endian".into());
         }
@@ -249,17 +276,66 @@ impl NativeGpt {
             });
         }
         let ln_f = r.norm(c)?;
-        if r.cursor.pos != map.bytes().len() {
-            return Err("the file is longer than its header says".into());
+        let body = r.cursor.pos;
+        let bytes = map.bytes();
+        let tail = bytes.get(body..).unwrap_or_default();
+        let (crc, stamped) = read_footer(tail)?;
+        let checked = stamped != stamp;
+        if checked && crc32fast::hash(&bytes[..body]) != crc {
+            return Err("its content does not match its checksum (a crash cut it short)".into());
         }
-        Ok(Self {
+        let model = Self {
             config,
             wte,
             wpe,
             h,
             ln_f,
             settling: Settling::default(),
+        };
+        Ok(Opened {
+            model,
+            checked,
+            stamp_at: bytes.len() - stamped.len(),
         })
+    }
+}
+
+/// A model read from a packed-weights file, and how its content was trusted.
+#[derive(Debug)]
+pub struct Opened {
+    /// The model.
+    pub model: NativeGpt,
+    /// The stamp differed, so the content was checked against the CRC (and found whole):
+    /// the caller may write its stamp at `stamp_at` so later loads skip the check.
+    pub checked: bool,
+    /// The file offset of the stamp's bytes.
+    pub stamp_at: usize,
+}
+
+/// The footer for content summing to `crc`, stamped `stamp`.
+fn footer(crc: u32, stamp: &[u8]) -> Vec<u8> {
+    let mut out = END.to_vec();
+    out.extend(crc.to_le_bytes());
+    out.extend((stamp.len() as u32).to_le_bytes());
+    out.extend(stamp);
+    out
+}
+
+/// The CRC and the stamp of a footer that fills `tail` exactly.
+fn read_footer(tail: &[u8]) -> Result<(u32, &[u8]), String> {
+    let short = || "the file is shorter than its header says".to_string();
+    if tail.len() < 16 {
+        return Err(short());
+    }
+    if &tail[..8] != END {
+        return Err("the file's footer is missing (a crash cut it short)".into());
+    }
+    let crc = u32::from_le_bytes(tail[8..12].try_into().expect("4 bytes"));
+    let len = u32::from_le_bytes(tail[12..16].try_into().expect("4 bytes")) as usize;
+    match (tail.len() - 16).cmp(&len) {
+        std::cmp::Ordering::Less => Err(short()),
+        std::cmp::Ordering::Greater => Err("the file is longer than its header says".into()),
+        std::cmp::Ordering::Equal => Ok((crc, &tail[16..])),
     }
 }
 
@@ -317,8 +393,8 @@ mod tests {
     }
 
     /// A model written and mapped back computes bit-identical logits, from the map and after
-    /// its weights moved into memory; a file for other weights, another type or a cut-off
-    /// file is refused with a reason.
+    /// its weights moved into memory; a file for other weights or another type, a cut-off
+    /// file, or (under another stamp) a file whose bytes changed is refused with a reason.
     #[test]
     fn a_packed_file_round_trips_bit_identically() {
         let dir = std::env::temp_dir().join(format!("minigpt-packed-{}", std::process::id()));
@@ -341,7 +417,9 @@ mod tests {
             assert_eq!(built.sizes(), sizes);
             let path = dir.join(format!("{dtype:?}.mgpk"));
             let mut file = std::fs::File::create(&path).unwrap();
-            built.write_packed(b"source-1", &mut file).unwrap();
+            built
+                .write_packed(b"source-1", b"boot-a", &mut file)
+                .unwrap();
             drop(file);
             let want = PackedHeader {
                 config,
@@ -349,8 +427,13 @@ mod tests {
                 dtype,
                 source: b"source-1".to_vec(),
             };
-            let map = Arc::new(MappedFile::open(&path).unwrap());
-            let mapped = NativeGpt::from_packed(Arc::clone(&map), &want).unwrap();
+            let open = |path: &std::path::Path, want: &PackedHeader, stamp: &[u8]| {
+                let map = Arc::new(MappedFile::open(path).unwrap());
+                NativeGpt::from_packed(map, want, stamp)
+            };
+            let opened = open(&path, &want, b"boot-a").unwrap();
+            assert!(!opened.checked, "the same stamp is trusted");
+            let mapped = opened.model;
             assert!(mapped.is_mapped() && !built.is_mapped());
             let expected = logits(&built, &tokens);
             assert_eq!(logits(&mapped, &tokens), expected, "{dtype:?} from the map");
@@ -358,28 +441,48 @@ mod tests {
             assert!(!mapped.is_mapped(), "{dtype:?} settled");
             assert_eq!(logits(&mapped, &tokens), expected, "{dtype:?} settled");
 
+            // Another stamp: the content is checked, and where the stamp is.
+            let bytes = std::fs::read(&path).unwrap();
+            let opened = open(&path, &want, b"boot-b").unwrap();
+            assert!(opened.checked);
+            assert_eq!(&bytes[opened.stamp_at..], b"boot-a");
+            assert_eq!(logits(&opened.model, &tokens), expected);
+
+            // A changed byte (the zeros a crash can leave) fails the check under another
+            // stamp; under the writer's stamp the file is trusted without a pass over it.
+            let bad = dir.join("bad.mgpk");
+            let mut zeroed = bytes.clone();
+            let mid = bytes.len() / 2;
+            zeroed[mid..mid + 4096].fill(0);
+            assert_ne!(zeroed, bytes);
+            std::fs::write(&bad, &zeroed).unwrap();
+            let err = open(&bad, &want, b"boot-b").unwrap_err();
+            assert!(err.contains("checksum"), "{err}");
+            assert!(!open(&bad, &want, b"boot-a").unwrap().checked);
+
             let other = PackedHeader {
                 source: b"source-2".to_vec(),
                 ..want.clone()
             };
-            assert!(NativeGpt::from_packed(Arc::clone(&map), &other).is_err());
+            assert!(open(&path, &other, b"boot-a").is_err());
             let f16 = DType::F16;
             let other = PackedHeader {
                 dtype: if dtype == f16 { DType::F32 } else { f16 },
                 ..want.clone()
             };
-            assert!(NativeGpt::from_packed(Arc::clone(&map), &other).is_err());
-            let bytes = std::fs::read(&path).unwrap();
-            let cut = dir.join("cut.mgpk");
-            std::fs::write(&cut, &bytes[..bytes.len() - 1]).unwrap();
-            let err = NativeGpt::from_packed(Arc::new(MappedFile::open(&cut).unwrap()), &want)
-                .unwrap_err();
-            assert!(err.contains("shorter"), "{err}");
+            assert!(open(&path, &other, b"boot-a").is_err());
+            for cut in [1, 7, 30, 5000] {
+                std::fs::write(&bad, &bytes[..bytes.len() - cut]).unwrap();
+                let err = open(&bad, &want, b"boot-a").unwrap_err();
+                assert!(
+                    err.contains("shorter") || err.contains("footer"),
+                    "{cut}: {err}"
+                );
+            }
             let mut long = bytes.clone();
             long.push(0);
-            std::fs::write(&cut, &long).unwrap();
-            let err = NativeGpt::from_packed(Arc::new(MappedFile::open(&cut).unwrap()), &want)
-                .unwrap_err();
+            std::fs::write(&bad, &long).unwrap();
+            let err = open(&bad, &want, b"boot-a").unwrap_err();
             assert!(err.contains("longer"), "{err}");
         }
         std::fs::remove_dir_all(&dir).unwrap();

@@ -120,3 +120,34 @@ fn an_unwritable_cache_folder_still_loads_the_model() {
     let lm = GptLm::load_cached(&dir, &parse_target("cpu", "f32").unwrap(), Some(&cache)).unwrap();
     assert_eq!(lm.sequence_logits(&[46, 20]), want);
 }
+
+/// A packed file stamped in another boot (as after a crash) is checked once: whole, it is used
+/// and stamped with this boot; with bytes lost (zeros), it is packed again.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_file_from_another_boot_is_checked_once() {
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap();
+    let boot = boot.trim().as_bytes();
+    let root = tempfile::tempdir().unwrap();
+    let dir = model_copy(root.path());
+    let cache = PackCache::new(root.path().join("cache"));
+    let first = logits(&dir, "f32", &cache);
+    let packed = &packed_files(&cache)[0];
+    let bytes = std::fs::read(packed).unwrap();
+    let stamp_at = bytes.len() - boot.len();
+    assert_eq!(&bytes[stamp_at..], boot, "stamped with this boot");
+    let mut other = bytes.clone();
+    other[stamp_at..].fill(b'0');
+
+    // Whole: used, and stamped with this boot.
+    std::fs::write(packed, &other).unwrap();
+    assert_eq!(logits(&dir, "f32", &cache), first);
+    assert_eq!(std::fs::read(packed).unwrap(), bytes, "restamped");
+
+    // Zeros where a weight was (and another boot's stamp): refused and packed again.
+    let mut lost = other.clone();
+    lost[4096..8192].fill(0);
+    std::fs::write(packed, &lost).unwrap();
+    assert_eq!(logits(&dir, "f32", &cache), first, "packed again");
+    assert_eq!(std::fs::read(packed).unwrap(), bytes, "rewritten whole");
+}
