@@ -7,7 +7,7 @@ which a Rust test (crates/minigpt-eval/tests/metrics_reference.rs) compares with
     /tmp/hfvenv/bin/pip install nltk numpy
     /tmp/hfvenv/bin/python scripts/metrics_reference.py
 
-Self-BLEU uses NLTK's sentence_bleu (uniform 4-gram weights, SmoothingFunction().method1, as
+Self-BLEU (within a group, and across prompts: texts 2k and 2k + 1 stand for prompt k) uses NLTK's sentence_bleu (uniform 4-gram weights, SmoothingFunction().method1, as
 Texygen); Zipf uses numpy.polyfit; rep-n / distinct-n are written out from their definitions.
 """
 import json
@@ -58,6 +58,18 @@ def self_bleu(texts):
     return float(np.mean(scores))
 
 
+def self_bleu_across(texts, prompt_of):
+    """Each text against the texts of the other prompts (Holtzman et al. 2020's Self-BLEU:
+    generations for different contexts), averaged; None when no text has such a reference."""
+    smooth = SmoothingFunction().method1
+    scores = []
+    for i, h in enumerate(texts):
+        refs = [t for j, t in enumerate(texts) if prompt_of[j] != prompt_of[i]]
+        if refs:
+            scores.append(sentence_bleu(refs, h, weights=(0.25,) * 4, smoothing_function=smooth))
+    return float(np.mean(scores)) if scores else None
+
+
 def zipf(texts):
     counts = Counter(w for t in texts for w in t)
     if len(counts) < 2:
@@ -77,6 +89,8 @@ for g in groups:
                   "distinct_1": distinct(w, 1), "distinct_2": distinct(w, 2)} for w in words],
         "pooled": pooled(words),
         "self_bleu4": self_bleu(words),
+        # Texts 2k and 2k + 1 stand for two samples of prompt k.
+        "self_bleu4_across": self_bleu_across(words, [i // 2 for i in range(len(words))]),
         "zipf": zipf(words),
     })
 with open(os.path.join(FIX, "reference.json"), "w") as f:

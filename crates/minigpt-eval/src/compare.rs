@@ -93,6 +93,9 @@ impl EvalConfig {
                 )));
             }
         }
+        if let Some(p) = cfg.prompts.corpus.as_mut() {
+            rebase(p);
+        }
         if let Some(p) = cfg.prompts.file.as_mut() {
             rebase(p);
         }

@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 use minigpt_hub::ModelSource;
 use serde::{Deserialize, Serialize};
 
+pub use crate::prompt_set::Prompts;
+
 /// A config that cannot be used; the message names the file and the key.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -120,18 +122,6 @@ impl Default for ModelRef {
     }
 }
 
-/// `[prompts]`: a file with one prompt per line, or the prompts inline.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct Prompts {
-    /// One prompt per line (empty lines skipped; `\n` in a line stands for a line break).
-    #[serde(default)]
-    pub file: Option<PathBuf>,
-    /// Prompts given inline.
-    #[serde(default)]
-    pub items: Option<Vec<String>>,
-}
-
 /// `[sweep]`.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -168,6 +158,9 @@ impl SweepConfig {
             j.resolve(base);
         }
         if let Some(p) = cfg.prompts.file.as_mut() {
+            rebase(p);
+        }
+        if let Some(p) = cfg.prompts.corpus.as_mut() {
             rebase(p);
         }
         rebase(&mut cfg.sweep.strategies_dir);
@@ -207,15 +200,7 @@ impl SweepConfig {
                     .into(),
             );
         }
-        match (&self.prompts.file, &self.prompts.items) {
-            (Some(_), Some(_)) => {
-                return Err("prompts: give either `file` or `items`, not both".into());
-            }
-            (None, None) => {
-                return Err("prompts: give `file` (one prompt per line) or `items`".into());
-            }
-            _ => {}
-        }
+        self.prompts.validate()?;
         if self.sweep.strategies.is_empty() {
             return Err("sweep.strategies is empty: name at least one strategy".into());
         }
@@ -241,30 +226,12 @@ impl SweepConfig {
 
     /// The prompts, in order (`\n` in a prompt file line is a line break).
     pub fn prompt_texts(&self) -> Result<Vec<String>, ConfigError> {
-        let prompts: Vec<String> = match (&self.prompts.file, &self.prompts.items) {
-            (Some(f), _) => {
-                let text = std::fs::read_to_string(f).map_err(|e| {
-                    ConfigError(format!("prompts.file {}: cannot read it: {e}", f.display()))
-                })?;
-                text.lines()
-                    .filter(|l| !l.trim().is_empty())
-                    .map(|l| l.replace("\\n", "\n"))
-                    .collect()
-            }
-            (None, Some(items)) => items.clone(),
-            (None, None) => vec![],
-        };
-        if prompts.is_empty() {
-            return Err(ConfigError(
-                "prompts: the prompt list is empty: give at least one prompt".into(),
-            ));
-        }
-        if let Some(i) = prompts.iter().position(|p| p.is_empty()) {
-            return Err(ConfigError(format!(
-                "prompts.items[{i}] is empty: every prompt needs some text"
-            )));
-        }
-        Ok(prompts)
+        Ok(self.prompt_set()?.prompts)
+    }
+
+    /// The prompts and their human continuations, if the config gives them.
+    pub fn prompt_set(&self) -> Result<crate::prompt_set::PromptSet, ConfigError> {
+        crate::prompt_set::PromptSet::load(&self.prompts, self.experiment.seed).map_err(ConfigError)
     }
 
     /// The strategy file of a `sweep.strategies` entry: a name in `strategies_dir`, or a path

@@ -2,7 +2,8 @@
 //! "Experiments" section), the sweep and its run folders (typed CSV rows, summaries, plots),
 //! merging shards, and the comparison of a candidate with a baseline.
 //!
-//! Modules depend on each other in one direction: `row` and `metrics` are leaves; `summary`
+//! Modules depend on each other in one direction: `row` and `metrics` are leaves; `config`
+//! reads `prompt_set` (the prompts and their human continuations); `summary`
 //! and `plot` read rows; `run_dir` owns the folder and its files; `sweep`, `merge` and
 //! `compare` work through `run_dir`.
 
@@ -13,6 +14,7 @@ pub mod grid;
 pub mod merge;
 pub mod metrics;
 pub mod plot;
+pub mod prompt_set;
 pub mod row;
 pub mod run_dir;
 pub mod summary;

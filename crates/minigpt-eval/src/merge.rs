@@ -32,6 +32,7 @@ pub fn merge(parts: &[PathBuf], out: &Path, finished: &str) -> Result<Merged, Ru
     let mut merged_from = vec![];
     let mut rows: Vec<GenerationRow> = vec![];
     let mut seen = HashSet::new();
+    let mut human: Vec<GenerationRow> = vec![];
     for dir in parts {
         let part = RunDir::new(dir);
         if !part.file(RUN_JSON).is_file() {
@@ -61,6 +62,10 @@ pub fn merge(parts: &[PathBuf], out: &Path, finished: &str) -> Result<Merged, Ru
                 rows.push(row);
             }
         }
+        // Every shard scores all the human continuations (the same rows): keep the first.
+        if human.is_empty() {
+            human = part.read_human()?;
+        }
         first.get_or_insert(info);
     }
     // Canonical order: the grid's (cells in order of first appearance, then prompt, sample).
@@ -87,6 +92,9 @@ pub fn merge(parts: &[PathBuf], out: &Path, finished: &str) -> Result<Merged, Ru
     let run = RunDir::new(out);
     std::fs::create_dir_all(out).map_err(|e| RunError::io("create", out, e))?;
     run.write_generations(&rows)?;
+    if !human.is_empty() {
+        run.write_human(&human)?;
+    }
     run.write_info(&info)?;
     run.write_summary(&rows)?;
     Ok(Merged {

@@ -73,6 +73,61 @@ pub fn ends_in_loop(text: &str) -> bool {
     })
 }
 
+/// The longest phrase (in tokens) [`holtzman_repetition`] looks for.
+pub const HOLTZMAN_MAX_N: usize = 90;
+
+/// How a text ends in repetition, as [`holtzman_repetition`] finds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Repetition {
+    /// Tokens in the repeated phrase.
+    pub phrase_len: usize,
+    /// Copies of it, back to back, at the end of the text.
+    pub times: usize,
+}
+
+/// Holtzman et al. 2020's repetition check, exactly as their reference code (`degen`,
+/// `metrics/repetition.py`, lines 39-61): over the generated token ids with a final `eos`
+/// removed, for n = 1..=90 count how many copies of the last n tokens end the text back to
+/// back; take the n with the most copies (the smallest n on ties); the text repeats when that
+/// count is above 1 and n ≥ 3 or the count is above 50. `None` when it does not repeat (and for
+/// no tokens, where degen's code would fail).
+///
+/// Unlike [`ends_in_loop`] (characters; at least 3 copies spanning [`LOOP_MIN_CHARS`]; the
+/// last copy may be cut short), this counts whole token phrases: two copies of a 3-token phrase
+/// already repeat, and a cut-off last copy ends the run.
+pub fn holtzman_repetition(tokens: &[u32], eos: Option<u32>) -> Option<Repetition> {
+    let seq = match tokens.split_last() {
+        None => return None,
+        Some((last, rest)) if Some(*last) == eos => rest,
+        Some(_) => tokens,
+    };
+    let len = seq.len();
+    // Copies of the last n tokens at the end (1 when fewer than 2n tokens).
+    let copies = |n: usize| {
+        let mut times = 1;
+        while n * (times + 1) <= len
+            && seq[len - n * (times + 1)..len - n * times] == seq[len - n..]
+        {
+            times += 1;
+        }
+        times
+    };
+    let mut best = Repetition {
+        phrase_len: 1,
+        times: copies(1),
+    };
+    for n in 2..=HOLTZMAN_MAX_N {
+        let times = copies(n);
+        if times > best.times {
+            best = Repetition {
+                phrase_len: n,
+                times,
+            };
+        }
+    }
+    (best.times > 1 && (best.phrase_len >= 3 || best.times > 50)).then_some(best)
+}
+
 /// Zipf coefficient of a set of texts: minus the least-squares slope of log frequency against
 /// log rank over all word types (rank 1 = most frequent); `None` with fewer than 2 types.
 pub fn zipf_coefficient(texts: &[Vec<&str>]) -> Option<f64> {
@@ -174,6 +229,27 @@ pub fn self_bleu4(texts: &[Vec<&str>]) -> Option<f64> {
         })
         .sum();
     Some(total / texts.len() as f64)
+}
+
+/// Self-BLEU-4 across prompts (Holtzman et al. 2020, Texygen: each generation against the
+/// generations for other contexts): the mean over texts of [`bleu4`] of `texts[i]` against
+/// every text whose `prompt_of` differs; texts with no such text are left out, and `None`
+/// when none is left. Copies of a text for one prompt (a deterministic strategy's samples)
+/// change nothing: they are never each other's references.
+pub fn self_bleu4_across(texts: &[Vec<&str>], prompt_of: &[usize]) -> Option<f64> {
+    assert_eq!(texts.len(), prompt_of.len(), "one prompt per text");
+    let scores: Vec<f64> = (0..texts.len())
+        .filter_map(|i| {
+            let refs: Vec<&[&str]> = texts
+                .iter()
+                .zip(prompt_of)
+                .filter(|&(_, &p)| p != prompt_of[i])
+                .map(|(t, _)| t.as_slice())
+                .collect();
+            (!refs.is_empty()).then(|| bleu4(&texts[i], &refs))
+        })
+        .collect();
+    (!scores.is_empty()).then(|| scores.iter().sum::<f64>() / scores.len() as f64)
 }
 
 /// Pooled n-gram metrics of a set of texts, as SimCTG's `measure_repetition_and_diversity`

@@ -8,7 +8,7 @@ use std::fmt::Write;
 use crate::row::SummaryRow;
 
 /// Summary columns that get a plot (when they have values).
-pub const PLOTTED: [&str; 16] = [
+pub const PLOTTED: [&str; 18] = [
     "pooled_rep_2",
     "pooled_rep_3",
     "pooled_rep_4",
@@ -16,9 +16,11 @@ pub const PLOTTED: [&str; 16] = [
     "pooled_distinct_1",
     "pooled_distinct_2",
     "self_bleu4",
+    "self_bleu4_across",
     "zipf",
     "loop_share",
     "mean_repetition_rate",
+    "mean_holtzman_repeats",
     "mean_mean_logprob",
     "mean_perplexity",
     "mean_mean_entropy",
@@ -38,6 +40,8 @@ pub struct Series {
     pub label: String,
     /// `(temperature, value)` points.
     pub points: Vec<(Option<f64>, f64)>,
+    /// The human reference: drawn in black, dotted, thicker.
+    pub reference: bool,
 }
 
 fn nice_step(span: f64, n: f64) -> f64 {
@@ -155,7 +159,16 @@ pub fn line_chart(title: &str, y_label: &str, series: &[Series]) -> String {
         esc(y_label)
     );
     for (i, se) in series.iter().enumerate() {
-        let color = COLORS[i % COLORS.len()];
+        let color = if se.reference {
+            "black"
+        } else {
+            COLORS[i % COLORS.len()]
+        };
+        let (dash_of_constant, width) = if se.reference {
+            ("2 3", 2.6)
+        } else {
+            ("6 4", 1.6)
+        };
         let fixed: Vec<f64> = se
             .points
             .iter()
@@ -165,7 +178,7 @@ pub fn line_chart(title: &str, y_label: &str, series: &[Series]) -> String {
         for y in fixed {
             let _ = writeln!(
                 s,
-                r#"<line x1="{left}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="{color}" stroke-width="1.6" stroke-dasharray="6 4"/>"#,
+                r#"<line x1="{left}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="{color}" stroke-width="{width}" stroke-dasharray="{dash_of_constant}"/>"#,
                 py(y),
                 left + pw,
                 py(y)
@@ -200,9 +213,9 @@ pub fn line_chart(title: &str, y_label: &str, series: &[Series]) -> String {
         let ly = top + 14.0 + 18.0 * i as f64;
         let lx = left + pw + 14.0;
         let dash = if se.points.iter().all(|p| p.0.is_none()) {
-            r#" stroke-dasharray="6 4""#
+            format!(r#" stroke-dasharray="{dash_of_constant}""#)
         } else {
-            ""
+            String::new()
         };
         let _ = writeln!(
             s,
@@ -218,9 +231,15 @@ pub fn line_chart(title: &str, y_label: &str, series: &[Series]) -> String {
 }
 
 /// The charts of a summary: `(metric, SVG)` for each plotted metric that has values, one line
-/// per strategy (per model and strategy when the rows hold several models).
+/// per strategy (per model and strategy when the rows hold several models), and the human
+/// continuations' row (model `human`) as a black dotted reference line labelled `human`.
 pub fn charts(rows: &[SummaryRow]) -> Vec<(&'static str, String)> {
-    let models: BTreeSet<&str> = rows.iter().map(|r| r.model.as_str()).collect();
+    let is_human = |r: &SummaryRow| r.model == crate::sweep::HUMAN;
+    let models: BTreeSet<&str> = rows
+        .iter()
+        .filter(|r| !is_human(r))
+        .map(|r| r.model.as_str())
+        .collect();
     let mut out = vec![];
     for metric in PLOTTED {
         let mut series: Vec<Series> = vec![];
@@ -228,7 +247,9 @@ pub fn charts(rows: &[SummaryRow]) -> Vec<(&'static str, String)> {
             let Some(Some(y)) = r.metric(metric) else {
                 continue;
             };
-            let label = if models.len() > 1 {
+            let label = if is_human(r) {
+                crate::sweep::HUMAN.to_string()
+            } else if models.len() > 1 {
                 format!("{} / {}", r.model, r.strategy)
             } else {
                 r.strategy.clone()
@@ -239,6 +260,7 @@ pub fn charts(rows: &[SummaryRow]) -> Vec<(&'static str, String)> {
                 None => series.push(Series {
                     label,
                     points: vec![(x, y)],
+                    reference: is_human(r),
                 }),
             }
         }
@@ -260,10 +282,12 @@ mod tests {
             Series {
                 label: "top_p_0.9".into(),
                 points: vec![(Some(1.0), 2.0), (Some(0.5), 1.0)],
+                reference: false,
             },
             Series {
                 label: "greedy <g>".into(),
                 points: vec![(None, 1.5)],
+                reference: false,
             },
         ];
         let svg = line_chart("rep_2", "rep_2", &series);
@@ -276,5 +300,38 @@ mod tests {
         let poly = svg.lines().find(|l| l.starts_with("<polyline")).unwrap();
         assert!(poly.contains("points=\"70.0,"), "{poly}");
         assert!(poly.contains(" 560.0,"), "{poly}");
+    }
+
+    /// The human row is one black dotted line labelled `human`, and does not make a run of
+    /// one model label its strategies by model.
+    #[test]
+    fn the_human_row_is_a_black_dotted_reference_line() {
+        let row = |model: &str, strategy: &str, t: Option<f64>, v: f64| SummaryRow {
+            model: model.into(),
+            strategy: strategy.into(),
+            temperature: t,
+            pooled_rep_2: Some(v),
+            ..SummaryRow::default()
+        };
+        let rows = [
+            row("m", "top_k_40", Some(0.5), 3.0),
+            row("m", "top_k_40", Some(1.0), 2.0),
+            row(crate::sweep::HUMAN, crate::sweep::HUMAN, None, 2.5),
+        ];
+        let (_, svg) = charts(&rows)
+            .into_iter()
+            .find(|(m, _)| *m == "pooled_rep_2")
+            .unwrap();
+        assert!(
+            svg.contains(">top_k_40</text>") && svg.contains(">human</text>"),
+            "{svg}"
+        );
+        assert!(!svg.contains("m / "), "one model: labels by strategy");
+        let dotted: Vec<&str> = svg
+            .lines()
+            .filter(|l| l.contains("dasharray=\"2 3\""))
+            .collect();
+        assert_eq!(dotted.len(), 2, "the reference line and its legend");
+        assert!(dotted.iter().all(|l| l.contains("stroke=\"black\"")));
     }
 }

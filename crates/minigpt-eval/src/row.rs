@@ -50,6 +50,10 @@ pub struct GenerationRow {
     /// Share of words that repeat one of the 32 words before them (the sweep's window).
     #[serde(serialize_with = "num")]
     pub repetition_rate: Option<f64>,
+    /// 1 when the generated tokens end in repetition by Holtzman et al. 2020's check
+    /// ([`crate::metrics::holtzman_repetition`]), else 0; empty for no tokens.
+    #[serde(serialize_with = "num")]
+    pub holtzman_repeats: Option<f64>,
     /// Mean log-probability of the chosen tokens under the model.
     #[serde(serialize_with = "num")]
     pub mean_logprob: Option<f64>,
@@ -125,7 +129,7 @@ impl GenerationRow {
     }
 
     /// The per-row metrics a summary averages, named as the columns.
-    pub fn metrics(&self) -> [(&'static str, Option<f64>); 15] {
+    pub fn metrics(&self) -> [(&'static str, Option<f64>); 16] {
         [
             ("n_tokens", Some(self.n_tokens as f64)),
             ("rep_2", self.rep_2),
@@ -135,6 +139,7 @@ impl GenerationRow {
             ("distinct_1", self.distinct_1),
             ("distinct_2", self.distinct_2),
             ("repetition_rate", self.repetition_rate),
+            ("holtzman_repeats", self.holtzman_repeats),
             ("mean_logprob", self.mean_logprob),
             ("perplexity", self.perplexity),
             ("mean_entropy", self.mean_entropy),
@@ -177,9 +182,13 @@ pub struct SummaryRow {
     /// distinct-2, pooled.
     #[serde(serialize_with = "num")]
     pub pooled_distinct_2: Option<f64>,
-    /// Self-BLEU-4 within each prompt's continuations, averaged.
+    /// Self-BLEU-4 within each prompt's continuations, averaged; empty for deterministic
+    /// strategies (one text per prompt).
     #[serde(serialize_with = "num")]
     pub self_bleu4: Option<f64>,
+    /// Self-BLEU-4 of each text against the texts of the other prompts, averaged.
+    #[serde(serialize_with = "num")]
+    pub self_bleu4_across: Option<f64>,
     /// Zipf coefficient of the pooled texts.
     #[serde(serialize_with = "num")]
     pub zipf: Option<f64>,
@@ -213,6 +222,9 @@ pub struct SummaryRow {
     /// Mean of [`GenerationRow::repetition_rate`].
     #[serde(serialize_with = "num")]
     pub mean_repetition_rate: Option<f64>,
+    /// Mean of [`GenerationRow::holtzman_repeats`]: the share of texts that repeat.
+    #[serde(serialize_with = "num")]
+    pub mean_holtzman_repeats: Option<f64>,
     /// Mean of [`GenerationRow::mean_logprob`].
     #[serde(serialize_with = "num")]
     pub mean_mean_logprob: Option<f64>,
@@ -238,7 +250,7 @@ pub struct SummaryRow {
 
 impl SummaryRow {
     /// Every metric of the row, named as its column: pooled ones, then the means.
-    pub fn metrics(&self) -> [(&'static str, Option<f64>); 25] {
+    pub fn metrics(&self) -> [(&'static str, Option<f64>); 27] {
         [
             ("pooled_rep_2", self.pooled_rep_2),
             ("pooled_rep_3", self.pooled_rep_3),
@@ -247,6 +259,7 @@ impl SummaryRow {
             ("pooled_distinct_1", self.pooled_distinct_1),
             ("pooled_distinct_2", self.pooled_distinct_2),
             ("self_bleu4", self.self_bleu4),
+            ("self_bleu4_across", self.self_bleu4_across),
             ("zipf", self.zipf),
             ("loop_share", self.loop_share),
             ("eos_share", self.eos_share),
@@ -258,6 +271,7 @@ impl SummaryRow {
             ("mean_distinct_1", self.mean_distinct_1),
             ("mean_distinct_2", self.mean_distinct_2),
             ("mean_repetition_rate", self.mean_repetition_rate),
+            ("mean_holtzman_repeats", self.mean_holtzman_repeats),
             ("mean_mean_logprob", self.mean_mean_logprob),
             ("mean_perplexity", self.mean_perplexity),
             ("mean_mean_entropy", self.mean_mean_entropy),
@@ -342,6 +356,7 @@ pub(crate) mod tests {
             "pooled_distinct_1",
             "pooled_distinct_2",
             "self_bleu4",
+            "self_bleu4_across",
             "zipf",
             "loop_share",
             "eos_share",
@@ -377,6 +392,7 @@ pub(crate) mod tests {
             distinct_1: Some(0.75),
             distinct_2: Some(1.0),
             repetition_rate: Some(0.1 + 0.2),
+            holtzman_repeats: Some(1.0),
             mean_logprob: Some(-1.5),
             perplexity: Some(4.4816890703380645),
             mean_entropy: Some(2.0),
@@ -397,11 +413,11 @@ pub(crate) mod tests {
         let mut lines = text.splitn(2, '\n');
         assert_eq!(
             lines.next().unwrap(),
-            "model,prompt_id,strategy,temperature,sample,seed,prompt,text,n_tokens,finish_reason,rep_2,rep_3,rep_4,diversity,distinct_1,distinct_2,repetition_rate,mean_logprob,perplexity,mean_entropy,mean_sampling_entropy,judge_perplexity,seconds,tokens_per_s"
+            "model,prompt_id,strategy,temperature,sample,seed,prompt,text,n_tokens,finish_reason,rep_2,rep_3,rep_4,diversity,distinct_1,distinct_2,repetition_rate,holtzman_repeats,mean_logprob,perplexity,mean_entropy,mean_sampling_entropy,judge_perplexity,seconds,tokens_per_s"
         );
         assert_eq!(
             lines.next().unwrap(),
-            "m,3,top_p_0.9,0.8,1,42,ROMEO:,\"a \"\"quoted\"\", two\r\nlines\",5,length,0,,,0,0.75,1,0.30000000000000004,-1.5,4.4816890703380645,2,1.25,,0.1235,40.50\n"
+            "m,3,top_p_0.9,0.8,1,42,ROMEO:,\"a \"\"quoted\"\", two\r\nlines\",5,length,0,,,0,0.75,1,0.30000000000000004,1,-1.5,4.4816890703380645,2,1.25,,0.1235,40.50\n"
         );
         let back: GenerationRow = csv::Reader::from_reader(text.as_bytes())
             .deserialize()

@@ -21,6 +21,8 @@ use crate::row::{GenerationRow, RowKey, SummaryRow};
 pub const GENERATIONS: &str = "generations.csv";
 /// One row per model × strategy × temperature.
 pub const SUMMARY: &str = "summary.csv";
+/// The human continuations' rows (runs whose prompts have references).
+pub const HUMAN_CSV: &str = "human.csv";
 /// The config, the grid's fingerprint and the process that wrote the folder.
 pub const RUN_JSON: &str = "run.json";
 /// The charts of the summary's metrics.
@@ -176,9 +178,25 @@ impl RunDir {
 
     /// Rewrites `summary.csv` and the plots from the folder's generated rows.
     pub fn write_summary(&self, generations: &[GenerationRow]) -> Result<(), RunError> {
-        let rows = crate::summary::summarize(generations);
+        let mut rows = crate::summary::summarize(generations);
+        rows.extend(crate::summary::summarize(&self.read_human()?));
         write_csv(&self.file(SUMMARY), &rows)?;
         self.write_plots(&rows)
+    }
+
+    /// The rows of human continuations (`human.csv`), none when the run has no references.
+    pub fn read_human(&self) -> Result<Vec<GenerationRow>, RunError> {
+        let path = self.file(HUMAN_CSV);
+        if path.exists() {
+            read_csv(&path)
+        } else {
+            Ok(vec![])
+        }
+    }
+
+    /// Writes `human.csv` atomically.
+    pub fn write_human(&self, rows: &[GenerationRow]) -> Result<(), RunError> {
+        write_csv(&self.file(HUMAN_CSV), rows)
     }
 
     /// Writes `plots/<metric>.svg` for each plotted metric of `rows` that has values.

@@ -6,6 +6,10 @@ use std::collections::BTreeMap;
 use crate::metrics;
 use crate::row::{GenerationRow, SummaryRow};
 
+/// The most texts of a cell that Self-BLEU across prompts compares (each against all the
+/// others of other prompts).
+pub const SELF_BLEU_ACROSS_TEXTS: usize = 300;
+
 /// The mean of the values, `None` for none.
 pub fn mean(v: &[f64]) -> Option<f64> {
     (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
@@ -36,29 +40,39 @@ pub fn summarize(records: &[GenerationRow]) -> Vec<SummaryRow> {
 fn summarize_cell(rows: &[&GenerationRow]) -> SummaryRow {
     let words: Vec<Vec<&str>> = rows.iter().map(|r| metrics::words(&r.text)).collect();
     let p = metrics::pooled(&words);
-    // Self-BLEU within each prompt's continuations, averaged over all of them.
+    // Self-BLEU within each prompt's continuations, averaged over all of them; not for a
+    // deterministic strategy (no temperature), whose samples of a prompt are one text.
+    let deterministic = rows[0].temperature.is_none();
     let mut by_prompt: BTreeMap<usize, Vec<Vec<&str>>> = BTreeMap::new();
     for (r, w) in rows.iter().zip(&words) {
         by_prompt.entry(r.prompt_id).or_default().push(w.clone());
     }
     let mut bleu_sum = 0.0;
     let mut bleu_n = 0usize;
-    for group in by_prompt.values() {
+    for group in by_prompt.values().filter(|_| !deterministic) {
         if let Some(b) = metrics::self_bleu4(group) {
             bleu_sum += b * group.len() as f64;
             bleu_n += group.len();
         }
     }
+    // Across prompts: the cell's first texts (at most SELF_BLEU_ACROSS_TEXTS: the cost grows
+    // with their square).
+    let k = rows.len().min(SELF_BLEU_ACROSS_TEXTS);
+    let prompt_of: Vec<usize> = rows[..k].iter().map(|r| r.prompt_id).collect();
+    let self_bleu4_across = metrics::self_bleu4_across(&words[..k], &prompt_of);
     let n = rows.len() as f64;
     let loops = rows
         .iter()
         .filter(|r| metrics::ends_in_loop(&r.text))
         .count();
     let eos = rows.iter().filter(|r| r.finish_reason == "eos").count();
-    // Means of each per-row metric over the rows that have it.
+    // Means of each per-row metric over the rows that have it, by column name.
     let per_row: Vec<_> = rows.iter().map(|r| r.metrics()).collect();
-    let m = |i: usize| {
-        let vals: Vec<f64> = per_row.iter().filter_map(|r| r[i].1).collect();
+    let m = |name: &str| {
+        let vals: Vec<f64> = per_row
+            .iter()
+            .flat_map(|r| r.iter().filter(|(n, _)| *n == name).filter_map(|(_, v)| *v))
+            .collect();
         mean(&vals)
     };
     let first = rows[0];
@@ -74,30 +88,63 @@ fn summarize_cell(rows: &[&GenerationRow]) -> SummaryRow {
         pooled_distinct_1: p.distinct[0],
         pooled_distinct_2: p.distinct[1],
         self_bleu4: (bleu_n > 0).then(|| bleu_sum / bleu_n as f64),
+        self_bleu4_across,
         zipf: metrics::zipf_coefficient(&words),
         loop_share: Some(loops as f64 / n),
         eos_share: Some(eos as f64 / n),
-        mean_n_tokens: m(0),
-        mean_rep_2: m(1),
-        mean_rep_3: m(2),
-        mean_rep_4: m(3),
-        mean_diversity: m(4),
-        mean_distinct_1: m(5),
-        mean_distinct_2: m(6),
-        mean_repetition_rate: m(7),
-        mean_mean_logprob: m(8),
-        mean_perplexity: m(9),
-        mean_mean_entropy: m(10),
-        mean_mean_sampling_entropy: m(11),
-        mean_judge_perplexity: m(12),
-        mean_seconds: m(13),
-        mean_tokens_per_s: m(14),
+        mean_n_tokens: m("n_tokens"),
+        mean_rep_2: m("rep_2"),
+        mean_rep_3: m("rep_3"),
+        mean_rep_4: m("rep_4"),
+        mean_diversity: m("diversity"),
+        mean_distinct_1: m("distinct_1"),
+        mean_distinct_2: m("distinct_2"),
+        mean_repetition_rate: m("repetition_rate"),
+        mean_holtzman_repeats: m("holtzman_repeats"),
+        mean_mean_logprob: m("mean_logprob"),
+        mean_perplexity: m("perplexity"),
+        mean_mean_entropy: m("mean_entropy"),
+        mean_mean_sampling_entropy: m("mean_sampling_entropy"),
+        mean_judge_perplexity: m("judge_perplexity"),
+        mean_seconds: m("seconds"),
+        mean_tokens_per_s: m("tokens_per_s"),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A deterministic strategy's samples of a prompt are copies: no Self-BLEU within a
+    /// prompt (it would be 1), and across prompts the copies change nothing.
+    #[test]
+    fn deterministic_cells_have_self_bleu_across_prompts_only() {
+        let (a, b) = ("the king is dead and gone", "the queen is here and well");
+        let copies = vec![
+            row(0, "greedy", None, a, "length"),
+            row(0, "greedy", None, a, "length"),
+            row(1, "greedy", None, b, "length"),
+            row(1, "greedy", None, b, "length"),
+        ];
+        let once = vec![
+            row(0, "greedy", None, a, "length"),
+            row(1, "greedy", None, b, "length"),
+        ];
+        let (s, s1) = (&summarize(&copies)[0], &summarize(&once)[0]);
+        assert_eq!(s.self_bleu4, None);
+        let across = s.self_bleu4_across.unwrap();
+        assert_eq!(Some(across), s1.self_bleu4_across);
+        assert!(across > 0.0 && across < 1.0, "{across}");
+        // The same texts as a sampling cell: within a prompt, copies score 1.
+        let sampled: Vec<_> = copies
+            .iter()
+            .map(|r| GenerationRow {
+                temperature: Some(1.0),
+                ..r.clone()
+            })
+            .collect();
+        assert_eq!(summarize(&sampled)[0].self_bleu4, Some(1.0));
+    }
 
     fn row(
         prompt: usize,
@@ -124,6 +171,7 @@ mod tests {
             distinct_1: None,
             distinct_2: None,
             repetition_rate: None,
+            holtzman_repeats: None,
             mean_logprob: None,
             perplexity: None,
             mean_entropy: None,
@@ -164,8 +212,15 @@ mod tests {
         assert!((n - (7.0 + 7.0 + 7.0 + 35.0) / 4.0).abs() < 1e-12);
         assert_eq!(s.mean_seconds, Some(0.5));
         assert_eq!(s.mean_judge_perplexity, None);
+        // Across prompts: each text against the other prompt's two.
+        let w = metrics::words;
+        let texts = [w("a b c d"), w("a b c d"), w("x y z w"), w(loop_text)];
+        let want = metrics::self_bleu4_across(&texts, &[0, 0, 1, 1]);
+        assert!(want.is_some());
+        assert_eq!(s.self_bleu4_across, want);
         // One text: no Self-BLEU, no rep-3.
         assert_eq!(out[1].self_bleu4, None);
+        assert_eq!(out[1].self_bleu4_across, None, "no other prompt");
         assert_eq!(out[1].pooled_rep_3, None);
         assert_eq!(out[1].temperature, None);
     }

@@ -10,7 +10,7 @@ use std::time::Instant;
 pub use minigpt_decode::Judge;
 use minigpt_decode::{
     BuildContext, Decoding, GenerateRequest, Generation, LanguageModel, Registry, StopStrings,
-    Strategy, decode,
+    Strategy, decode, score_forced,
 };
 use minigpt_tokenizer::Tokenizer;
 use serde_json::{Value, json};
@@ -19,6 +19,7 @@ use crate::config::SweepConfig;
 use crate::error::RunError;
 use crate::grid::{Cell, RowRef, cells, row_seed, rows, shard};
 use crate::metrics;
+use crate::prompt_set::PromptSet;
 use crate::row::{GenerationRow, RowKey};
 use crate::run_dir::{RunDir, RunInfo, utc_now};
 use crate::summary::mean;
@@ -35,6 +36,9 @@ pub struct Plan {
     pub model_name: String,
     /// The prompts (`prompt_id` indexes them).
     pub prompts: Vec<String>,
+    /// The human continuation of each prompt, when the config gives them (`human.csv` and the
+    /// summary's `human` row).
+    pub references: Option<Vec<String>>,
     /// The grid's cells.
     pub cells: Vec<Cell>,
     /// The rows this process runs (all, or one shard), in canonical order.
@@ -105,11 +109,15 @@ impl Plan {
         config_path: &Path,
         model_name: &str,
         judge_name: Option<&str>,
-        prompts: Vec<String>,
+        prompt_set: PromptSet,
         registry: &Registry,
         cx: &BuildContext<'_>,
         shard_of: Option<(usize, usize)>,
     ) -> Result<Self, RunError> {
+        let PromptSet {
+            prompts,
+            references,
+        } = prompt_set;
         let strategies = &load_strategies(&config, config_path, registry, cx)?;
         if config.sweep.temperatures.is_empty()
             && strategies.iter().any(|(_, s)| !s.is_deterministic())
@@ -140,7 +148,7 @@ impl Plan {
         if let Some(chars) = e.max_new_chars {
             experiment["max_new_chars"] = json!(chars);
         }
-        let fingerprint = json!({
+        let mut fingerprint = json!({
             "experiment": experiment,
             "model": model_name,
             "judge": judge_name,
@@ -150,10 +158,14 @@ impl Plan {
                 "strategies": chains,
             },
         });
+        if let Some(r) = &references {
+            fingerprint["references"] = json!(r);
+        }
         Ok(Self {
             config,
             model_name: model_name.to_string(),
             prompts,
+            references,
             cells,
             rows,
             grid_rows,
@@ -227,10 +239,6 @@ fn generation_row(
     seconds: f64,
 ) -> GenerationRow {
     let cell = &plan.cells[r.cell];
-    let prompt = &plan.prompts[r.prompt];
-    let words = metrics::words(text);
-    let prompt_words = metrics::words(prompt);
-    let mean_logprob = mean(&g.logprobs);
     GenerationRow {
         model: plan.model_name.clone(),
         prompt_id: r.prompt,
@@ -238,10 +246,28 @@ fn generation_row(
         temperature: cell.temperature,
         sample: r.sample,
         seed,
-        prompt: prompt.clone(),
+        finish_reason: g.finish_reason.as_str().to_string(),
+        seconds,
+        tokens_per_s: (seconds > 0.0).then(|| g.tokens.len() as f64 / seconds),
+        ..text_row(&plan.prompts[r.prompt], text, g, judge_perplexity)
+    }
+}
+
+/// The metrics of a continuation `text` of `prompt` whose tokens and per-token figures are
+/// `g` (identity fields left empty).
+fn text_row(
+    prompt: &str,
+    text: &str,
+    g: &Generation,
+    judge_perplexity: Option<f64>,
+) -> GenerationRow {
+    let words = metrics::words(text);
+    let prompt_words = metrics::words(prompt);
+    let mean_logprob = mean(&g.logprobs);
+    GenerationRow {
+        prompt: prompt.to_string(),
         text: text.to_string(),
         n_tokens: g.tokens.len(),
-        finish_reason: g.finish_reason.as_str().to_string(),
         rep_2: metrics::rep_n(&words, 2),
         rep_3: metrics::rep_n(&words, 3),
         rep_4: metrics::rep_n(&words, 4),
@@ -249,14 +275,77 @@ fn generation_row(
         distinct_1: metrics::distinct_n(&words, 1),
         distinct_2: metrics::distinct_n(&words, 2),
         repetition_rate: metrics::repetition_rate(&prompt_words, &words, REPETITION_WINDOW),
+        // The generation's tokens exclude the end-of-text token already.
+        holtzman_repeats: (!g.tokens.is_empty()).then(|| {
+            f64::from(u8::from(
+                metrics::holtzman_repetition(&g.tokens, None).is_some(),
+            ))
+        }),
         mean_logprob,
         perplexity: mean_logprob.map(|m| (-m).exp()),
         mean_entropy: mean(&g.entropies),
         mean_sampling_entropy: mean(&g.sampling_entropies),
         judge_perplexity,
-        seconds,
-        tokens_per_s: (seconds > 0.0).then(|| g.tokens.len() as f64 / seconds),
+        ..GenerationRow::default()
     }
+}
+
+/// The `model` and `strategy` of the rows of human continuations.
+pub const HUMAN: &str = "human";
+
+/// One row per prompt for its human continuation (cut to the run's character budget), with
+/// every metric computed as for a generated text: the text metrics from its words, Holtzman's
+/// repetition from its tokens under the model's tokenizer, log-probabilities and entropies from
+/// the model reading it token by token ([`score_forced`]), and the judge's perplexity.
+fn human_rows(
+    plan: &Plan,
+    references: &[String],
+    prompt_ids: &[Vec<u32>],
+    model: &mut dyn LanguageModel,
+    tokenizer: &dyn Tokenizer,
+    mut judge: Option<&mut dyn Judge>,
+) -> Result<Vec<GenerationRow>, RunError> {
+    let budget = plan.config.experiment.max_new_chars;
+    let texts: Vec<String> = references
+        .iter()
+        .map(|r| cut_to_budget(r.clone(), budget))
+        .collect();
+    let ids: Vec<Vec<u32>> = texts
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            tokenizer
+                .encode(t)
+                .map_err(|e| RunError(format!("the reference of prompt {i}: {e}")))
+        })
+        .collect::<Result<_, _>>()?;
+    // Within the context: the model reads at most `context_len` positions per row anyway, and
+    // a prompt plus its continuation longer than that would slide.
+    let scores = score_forced(model, prompt_ids, &ids)
+        .map_err(|e| RunError(format!("scoring the human continuations: {e}")))?;
+    let mut out = Vec::with_capacity(texts.len());
+    for (i, text) in texts.iter().enumerate() {
+        let judged = match judge.as_deref_mut() {
+            Some(j) => j
+                .perplexity(&plan.prompts[i], text)
+                .map_err(|e| RunError(format!("judge: {e}")))?,
+            None => None,
+        };
+        let g = Generation {
+            tokens: ids[i].clone(),
+            logprobs: scores[i].logprobs.clone(),
+            entropies: scores[i].entropies.clone(),
+            sampling_entropies: vec![],
+            finish_reason: minigpt_decode::FinishReason::Length,
+        };
+        let mut row = text_row(&plan.prompts[i], text, &g, judged);
+        row.model = HUMAN.into();
+        row.strategy = HUMAN.into();
+        row.prompt_id = i;
+        row.finish_reason = "reference".into();
+        out.push(row);
+    }
+    Ok(out)
 }
 
 /// `text` cut to its first `budget` characters (whole when there is no budget): the token that
@@ -484,6 +573,10 @@ fn generate(
         on_progress(&progress);
     }
     file.finish()?;
+    if let (Some(refs), false) = (&plan.references, interrupted) {
+        let human = human_rows(plan, refs, &prompt_ids, model, tokenizer, judge)?;
+        out.write_human(&human)?;
+    }
     let mut records = out.read_generations()?;
     if packed && !interrupted {
         // Packed batches append rows out of grid order: put a finished run back in it.

@@ -3,7 +3,9 @@
 
 use std::path::PathBuf;
 
-use minigpt_eval::metrics::{distinct_n, pooled, rep_n, self_bleu4, words, zipf_coefficient};
+use minigpt_eval::metrics::{
+    distinct_n, pooled, rep_n, self_bleu4, self_bleu4_across, words, zipf_coefficient,
+};
 use serde_json::Value;
 
 fn load(name: &str) -> Value {
@@ -83,12 +85,18 @@ fn metrics_equal_the_python_reference() {
             &r["self_bleu4"],
             &format!("group {g} self-BLEU-4"),
         );
+        let prompt_of: Vec<usize> = (0..ws.len()).map(|i| i / 2).collect();
+        same(
+            self_bleu4_across(&ws, &prompt_of),
+            &r["self_bleu4_across"],
+            &format!("group {g} self-BLEU-4 across prompts"),
+        );
         same(
             zipf_coefficient(&ws),
             &r["zipf"],
             &format!("group {g} Zipf"),
         );
-        checked += 8;
+        checked += 9;
     }
     assert!(checked > 80);
 }

@@ -23,7 +23,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
     let at = args.config.display().to_string();
     let prompts = cfg
         .sweep_for(false)
-        .prompt_texts()
+        .prompt_set()
         .map_err(|e| anyhow::anyhow!("{at}: {e}"))?;
     let heldout = cfg
         .heldout_text()

@@ -27,7 +27,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         .transpose()
         .map_err(anyhow::Error::msg)?;
     let prompts = cfg
-        .prompt_texts()
+        .prompt_set()
         .map_err(|e| anyhow::anyhow!("{}: {e}", args.config.display()))?;
     let (mut lm, tok) = crate::load::load_at(
         cfg.model.source.as_ref(),

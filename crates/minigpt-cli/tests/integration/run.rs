@@ -115,6 +115,7 @@ fn csv_has_the_documented_columns_one_row_per_cell_and_sample_and_recomputable_m
             "distinct_1",
             "distinct_2",
             "repetition_rate",
+            "holtzman_repeats",
             "mean_logprob",
             "perplexity",
             "mean_entropy",
@@ -157,6 +158,11 @@ fn csv_has_the_documented_columns_one_row_per_cell_and_sample_and_recomputable_m
             r[col("repetition_rate")],
             opt(metrics::repetition_rate(&pw, &w, 32))
         );
+        // A character-level model: one token per character, so the check over characters is
+        // the check over token ids (equal ids are equal characters).
+        let chars: Vec<u32> = text.chars().map(u32::from).collect();
+        let repeats = metrics::holtzman_repetition(&chars, None).is_some();
+        assert_eq!(r[col("holtzman_repeats")], if repeats { "1" } else { "0" });
         let lp: f64 = r[col("mean_logprob")].parse().unwrap();
         let ppl: f64 = r[col("perplexity")].parse().unwrap();
         assert!((ppl - (-lp).exp()).abs() <= 1e-9 * ppl);
@@ -466,7 +472,33 @@ fn bad_configs_exit_2_naming_file_and_key_and_leave_no_folder() {
         ),
         (
             good.replace("[prompts]", "[prompts]\nfile = \"nope.txt\""),
-            "either `file` or `items`",
+            "one of `file`, `items` and `corpus`",
+        ),
+        (
+            good.replace("[prompts]", "[prompts]\ncount = 3"),
+            "prompts.count applies to `corpus` prompts only",
+        ),
+        (
+            good.replace("items = [\"TORIA:\", \"to be, or not\", \"it is the east, and\"]", "corpus = \"c.txt\"\ncount = 2\nprompt_chars = 4"),
+            "prompts.continuation_chars is required",
+        ),
+        (
+            good.replace(
+                "items = [\"TORIA:\", \"to be, or not\", \"it is the east, and\"]",
+                "corpus = \"no-such-corpus.txt\"\ncount = 2\nprompt_chars = 4\ncontinuation_chars = 4",
+            ),
+            "no-such-corpus.txt",
+        ),
+        (
+            good.replace(
+                "items = [\"TORIA:\", \"to be, or not\", \"it is the east, and\"]",
+                "corpus = \"small.txt\"\ncount = 9\nprompt_chars = 4\ncontinuation_chars = 4",
+            ),
+            "room for only 1 of the 9 prompts",
+        ),
+        (
+            good.replace("items = [\"TORIA:\", \"to be, or not\", \"it is the east, and\"]", "file = \"refs.jsonl\""),
+            "line 2 has no \"reference\"",
         ),
         (
             good.replace("max_new_tokens = 8", "max_new_tokens = 0"),
@@ -477,6 +509,14 @@ fn bad_configs_exit_2_naming_file_and_key_and_leave_no_folder() {
             "no-such-model",
         ),
     ];
+    // A held-out tenth (9 characters) with room for one prompt and its continuation; a JSONL file whose
+    // second line lacks its reference.
+    std::fs::write(d.join("small.txt"), "ab cd ef\ngh ij kl\n".repeat(5)).unwrap();
+    std::fs::write(
+        d.join("refs.jsonl"),
+        "{\"prompt\": \"to be\", \"reference\": \" or not\"}\n{\"prompt\": \"it is\"}\n",
+    )
+    .unwrap();
     let cfg = d.join("bad.toml");
     let out = d.join("out");
     for (text, needle) in cases {
@@ -732,4 +772,153 @@ fn strategy_names_resolve_to_a_file_next_to_the_config_then_to_the_builtin() {
         "{err}"
     );
     assert!(!d.join("never").exists());
+}
+
+/// Prompts sampled from the held-out end of a corpus carry their true continuations: the run
+/// writes `human.csv` (the continuations, their text metrics, Holtzman's check over their
+/// tokens, and the model's log-probabilities, equal to `minigpt score`'s), `summary.csv` ends
+/// with the `human` row, the plots draw it, and a sharded run merges to the same rows.
+#[test]
+fn corpus_prompts_give_a_human_row_scored_like_generations() {
+    let guard = dir("human");
+    let d = guard.path().to_path_buf();
+    // 40 lines, each opening with its own two-letter tag; the held-out last half holds lines
+    // 20..40.
+    let mut corpus = String::new();
+    let words = [
+        "to", "be", "or", "not", "it", "is", "the", "east", "and", "sun",
+    ];
+    for i in 0..40 {
+        let line: Vec<&str> = (0..7)
+            .map(|j| words[(i * 7 + j * 3) % words.len()])
+            .collect();
+        let tag: String = [b'a' + (i / 26) as u8, b'a' + (i % 26) as u8]
+            .map(char::from)
+            .iter()
+            .collect();
+        corpus.push_str(&format!("{tag} {}\n", line.join(" ")));
+    }
+    std::fs::write(d.join("corpus.txt"), &corpus).unwrap();
+    let model = root().join("tests/fixtures/tiny-char-gelu");
+    let text = format!(
+        r#"
+[experiment]
+name = "h"
+seed = 5
+samples = 2
+max_new_chars = 12
+batch_size = 4
+[model]
+path = "{}"
+[prompts]
+corpus = "corpus.txt"
+heldout_fraction = 0.5
+count = 4
+prompt_chars = 10
+continuation_chars = 16
+[sweep]
+temperatures = [1.0]
+strategies = ["greedy", "top_p_0.9"]
+"#,
+        model.display()
+    );
+    std::fs::write(d.join("sweep.toml"), text).unwrap();
+    let cfg = d.join("sweep.toml").display().to_string();
+    let out = d.join("out");
+    run_ok(&["run", "--config", &cfg, "--out", &out.display().to_string()]);
+
+    let human = records(&out.join("human.csv"));
+    assert_eq!(human[0], header::<GenerationRow>());
+    let rows = &human[1..];
+    assert_eq!(rows.len(), 4);
+    let held_from = corpus.len() / 2;
+    for (i, r) in rows.iter().enumerate() {
+        assert_eq!(
+            (r[col("model")].as_str(), r[col("strategy")].as_str()),
+            ("human", "human")
+        );
+        assert_eq!(r[col("prompt_id")], i.to_string());
+        let (prompt, text) = (&r[col("prompt")], &r[col("text")]);
+        assert_eq!(prompt.chars().count(), 10);
+        assert_eq!(text.chars().count(), 12, "cut to max_new_chars");
+        let at = corpus
+            .find(&format!("{prompt}{text}"))
+            .expect("from the corpus");
+        assert!(
+            at >= held_from && (at == 0 || corpus.as_bytes()[at - 1] == b'\n'),
+            "{prompt:?}{text:?} at {at} (held-out from {held_from})"
+        );
+        // The text metrics of the words; Holtzman's check over its characters (one token each).
+        let w = metrics::words(text);
+        assert_eq!(r[col("rep_2")], opt(metrics::rep_n(&w, 2)));
+        assert_eq!(r[col("distinct_1")], opt(metrics::distinct_n(&w, 1)));
+        let chars: Vec<u32> = text.chars().map(u32::from).collect();
+        let repeats = metrics::holtzman_repetition(&chars, None).is_some();
+        assert_eq!(r[col("holtzman_repeats")], if repeats { "1" } else { "0" });
+        assert_eq!(r[col("n_tokens")], "12");
+        assert_eq!(r[col("mean_sampling_entropy")], "");
+        // The model's log-probabilities: what `minigpt score` computes for the same text.
+        let scored = crate::util::json(&run_ok(&[
+            "score",
+            "--model",
+            &model.display().to_string(),
+            "--prompt",
+            prompt,
+            "--text",
+            text,
+            "--json",
+        ]));
+        let lps: Vec<f64> = scored["logprobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect();
+        let want = lps.iter().sum::<f64>() / lps.len() as f64;
+        let got: f64 = r[col("mean_logprob")].parse().unwrap();
+        assert!(
+            (got - want).abs() < 1e-5,
+            "row {i}: {got} vs score's {want}"
+        );
+    }
+    let summary = records(&out.join("summary.csv"));
+    let last = summary.last().unwrap();
+    assert_eq!((last[0].as_str(), last[1].as_str()), ("human", "human"));
+    assert_eq!(summary.len(), 1 + 2 + 1, "greedy, top_p at 1.0, human");
+    let plot = std::fs::read_to_string(out.join("plots/pooled_distinct_1.svg")).unwrap();
+    assert!(plot.contains(">human</text>"));
+
+    // Two shards merged: the same human rows and summary.
+    let parts: Vec<String> = (1..=2)
+        .map(|k| {
+            let p = d.join(format!("part{k}"));
+            run_ok(&[
+                "run",
+                "--config",
+                &cfg,
+                "--shard",
+                &format!("{k}/2"),
+                "--out",
+                &p.display().to_string(),
+            ]);
+            p.display().to_string()
+        })
+        .collect();
+    let merged = d.join("merged");
+    let mut args = vec!["merge", "--out"];
+    let merged_s = merged.display().to_string();
+    args.push(&merged_s);
+    args.extend(parts.iter().map(String::as_str));
+    run_ok(&args);
+    assert_eq!(records(&merged.join("human.csv")), human);
+    // Summary rows but their last two columns (mean_seconds, mean_tokens_per_s).
+    let untimed = |rows: Vec<Vec<String>>| -> Vec<Vec<String>> {
+        rows.into_iter()
+            .map(|r| r[..r.len() - 2].to_vec())
+            .collect()
+    };
+    assert_eq!(
+        untimed(records(&merged.join("summary.csv"))),
+        untimed(summary)
+    );
 }
