@@ -234,7 +234,7 @@ pub fn line_chart(title: &str, y_label: &str, series: &[Series]) -> String {
 /// per strategy (per model and strategy when the rows hold several models), and the human
 /// continuations' row (model `human`) as a black dotted reference line labelled `human`.
 pub fn charts(rows: &[SummaryRow]) -> Vec<(&'static str, String)> {
-    let is_human = |r: &SummaryRow| r.model == crate::sweep::HUMAN;
+    let is_human = |r: &SummaryRow| r.model == crate::row::HUMAN;
     let models: BTreeSet<&str> = rows
         .iter()
         .filter(|r| !is_human(r))
@@ -248,7 +248,7 @@ pub fn charts(rows: &[SummaryRow]) -> Vec<(&'static str, String)> {
                 continue;
             };
             let label = if is_human(r) {
-                crate::sweep::HUMAN.to_string()
+                crate::row::HUMAN.to_string()
             } else if models.len() > 1 {
                 format!("{} / {}", r.model, r.strategy)
             } else {
@@ -316,7 +316,7 @@ mod tests {
         let rows = [
             row("m", "top_k_40", Some(0.5), 3.0),
             row("m", "top_k_40", Some(1.0), 2.0),
-            row(crate::sweep::HUMAN, crate::sweep::HUMAN, None, 2.5),
+            row(crate::row::HUMAN, crate::row::HUMAN, None, 2.5),
         ];
         let (_, svg) = charts(&rows)
             .into_iter()

@@ -4,6 +4,9 @@
 
 use serde::{Deserialize, Serialize, Serializer};
 
+/// The `model` and `strategy` of the rows of human continuations (`human.csv`).
+pub const HUMAN: &str = "human";
+
 /// One generated continuation: a line of `generations.csv`. The first five fields identify
 /// the row ([`RowKey`]); the README's "Experiments" section defines each metric.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -20,6 +20,7 @@ use crate::error::RunError;
 use crate::grid::{Cell, RowRef, cells, row_seed, rows, shard};
 use crate::metrics;
 use crate::prompt_set::PromptSet;
+use crate::row::HUMAN;
 use crate::row::{GenerationRow, RowKey};
 use crate::run_dir::{RunDir, RunInfo, utc_now};
 use crate::summary::mean;
@@ -289,9 +290,6 @@ fn text_row(
         ..GenerationRow::default()
     }
 }
-
-/// The `model` and `strategy` of the rows of human continuations.
-pub const HUMAN: &str = "human";
 
 /// One row per prompt for its human continuation (cut to the run's character budget), with
 /// every metric computed as for a generated text: the text metrics from its words, Holtzman's

@@ -77,6 +77,28 @@ pub struct GptConfig {
 pub const ACTIVATIONS: [&str; 3] = ["gelu_new", "gelu_pytorch_tanh", "gelu"];
 
 impl GptConfig {
+    /// The native engine's hyper-parameters for this model.
+    pub fn native_config(&self) -> minigpt_native::Config {
+        minigpt_native::Config {
+            n_head: self.n_head,
+            n_embd: self.n_embd,
+            n_positions: self.n_positions,
+            layer_norm_epsilon: self.layer_norm_epsilon as f32,
+            exact_gelu: self.exact_gelu(),
+        }
+    }
+
+    /// The native engine's sizes for this model.
+    pub fn native_sizes(&self) -> minigpt_native::Sizes {
+        minigpt_native::Sizes {
+            vocab: self.vocab_size,
+            n_layer: self.n_layer,
+            n_inner: self.inner(),
+        }
+    }
+}
+
+impl GptConfig {
     /// True when the MLP uses the exact erf GELU rather than GPT-2's tanh approximation.
     pub fn exact_gelu(&self) -> bool {
         self.activation_function == "gelu"

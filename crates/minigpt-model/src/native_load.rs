@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use minigpt_native::{DType, Elements, MappedFile, NativeGpt, Sizes, WeightSource};
+use minigpt_native::{DType, Elements, MappedFile, NativeGpt, WeightSource};
 
 use crate::checkpoint::model_files;
 use crate::config::GptConfig;
@@ -47,38 +47,18 @@ pub(crate) fn native_from_bytes(
 ) -> Result<NativeGpt, ModelError> {
     let index = TensorIndex::new(bytes, path)?;
     index.check(cfg)?;
-    let sizes = native_sizes(cfg);
+    let sizes = cfg.native_sizes();
     let mut source = FileSource {
         index,
         bytes,
         mapped,
     };
     Ok(NativeGpt::from_source(
-        native_config(cfg),
+        cfg.native_config(),
         sizes,
         dtype,
         &mut source,
     ))
-}
-
-/// The engine's sizes for `config`.
-pub(crate) fn native_sizes(cfg: &GptConfig) -> Sizes {
-    Sizes {
-        vocab: cfg.vocab_size,
-        n_layer: cfg.n_layer,
-        n_inner: cfg.inner(),
-    }
-}
-
-/// The engine's hyper-parameters for `config`.
-pub(crate) fn native_config(config: &GptConfig) -> minigpt_native::Config {
-    minigpt_native::Config {
-        n_head: config.n_head,
-        n_embd: config.n_embd,
-        n_positions: config.n_positions,
-        layer_norm_epsilon: config.layer_norm_epsilon as f32,
-        exact_gelu: config.exact_gelu(),
-    }
 }
 
 /// A checked file's tensors for the engine.

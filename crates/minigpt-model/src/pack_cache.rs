@@ -126,8 +126,8 @@ impl CacheEntry {
         Ok(Self {
             path: cache.file_for(&canonical, dtype),
             header: PackedHeader {
-                config: crate::native_load::native_config(cfg),
-                sizes: crate::native_load::native_sizes(cfg),
+                config: cfg.native_config(),
+                sizes: cfg.native_sizes(),
                 dtype,
                 source,
             },
