@@ -8,7 +8,7 @@ use std::fmt::Write;
 use crate::row::SummaryRow;
 
 /// Summary columns that get a plot (when they have values).
-pub const PLOTTED: [&str; 18] = [
+pub const PLOTTED: [&str; 19] = [
     "pooled_rep_2",
     "pooled_rep_3",
     "pooled_rep_4",
@@ -26,6 +26,7 @@ pub const PLOTTED: [&str; 18] = [
     "mean_mean_entropy",
     "mean_mean_sampling_entropy",
     "mean_judge_perplexity",
+    "mean_coherence",
     "mean_n_tokens",
 ];
 

@@ -72,6 +72,10 @@ pub struct GenerationRow {
     /// Perplexity of the continuation under the judge model.
     #[serde(serialize_with = "num")]
     pub judge_perplexity: Option<f64>,
+    /// Coherence (Su & Collier 2023): the mean log-probability per token of the continuation
+    /// given the prompt under the judge, `−ln judge_perplexity`.
+    #[serde(serialize_with = "num")]
+    pub coherence: Option<f64>,
     /// Seconds from the batch's start to the row's last token.
     #[serde(serialize_with = "fixed4")]
     pub seconds: f64,
@@ -132,7 +136,7 @@ impl GenerationRow {
     }
 
     /// The per-row metrics a summary averages, named as the columns.
-    pub fn metrics(&self) -> [(&'static str, Option<f64>); 16] {
+    pub fn metrics(&self) -> [(&'static str, Option<f64>); 17] {
         [
             ("n_tokens", Some(self.n_tokens as f64)),
             ("rep_2", self.rep_2),
@@ -148,6 +152,7 @@ impl GenerationRow {
             ("mean_entropy", self.mean_entropy),
             ("mean_sampling_entropy", self.mean_sampling_entropy),
             ("judge_perplexity", self.judge_perplexity),
+            ("coherence", self.coherence),
             ("seconds", Some(self.seconds)),
             ("tokens_per_s", self.tokens_per_s),
         ]
@@ -243,6 +248,9 @@ pub struct SummaryRow {
     /// Mean of [`GenerationRow::judge_perplexity`].
     #[serde(serialize_with = "num")]
     pub mean_judge_perplexity: Option<f64>,
+    /// Mean of [`GenerationRow::coherence`].
+    #[serde(serialize_with = "num")]
+    pub mean_coherence: Option<f64>,
     /// Mean of [`GenerationRow::seconds`].
     #[serde(serialize_with = "num")]
     pub mean_seconds: Option<f64>,
@@ -253,7 +261,7 @@ pub struct SummaryRow {
 
 impl SummaryRow {
     /// Every metric of the row, named as its column: pooled ones, then the means.
-    pub fn metrics(&self) -> [(&'static str, Option<f64>); 27] {
+    pub fn metrics(&self) -> [(&'static str, Option<f64>); 28] {
         [
             ("pooled_rep_2", self.pooled_rep_2),
             ("pooled_rep_3", self.pooled_rep_3),
@@ -283,6 +291,7 @@ impl SummaryRow {
                 self.mean_mean_sampling_entropy,
             ),
             ("mean_judge_perplexity", self.mean_judge_perplexity),
+            ("mean_coherence", self.mean_coherence),
             ("mean_seconds", self.mean_seconds),
             ("mean_tokens_per_s", self.mean_tokens_per_s),
         ]
@@ -401,6 +410,7 @@ pub(crate) mod tests {
             mean_entropy: Some(2.0),
             mean_sampling_entropy: Some(1.25),
             judge_perplexity: None,
+            coherence: None,
             seconds: 0.12345,
             tokens_per_s: Some(40.5),
         }
@@ -416,11 +426,11 @@ pub(crate) mod tests {
         let mut lines = text.splitn(2, '\n');
         assert_eq!(
             lines.next().unwrap(),
-            "model,prompt_id,strategy,temperature,sample,seed,prompt,text,n_tokens,finish_reason,rep_2,rep_3,rep_4,diversity,distinct_1,distinct_2,repetition_rate,holtzman_repeats,mean_logprob,perplexity,mean_entropy,mean_sampling_entropy,judge_perplexity,seconds,tokens_per_s"
+            "model,prompt_id,strategy,temperature,sample,seed,prompt,text,n_tokens,finish_reason,rep_2,rep_3,rep_4,diversity,distinct_1,distinct_2,repetition_rate,holtzman_repeats,mean_logprob,perplexity,mean_entropy,mean_sampling_entropy,judge_perplexity,coherence,seconds,tokens_per_s"
         );
         assert_eq!(
             lines.next().unwrap(),
-            "m,3,top_p_0.9,0.8,1,42,ROMEO:,\"a \"\"quoted\"\", two\r\nlines\",5,length,0,,,0,0.75,1,0.30000000000000004,1,-1.5,4.4816890703380645,2,1.25,,0.1235,40.50\n"
+            "m,3,top_p_0.9,0.8,1,42,ROMEO:,\"a \"\"quoted\"\", two\r\nlines\",5,length,0,,,0,0.75,1,0.30000000000000004,1,-1.5,4.4816890703380645,2,1.25,,,0.1235,40.50\n"
         );
         let back: GenerationRow = csv::Reader::from_reader(text.as_bytes())
             .deserialize()

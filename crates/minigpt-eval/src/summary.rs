@@ -106,6 +106,7 @@ fn summarize_cell(rows: &[&GenerationRow]) -> SummaryRow {
         mean_mean_entropy: m("mean_entropy"),
         mean_mean_sampling_entropy: m("mean_sampling_entropy"),
         mean_judge_perplexity: m("judge_perplexity"),
+        mean_coherence: m("coherence"),
         mean_seconds: m("seconds"),
         mean_tokens_per_s: m("tokens_per_s"),
     }
@@ -177,6 +178,7 @@ mod tests {
             mean_entropy: None,
             mean_sampling_entropy: None,
             judge_perplexity: None,
+            coherence: None,
             seconds: 0.5,
             tokens_per_s: None,
         }

@@ -287,6 +287,7 @@ fn text_row(
         mean_entropy: mean(&g.entropies),
         mean_sampling_entropy: mean(&g.sampling_entropies),
         judge_perplexity,
+        coherence: judge_perplexity.map(|p| -p.ln()),
         ..GenerationRow::default()
     }
 }

@@ -121,6 +121,7 @@ fn csv_has_the_documented_columns_one_row_per_cell_and_sample_and_recomputable_m
             "mean_entropy",
             "mean_sampling_entropy",
             "judge_perplexity",
+            "coherence",
             "seconds",
             "tokens_per_s"
         ]
@@ -682,6 +683,12 @@ fraction = 0.5
                 .iter()
                 .all(|r| !r[col("judge_perplexity")].is_empty())
         );
+        // Coherence is the judge's mean log-probability per token: −ln of its perplexity.
+        for r in &rows[1..] {
+            let ppl: f64 = r[col("judge_perplexity")].parse().unwrap();
+            let coherence: f64 = r[col("coherence")].parse().unwrap();
+            assert!((coherence + ppl.ln()).abs() <= 1e-12 * ppl.ln().abs().max(1.0));
+        }
     }
     let bpb = records(&out.join("bits_per_byte.csv"));
     assert_eq!(bpb.len(), 3);
