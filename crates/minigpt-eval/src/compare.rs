@@ -11,6 +11,7 @@ use crate::config::{ConfigError, Experiment, ModelRef, Prompts, Sweep, SweepConf
 use crate::error::RunError;
 use crate::row::{BitsPerByteRow, SummaryRow, format_num};
 use crate::run_dir::{RunDir, write_csv, write_records};
+use crate::summary::SummaryLine;
 
 /// The comparison of the two summaries.
 pub const COMPARISON: &str = "comparison.csv";
@@ -202,9 +203,12 @@ pub fn write_comparison(
     }
     write_records(&out.join(COMPARISON), &header, &records)?;
     // Plots with both models' lines.
-    let mut rows = c;
-    rows.extend(b);
-    RunDir::new(out).write_plots(&rows)
+    let lines: Vec<SummaryLine> = c
+        .into_iter()
+        .chain(b)
+        .map(SummaryLine::without_intervals)
+        .collect();
+    RunDir::new(out).write_plots(&lines)
 }
 
 /// Writes `bits_per_byte.csv` in `out`.

@@ -7,6 +7,7 @@
 //! and `plot` read rows; `run_dir` owns the folder and its files; `sweep`, `merge` and
 //! `compare` work through `run_dir`.
 
+pub mod bootstrap;
 pub mod compare;
 pub mod config;
 pub mod error;

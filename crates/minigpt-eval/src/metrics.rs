@@ -135,7 +135,12 @@ pub fn zipf_coefficient(texts: &[Vec<&str>]) -> Option<f64> {
     for w in texts.iter().flatten() {
         *counts.entry(w).or_default() += 1;
     }
-    let mut freqs: Vec<usize> = counts.into_values().collect();
+    zipf_of_counts(counts.into_values().collect())
+}
+
+/// The Zipf coefficient of word types with these frequencies (any order, no zeros); `None`
+/// with fewer than 2 types.
+pub fn zipf_of_counts(mut freqs: Vec<usize>) -> Option<f64> {
     if freqs.len() < 2 {
         return None;
     }
@@ -230,6 +235,10 @@ pub fn self_bleu4(texts: &[Vec<&str>]) -> Option<f64> {
         .sum();
     Some(total / texts.len() as f64)
 }
+
+/// The most texts of a cell that Self-BLEU across prompts compares (each against all the
+/// others of other prompts: the cost grows with their square).
+pub const SELF_BLEU_ACROSS_TEXTS: usize = 300;
 
 /// Self-BLEU-4 across prompts (Holtzman et al. 2020, Texygen: each generation against the
 /// generations for other contexts): the mean over texts of [`bleu4`] of `texts[i]` against

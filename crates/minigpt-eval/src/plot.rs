@@ -5,7 +5,9 @@
 use std::collections::BTreeSet;
 use std::fmt::Write;
 
+use crate::bootstrap::Interval;
 use crate::row::SummaryRow;
+use crate::summary::SummaryLine;
 
 /// Summary columns that get a plot (when they have values).
 pub const PLOTTED: [&str; 19] = [
@@ -41,6 +43,9 @@ pub struct Series {
     pub label: String,
     /// `(temperature, value)` points.
     pub points: Vec<(Option<f64>, f64)>,
+    /// Each point's 95 % interval, when known (drawn as an error bar, or a band for a
+    /// constant).
+    pub bars: Vec<Option<Interval>>,
     /// The human reference: drawn in black, dotted, thicker.
     pub reference: bool,
 }
@@ -71,7 +76,10 @@ pub fn line_chart(title: &str, y_label: &str, series: &[Series]) -> String {
         .collect();
     let ys: Vec<f64> = series
         .iter()
-        .flat_map(|s| s.points.iter().map(|p| p.1))
+        .flat_map(|s| {
+            let bars = s.bars.iter().flatten().flat_map(|i| [i.lo, i.hi]);
+            s.points.iter().map(|p| p.1).chain(bars)
+        })
         .filter(|v| v.is_finite())
         .collect();
     let (mut x0, mut x1) = xs.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |a, &x| {
@@ -170,6 +178,35 @@ pub fn line_chart(title: &str, y_label: &str, series: &[Series]) -> String {
         } else {
             ("6 4", 1.6)
         };
+        let bar = |k: usize| se.bars.get(k).copied().flatten();
+        for (k, p) in se.points.iter().enumerate() {
+            let Some(iv) = bar(k).filter(|i| i.lo.is_finite() && i.hi.is_finite()) else {
+                continue;
+            };
+            match p.0 {
+                // A constant's interval: a faint band across the plot.
+                None => {
+                    let _ = writeln!(
+                        s,
+                        r#"<rect class="band" x="{left}" y="{:.1}" width="{pw}" height="{:.1}" fill="{color}" fill-opacity="0.12"/>"#,
+                        py(iv.hi),
+                        (py(iv.lo) - py(iv.hi)).max(0.5)
+                    );
+                }
+                // A point's interval: a vertical bar with caps.
+                Some(x) => {
+                    let (xx, a, b) = (px(x), py(iv.hi), py(iv.lo));
+                    let _ = writeln!(
+                        s,
+                        r#"<path class="bar" d="M{xx:.1},{a:.1}V{b:.1}M{:.1},{a:.1}H{:.1}M{:.1},{b:.1}H{:.1}" stroke="{color}" stroke-width="1.2" fill="none"/>"#,
+                        xx - 4.0,
+                        xx + 4.0,
+                        xx - 4.0,
+                        xx + 4.0
+                    );
+                }
+            }
+        }
         let fixed: Vec<f64> = se
             .points
             .iter()
@@ -232,19 +269,22 @@ pub fn line_chart(title: &str, y_label: &str, series: &[Series]) -> String {
 }
 
 /// The charts of a summary: `(metric, SVG)` for each plotted metric that has values, one line
-/// per strategy (per model and strategy when the rows hold several models), and the human
-/// continuations' row (model `human`) as a black dotted reference line labelled `human`.
-pub fn charts(rows: &[SummaryRow]) -> Vec<(&'static str, String)> {
+/// per strategy (per model and strategy when the rows hold several models) with each point's
+/// bootstrap interval as an error bar, and the human continuations' row (model `human`) as a
+/// black dotted reference line labelled `human`.
+pub fn charts(lines: &[SummaryLine]) -> Vec<(&'static str, String)> {
     let is_human = |r: &SummaryRow| r.model == crate::row::HUMAN;
-    let models: BTreeSet<&str> = rows
+    let models: BTreeSet<&str> = lines
         .iter()
+        .map(|l| &l.row)
         .filter(|r| !is_human(r))
         .map(|r| r.model.as_str())
         .collect();
     let mut out = vec![];
     for metric in PLOTTED {
         let mut series: Vec<Series> = vec![];
-        for r in rows {
+        for line in lines {
+            let r = &line.row;
             let Some(Some(y)) = r.metric(metric) else {
                 continue;
             };
@@ -255,12 +295,16 @@ pub fn charts(rows: &[SummaryRow]) -> Vec<(&'static str, String)> {
             } else {
                 r.strategy.clone()
             };
-            let x = r.temperature;
+            let (x, bar) = (r.temperature, line.interval(metric));
             match series.iter_mut().find(|s| s.label == label) {
-                Some(s) => s.points.push((x, y)),
+                Some(s) => {
+                    s.points.push((x, y));
+                    s.bars.push(bar);
+                }
                 None => series.push(Series {
                     label,
                     points: vec![(x, y)],
+                    bars: vec![bar],
                     reference: is_human(r),
                 }),
             }
@@ -283,11 +327,13 @@ mod tests {
             Series {
                 label: "top_p_0.9".into(),
                 points: vec![(Some(1.0), 2.0), (Some(0.5), 1.0)],
+                bars: vec![Some(Interval { lo: 1.5, hi: 2.5 }), None],
                 reference: false,
             },
             Series {
                 label: "greedy <g>".into(),
                 points: vec![(None, 1.5)],
+                bars: vec![Some(Interval { lo: 1.25, hi: 1.75 })],
                 reference: false,
             },
         ];
@@ -297,6 +343,9 @@ mod tests {
         // The constant: a dashed line in the plot and one in the legend.
         assert_eq!(svg.matches("stroke-dasharray").count(), 2);
         assert!(svg.contains("greedy &lt;g&gt;"));
+        // One error bar (the other point has no interval) and one band for the constant.
+        assert_eq!(svg.matches("class=\"bar\"").count(), 1);
+        assert_eq!(svg.matches("class=\"band\"").count(), 1);
         // Points sorted by temperature: x = 0.5 at the left edge (70), 1.0 at the right (560).
         let poly = svg.lines().find(|l| l.starts_with("<polyline")).unwrap();
         assert!(poly.contains("points=\"70.0,"), "{poly}");
@@ -319,7 +368,11 @@ mod tests {
             row("m", "top_k_40", Some(1.0), 2.0),
             row(crate::row::HUMAN, crate::row::HUMAN, None, 2.5),
         ];
-        let (_, svg) = charts(&rows)
+        let lines: Vec<SummaryLine> = rows
+            .into_iter()
+            .map(SummaryLine::without_intervals)
+            .collect();
+        let (_, svg) = charts(&lines)
             .into_iter()
             .find(|(m, _)| *m == "pooled_rep_2")
             .unwrap();

@@ -15,7 +15,8 @@ use serde_json::Value;
 
 use crate::config::differing_keys;
 use crate::error::RunError;
-use crate::row::{GenerationRow, RowKey, SummaryRow};
+use crate::row::{GenerationRow, RowKey, SummaryRow, format_num};
+use crate::summary::SummaryLine;
 
 /// The generated rows.
 pub const GENERATIONS: &str = "generations.csv";
@@ -176,12 +177,34 @@ impl RunDir {
         read_csv(&self.file(SUMMARY))
     }
 
-    /// Rewrites `summary.csv` and the plots from the folder's generated rows.
+    /// Rewrites `summary.csv` and the plots from the folder's generated rows (and its human
+    /// rows): each cell's metrics, then the bootstrap interval of each as `<metric>_lo` and
+    /// `<metric>_hi`.
     pub fn write_summary(&self, generations: &[GenerationRow]) -> Result<(), RunError> {
-        let mut rows = crate::summary::summarize(generations);
-        rows.extend(crate::summary::summarize(&self.read_human()?));
-        write_csv(&self.file(SUMMARY), &rows)?;
-        self.write_plots(&rows)
+        let mut lines = crate::summary::summarize_lines(generations);
+        lines.extend(crate::summary::summarize_lines(&self.read_human()?));
+        let mut head = header::<SummaryRow>();
+        let names: Vec<String> = lines
+            .first()
+            .map(|l| l.intervals.iter().map(|(n, _)| n.clone()).collect())
+            .unwrap_or_default();
+        for n in &names {
+            head.push(format!("{n}_lo"));
+            head.push(format!("{n}_hi"));
+        }
+        let path = self.file(SUMMARY);
+        let mut records = Vec::with_capacity(lines.len());
+        for line in &lines {
+            let mut rec = record_of(&line.row).map_err(|e| RunError::io("encode", &path, e))?;
+            for n in &names {
+                let iv = line.interval(n);
+                rec.push(format_num(iv.map(|i| i.lo)));
+                rec.push(format_num(iv.map(|i| i.hi)));
+            }
+            records.push(rec);
+        }
+        write_records(&path, &head, &records)?;
+        self.write_plots(&lines)
     }
 
     /// The rows of human continuations (`human.csv`), none when the run has no references.
@@ -200,7 +223,7 @@ impl RunDir {
     }
 
     /// Writes `plots/<metric>.svg` for each plotted metric of `rows` that has values.
-    pub fn write_plots(&self, rows: &[SummaryRow]) -> Result<(), RunError> {
+    pub fn write_plots(&self, rows: &[SummaryLine]) -> Result<(), RunError> {
         let dir = self.file(PLOTS);
         std::fs::create_dir_all(&dir).map_err(|e| RunError::io("create", &dir, e))?;
         for (metric, svg) in crate::plot::charts(rows) {
@@ -270,6 +293,19 @@ pub fn header<T: Serialize + Default>() -> Vec<String> {
         .and_then(Result::ok)
         .map(|r| r.iter().map(String::from).collect())
         .unwrap_or_default()
+}
+
+/// One row's fields as the CSV writes them.
+fn record_of<T: Serialize>(row: &T) -> Result<Vec<String>, csv::Error> {
+    let bytes = csv_bytes(None, std::slice::from_ref(row))?;
+    let rec = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(bytes.as_slice())
+        .records()
+        .next()
+        .transpose()?
+        .unwrap_or_default();
+    Ok(rec.iter().map(String::from).collect())
 }
 
 /// `rows` as CSV bytes, after `header` when given.

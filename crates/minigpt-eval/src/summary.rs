@@ -3,20 +3,17 @@
 
 use std::collections::BTreeMap;
 
+use crate::bootstrap::{CellStats, Interval};
 use crate::metrics;
 use crate::row::{GenerationRow, SummaryRow};
-
-/// The most texts of a cell that Self-BLEU across prompts compares (each against all the
-/// others of other prompts).
-pub const SELF_BLEU_ACROSS_TEXTS: usize = 300;
 
 /// The mean of the values, `None` for none.
 pub fn mean(v: &[f64]) -> Option<f64> {
     (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
 }
 
-/// One summary row per (model, strategy, temperature), in order of first appearance.
-pub fn summarize(records: &[GenerationRow]) -> Vec<SummaryRow> {
+/// The rows of each (model, strategy, temperature) cell, cells in order of first appearance.
+fn cells(records: &[GenerationRow]) -> Vec<Vec<&GenerationRow>> {
     let mut order: Vec<(&str, &str, Option<u64>)> = vec![];
     let mut groups: BTreeMap<(&str, &str, Option<u64>), Vec<&GenerationRow>> = BTreeMap::new();
     for r in records {
@@ -32,7 +29,52 @@ pub fn summarize(records: &[GenerationRow]) -> Vec<SummaryRow> {
     }
     order
         .into_iter()
-        .map(|k| summarize_cell(&groups[&k]))
+        .map(|k| groups.remove(&k).expect("every key has rows"))
+        .collect()
+}
+
+/// One summary row per (model, strategy, temperature), in order of first appearance.
+pub fn summarize(records: &[GenerationRow]) -> Vec<SummaryRow> {
+    cells(records).iter().map(|c| summarize_cell(c)).collect()
+}
+
+/// A line of `summary.csv`: the cell's row and the 95 % bootstrap interval of each of its
+/// metrics (timings excluded), named as the metric.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SummaryLine {
+    /// The metrics.
+    pub row: SummaryRow,
+    /// `(metric, interval)` in the order of [`CellStats::metrics`]; `None` where the metric
+    /// has no value.
+    pub intervals: Vec<(String, Option<Interval>)>,
+}
+
+impl SummaryLine {
+    /// A line without intervals (a summary read back from its file).
+    pub fn without_intervals(row: SummaryRow) -> Self {
+        Self {
+            row,
+            intervals: vec![],
+        }
+    }
+
+    /// The interval of a metric, if it has one.
+    pub fn interval(&self, metric: &str) -> Option<Interval> {
+        self.intervals
+            .iter()
+            .find(|(n, _)| n == metric)
+            .and_then(|(_, i)| *i)
+    }
+}
+
+/// [`summarize`] with each cell's bootstrap intervals over prompts ([`crate::bootstrap`]).
+pub fn summarize_lines(records: &[GenerationRow]) -> Vec<SummaryLine> {
+    cells(records)
+        .iter()
+        .map(|c| SummaryLine {
+            row: summarize_cell(c),
+            intervals: CellStats::new(c, c[0].temperature.is_none()).intervals(),
+        })
         .collect()
 }
 
@@ -55,9 +97,9 @@ fn summarize_cell(rows: &[&GenerationRow]) -> SummaryRow {
             bleu_n += group.len();
         }
     }
-    // Across prompts: the cell's first texts (at most SELF_BLEU_ACROSS_TEXTS: the cost grows
+    // Across prompts: the cell's first texts (at most metrics::SELF_BLEU_ACROSS_TEXTS: the cost grows
     // with their square).
-    let k = rows.len().min(SELF_BLEU_ACROSS_TEXTS);
+    let k = rows.len().min(metrics::SELF_BLEU_ACROSS_TEXTS);
     let prompt_of: Vec<usize> = rows[..k].iter().map(|r| r.prompt_id).collect();
     let self_bleu4_across = metrics::self_bleu4_across(&words[..k], &prompt_of);
     let n = rows.len() as f64;
@@ -115,6 +157,59 @@ fn summarize_cell(rows: &[&GenerationRow]) -> SummaryRow {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The bootstrap's metrics of a cell drawn once (every prompt weight 1) are the summary's.
+    #[test]
+    fn unit_weights_give_the_summary_values() {
+        let texts = [
+            "the cat sat on the mat the cat sat on the mat the cat sat on the mat",
+            "we go we go we go we go we go we go we go",
+            "to be or not to be that is the question",
+            "all the world is a stage and all the men",
+        ];
+        let mut rows = vec![];
+        for (i, t) in texts.iter().enumerate() {
+            let mut r = row(
+                i / 2,
+                "s",
+                Some(0.8),
+                t,
+                if i == 1 { "eos" } else { "length" },
+            );
+            r.rep_2 = metrics::rep_n(&metrics::words(t), 2);
+            r.holtzman_repeats = Some((i % 2) as f64);
+            rows.push(r);
+        }
+        let summary = &summarize(&rows)[0];
+        let refs: Vec<&GenerationRow> = rows.iter().collect();
+        let stats = CellStats::new(&refs, false);
+        let got = stats.metrics(&vec![1; stats.prompts()]);
+        let want = summary.metrics();
+        assert_eq!(got.len(), want.len());
+        for ((gn, g), (wn, w)) in got.iter().zip(want) {
+            assert_eq!(gn, wn);
+            match (g, w) {
+                (Some(a), Some(b)) => assert!((a - b).abs() <= 1e-12 * b.abs().max(1.0), "{gn}"),
+                (a, b) => assert_eq!(*a, b, "{gn}"),
+            }
+        }
+        let intervals = stats.intervals();
+        let iv = intervals
+            .iter()
+            .find(|(n, _)| n == "pooled_rep_2")
+            .unwrap()
+            .1
+            .unwrap();
+        let point = summary.pooled_rep_2.unwrap();
+        assert!(
+            iv.lo <= point && point <= iv.hi && iv.lo < iv.hi,
+            "{iv:?} around {point}"
+        );
+        assert!(
+            intervals.iter().all(|(n, _)| n != "mean_seconds"),
+            "no interval for timings"
+        );
+    }
 
     /// A deterministic strategy's samples of a prompt are copies: no Self-BLEU within a
     /// prompt (it would be 1), and across prompts the copies change nothing.
