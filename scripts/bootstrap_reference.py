@@ -123,6 +123,8 @@ def main():
             "pooled_distinct_1": interval([pooled_distinct1(w) for w in draws]),
             "mean_n_tokens": interval([mean_n_tokens(w) for w in draws]),
         },
+        # The cell's own value (every prompt once): the resampled interval above misses it.
+        "pooled_distinct_1_whole": pooled_distinct1([1, 1, 1, 1]),
     }
     with open(OUT, "w") as f:
         json.dump(out, f, indent=1)

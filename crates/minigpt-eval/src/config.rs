@@ -55,6 +55,11 @@ pub struct Experiment {
     /// Rows generated together (one strategy and temperature per batch).
     #[serde(default = "sixteen")]
     pub batch_size: usize,
+    /// How rows longer than the model's context are fed: `slide` (the default: an exact
+    /// window of the last `n_positions` tokens, recomputed at every token) or `shift` (on
+    /// `cpu`: a full row restarts on its last `n_positions / 2` tokens and goes on cached).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
 }
 
 impl Experiment {
@@ -190,6 +195,20 @@ impl SweepConfig {
             if v == 0 {
                 return Err(format!("{key} must be at least 1"));
             }
+        }
+        if let Some(c) = &e.context
+            && c != "slide"
+            && c != "shift"
+        {
+            return Err(format!(
+                "experiment.context must be \"slide\" or \"shift\" (got {c:?})"
+            ));
+        }
+        if e.context.as_deref() == Some("shift") && self.model.device != "cpu" {
+            return Err(format!(
+                "experiment.context = \"shift\" runs on model.device = \"cpu\" only (got {:?}): use \"slide\" there",
+                self.model.device
+            ));
         }
         if e.max_new_chars == Some(0) {
             return Err("experiment.max_new_chars must be at least 1".into());

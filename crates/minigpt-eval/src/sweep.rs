@@ -149,6 +149,9 @@ impl Plan {
         if let Some(chars) = e.max_new_chars {
             experiment["max_new_chars"] = json!(chars);
         }
+        if let Some(c) = &e.context {
+            experiment["context"] = json!(c);
+        }
         let mut fingerprint = json!({
             "experiment": experiment,
             "model": model_name,

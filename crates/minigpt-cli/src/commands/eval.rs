@@ -9,7 +9,7 @@ use minigpt_eval::compare::{EvalConfig, write_bits_per_byte, write_comparison};
 use minigpt_eval::row::BitsPerByteRow;
 use minigpt_eval::run_dir::utc_now;
 use minigpt_eval::{Plan, RunDir};
-use minigpt_model::score;
+use minigpt_model::{ContextPolicy, score};
 
 use super::run::run_sweep;
 use super::run_info::meta;
@@ -46,7 +46,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
     let mut sides = vec![];
     for is_baseline in [false, true] {
         let sweep = cfg.sweep_for(is_baseline);
-        let (lm, tok) = if is_baseline {
+        let (mut lm, tok) = if is_baseline {
             (judge.lm.share(), judge.tok.clone())
         } else {
             crate::load::load_at(
@@ -56,6 +56,9 @@ pub fn run(args: EvalArgs) -> Result<()> {
             )
             .with_context(|| format!("{at}: [candidate]"))?
         };
+        if let Some(c) = &sweep.experiment.context {
+            lm.policy = ContextPolicy::parse(c).expect("checked when the config was loaded");
+        }
         let name = crate::load::short_name(sweep.model.source.as_ref());
         sides.push(Side {
             is_baseline,

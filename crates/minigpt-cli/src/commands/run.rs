@@ -8,7 +8,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use minigpt_decode::{BuildContext, Registry};
 use minigpt_eval::run_dir::utc_now;
 use minigpt_eval::{Generator, Judge, Outcome, Plan, RunDir, SweepConfig, grid};
-use minigpt_model::GptLm;
+use minigpt_model::{ContextPolicy, GptLm};
 use minigpt_tokenizer::Tokenizer;
 
 use super::run_info::meta;
@@ -35,6 +35,9 @@ pub fn run(args: RunArgs) -> Result<()> {
         &cfg.model.dtype,
     )
     .with_context(|| format!("{}: [model]", args.config.display()))?;
+    if let Some(c) = &cfg.experiment.context {
+        lm.policy = ContextPolicy::parse(c).expect("checked when the config was loaded");
+    }
     let mut judge = match &cfg.judge {
         Some(j) => {
             let (jlm, jtok) = crate::load::load_at(j.source.as_ref(), &j.device, &j.dtype)

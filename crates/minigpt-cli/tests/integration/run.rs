@@ -500,6 +500,15 @@ fn bad_configs_exit_2_naming_file_and_key_and_leave_no_folder() {
             "one of `file`, `items` and `corpus`",
         ),
         (
+            good.replace("seed = 42", "seed = 42\ncontext = \"wrap\""),
+            "experiment.context must be \"slide\" or \"shift\"",
+        ),
+        (
+            good.replace("seed = 42", "seed = 42\ncontext = \"shift\"")
+                .replace("[model]", "[model]\ndevice = \"flex\""),
+            "runs on model.device = \"cpu\" only",
+        ),
+        (
             good.replace("[prompts]", "[prompts]\ncount = 3"),
             "prompts.count applies to `corpus` prompts only",
         ),

@@ -15,6 +15,24 @@ pub enum ContextPolicy {
     Sliding,
     /// Refuse prompts longer than the context and stop rows when they fill it.
     Refuse,
+    /// Keep the KV cache and shift it (the native engine only): a row that fills the context
+    /// restarts on its last `n_positions / 2` tokens and goes on cached, so each token sees
+    /// between half and all of the context instead of exactly all of it, at about twice the
+    /// cost of a cached step instead of a whole window's per token. A prompt longer than the
+    /// context starts on its last `n_positions` tokens.
+    Shift,
+}
+
+impl ContextPolicy {
+    /// The policy a config names: `slide` (exact, the default), `shift` or `refuse`.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "slide" => Some(Self::Sliding),
+            "shift" => Some(Self::Shift),
+            "refuse" => Some(Self::Refuse),
+            _ => None,
+        }
+    }
 }
 
 /// What an engine adapter offers besides decoding: uncached scoring of one sequence.
@@ -32,6 +50,18 @@ pub trait GptEngine: LanguageModel {
 
     /// Finishes work loading left to the background (nothing, unless the engine says so).
     fn settle(&self) {}
+
+    /// Sets how rows longer than the context are fed (before a prefill). Engines that cannot
+    /// shift their cache refuse [`ContextPolicy::Shift`].
+    fn set_policy(&mut self, policy: ContextPolicy) -> Result<(), ModelError> {
+        match policy {
+            ContextPolicy::Shift => Err(ModelError::Input(
+                "context = \"shift\" runs on --device cpu only (this engine slides its window)"
+                    .into(),
+            )),
+            _ => Ok(()),
+        }
+    }
 
     /// The Burn module, when this engine runs one.
     fn model(&self) -> Option<&Gpt> {

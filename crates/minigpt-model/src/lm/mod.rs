@@ -152,7 +152,7 @@ impl LanguageModel for GptLm {
 
     fn max_row_len(&self) -> Option<usize> {
         match self.policy {
-            ContextPolicy::Sliding => None,
+            ContextPolicy::Sliding | ContextPolicy::Shift => None,
             ContextPolicy::Refuse => Some(self.config.n_positions),
         }
     }
@@ -160,6 +160,7 @@ impl LanguageModel for GptLm {
     fn prefill(&mut self, prompts: &[Vec<u32>]) -> Result<Logits, minigpt_decode::ModelError> {
         // The engine checks the prompts themselves; the context policy is this wrapper's.
         check_context(&self.config, self.policy, prompts)?;
+        self.engine.set_policy(self.policy)?;
         self.engine.prefill(prompts)
     }
 

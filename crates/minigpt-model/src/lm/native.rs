@@ -9,7 +9,7 @@ use std::sync::Arc;
 use minigpt_decode::{Hidden, LanguageModel, Logits};
 use minigpt_native::{NativeGpt, SeqCache, Want};
 
-use super::engine::{GptEngine, check_ids, check_prompts, check_rows, one_per_row};
+use super::engine::{ContextPolicy, GptEngine, check_ids, check_prompts, check_rows, one_per_row};
 use crate::config::GptConfig;
 
 /// The native engine's packed model, with the rows being decoded.
@@ -22,6 +22,8 @@ pub struct NativeLm {
     /// Copy each call's final hidden states out (contrastive search).
     record_hidden: bool,
     hidden: Option<Hidden>,
+    /// Slide an exact window, or shift the cache ([`ContextPolicy::Shift`]).
+    shift: bool,
 }
 
 impl NativeLm {
@@ -40,6 +42,7 @@ impl NativeLm {
             rows: Vec::new(),
             record_hidden: false,
             hidden: None,
+            shift: false,
         }
     }
 
@@ -51,16 +54,30 @@ impl NativeLm {
         self.net.logits(&hidden[first * c..])
     }
 
-    /// Brings every row's cache up to date with its history (a row longer than the context
-    /// restarts on its last `n_positions` tokens) and returns the next-token logits of every
-    /// row.
+    /// Brings every row's cache up to date with its history and returns the next-token logits
+    /// of every row. Sliding, a row longer than the context restarts on its last `n_positions`
+    /// tokens at every step; shifting, a row restarts on its last `n_positions / 2` tokens when
+    /// its cache is full. (A prefill finds every cache empty, a step brings one new token.)
     fn advance(&mut self) -> Logits {
         let n = self.config.n_positions;
+        let shift = self.shift;
         let mut seqs: Vec<(&mut SeqCache, &[u32])> = self
             .rows
             .iter_mut()
             .map(|(row, cache)| {
-                let feed = if row.len() <= n {
+                let feed = if shift {
+                    let new = if cache.is_empty() {
+                        row.len().min(n)
+                    } else {
+                        1
+                    };
+                    if cache.len() + new <= n {
+                        &row[row.len() - new..]
+                    } else {
+                        cache.clear();
+                        &row[row.len() - (n / 2).max(1)..]
+                    }
+                } else if row.len() <= n {
                     &row[cache.len()..]
                 } else {
                     cache.clear();
@@ -118,6 +135,11 @@ impl GptEngine for NativeLm {
         self.net.settle();
     }
 
+    fn set_policy(&mut self, policy: ContextPolicy) -> Result<(), crate::error::ModelError> {
+        self.shift = policy == ContextPolicy::Shift;
+        Ok(())
+    }
+
     fn share(&self) -> Box<dyn GptEngine + Send> {
         Box::new(Self {
             net: Arc::clone(&self.net),
@@ -125,6 +147,7 @@ impl GptEngine for NativeLm {
             rows: Vec::new(),
             record_hidden: false,
             hidden: None,
+            shift: false,
         })
     }
 

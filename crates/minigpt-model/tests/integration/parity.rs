@@ -389,3 +389,50 @@ fn native_rows_are_bit_identical_alone_batched_and_cached() {
         }
     }
 }
+
+/// `ContextPolicy::Shift` on the native engine: greedy steps far past the context give, at
+/// every step, exactly the logits of an uncached forward pass over the window the policy
+/// defines (the last `n` prompt tokens at first; when the window is full, its last `n / 2`
+/// tokens, then one more per step). A row that never fills the context is the same as under
+/// the exact sliding window.
+#[test]
+fn shifted_context_steps_equal_uncached_windows() {
+    let dir = fixtures().join("tiny-gpt2");
+    let mut lm = GptLm::load_to(&dir, &parse_target("cpu", "f32").unwrap()).unwrap();
+    let n = lm.config.n_positions;
+    let mut reference = GptLm::load_to(&dir, &parse_target("cpu", "f32").unwrap()).unwrap();
+    lm.policy = ContextPolicy::Shift;
+    let vocab = lm.config.vocab_size;
+    let prompt: Vec<u32> = (0..n as u32 + 5)
+        .map(|i| (i * 7 + 3) % vocab as u32)
+        .collect();
+    let mut logits = lm.prefill(std::slice::from_ref(&prompt)).unwrap();
+    let mut row = prompt.clone();
+    let mut window_start = row.len() - n;
+    let mut restarts = 0;
+    for step in 0..2 * n + 3 {
+        // The policy's window, computed here from its definition.
+        let want_all = reference.sequence_logits(&row[window_start..]);
+        let want = &want_all[want_all.len() - vocab..];
+        assert_eq!(logits.row(0), want, "step {step}");
+        let next = minigpt_decode::dist::argmax(logits.row(0));
+        row.push(next);
+        if row.len() - window_start > n {
+            window_start = row.len() - n / 2;
+            restarts += 1;
+        }
+        logits = lm.step(&[next]).unwrap();
+    }
+    assert!(restarts >= 4, "the window shifted ({restarts} times)");
+    // A row that stays inside the context: the same logits under both policies.
+    let short: Vec<u32> = prompt[..n / 2].to_vec();
+    reference.policy = ContextPolicy::Sliding;
+    let a = lm.prefill(std::slice::from_ref(&short)).unwrap();
+    let b = reference.prefill(std::slice::from_ref(&short)).unwrap();
+    assert_eq!(a, b);
+    // Burn's device refuses to shift.
+    let mut burn = GptLm::load_to(&dir, &parse_target("flex", "f32").unwrap()).unwrap();
+    burn.policy = ContextPolicy::Shift;
+    let err = burn.prefill(&[vec![1, 2]]).unwrap_err().to_string();
+    assert!(err.contains("--device cpu"), "{err}");
+}
