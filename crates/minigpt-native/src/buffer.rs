@@ -219,6 +219,22 @@ impl<T: Copy> Buf<T> {
             .cast_const()
     }
 
+    /// Values `i..i + n`, which must lie inside one segment (a packed panel does).
+    pub fn slice(&self, i: usize, n: usize) -> &[T] {
+        let Some(s) = self.shared.as_ref() else {
+            assert_eq!(i + n, 0, "a slice of an empty buffer");
+            return &[];
+        };
+        assert!(
+            i + n <= self.len && (n == 0 || i / s.seg == (i + n - 1) / s.seg),
+            "values {i}..{} are not inside one segment",
+            i + n
+        );
+        // SAFETY: `i..i + n` lies inside one segment of initialised values, readable at
+        // `ptr(i)` for as long as `self` lives (see `Buf::ptr`).
+        unsafe { std::slice::from_raw_parts(self.ptr(i), n) }
+    }
+
     /// Value `i`.
     pub fn get(&self, i: usize) -> T {
         assert!(i < self.len, "index {i} outside a buffer of {}", self.len);

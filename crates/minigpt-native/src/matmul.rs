@@ -260,14 +260,14 @@ unsafe fn panel_tile(
         }
     }
     let _ = (kernel, packed); // the portable tile reads `a` unpacked (it is never packed for it)
-    let off = p * k * PANEL;
+    let panel = w.panel(p);
     for (r, acc) in out.iter_mut().enumerate().take(rows) {
         *acc = [0.0; PANEL];
         for kk in 0..k {
             // SAFETY: `r < rows` and `kk < k ≤ lda`: one of the values the caller vouches for.
             let x = unsafe { *a.add(r * lda + kk) };
             for (lane, v) in acc.iter_mut().enumerate() {
-                *v = x.mul_add(w.at(off + kk * PANEL + lane), *v);
+                *v = x.mul_add(panel.get(kk * PANEL + lane), *v);
             }
         }
     }

@@ -212,6 +212,17 @@ impl Packed {
         }
     }
 
+    /// Panel `p`'s `k * PANEL` values as stored (for the portable kernel: one address lookup
+    /// per panel, not per value).
+    pub(crate) fn panel(&self, p: usize) -> PanelValues<'_> {
+        let (off, len) = (p * self.k * PANEL, self.k * PANEL);
+        match self.dtype {
+            DType::F32 => PanelValues::F32(self.wide.slice(off, len)),
+            DType::F16 => PanelValues::F16(self.half.slice(off, len)),
+            DType::BF16 => PanelValues::BF16(self.half.slice(off, len)),
+        }
+    }
+
     /// Column `col` (all `k` rows) into `out`.
     pub fn column(&self, col: usize, out: &mut [f32]) {
         for (row, o) in out.iter_mut().enumerate().take(self.k) {
@@ -222,6 +233,25 @@ impl Packed {
     /// Panels of [`PANEL`] columns.
     pub(crate) fn panels(&self) -> usize {
         self.n.div_ceil(PANEL)
+    }
+}
+
+/// One panel's values in their stored type.
+pub(crate) enum PanelValues<'a> {
+    F32(&'a [f32]),
+    F16(&'a [u16]),
+    BF16(&'a [u16]),
+}
+
+impl PanelValues<'_> {
+    /// Value `i` of the panel, as f32.
+    #[inline]
+    pub(crate) fn get(&self, i: usize) -> f32 {
+        match self {
+            Self::F32(v) => v[i],
+            Self::F16(v) => half::f16::from_bits(v[i]).to_f32(),
+            Self::BF16(v) => half::bf16::from_bits(v[i]).to_f32(),
+        }
     }
 }
 
