@@ -12,6 +12,7 @@ pub mod compare;
 pub mod config;
 pub mod error;
 pub mod grid;
+pub mod mauve;
 pub mod merge;
 pub mod metrics;
 pub mod plot;
