@@ -138,6 +138,7 @@ pub fn generate(
             logprobs: Vec::new(),
             entropies: Vec::new(),
             sampling_entropies: Vec::new(),
+            sampling_logprobs: Vec::new(),
             finish_reason: FinishReason::Length,
         })
         .collect();
@@ -186,6 +187,7 @@ pub fn generate(
             g.logprobs.push(raw[tok as usize] as f64 - lse);
             g.entropies.push(h);
             g.sampling_entropies.push(choice.entropy);
+            g.sampling_logprobs.push(choice.logprob);
             seqs[row].push(tok);
             on_token(row, tok);
             let row_len = req.prompts[row].len() + g.tokens.len();
@@ -348,7 +350,34 @@ mod tests {
             assert!((g[0].logprobs[i] + lse).abs() < 1e-9);
             assert!((g[0].entropies[i] - h).abs() < 1e-9);
             assert_eq!(g[0].sampling_entropies[i], 0.0);
+            assert_eq!(g[0].sampling_logprobs[i], 0.0, "a deterministic choice");
         }
+    }
+
+    /// The sampled distribution's log-probability of each token, by hand: the table's logits at
+    /// a step are 0, -1, .., -(V-1) in some order; temperature 2 then top-5 keeps raw logits
+    /// 0..-4, halved, so the token whose raw logit is -j has log-probability
+    /// -j/2 - ln Σ_{i<5} e^(-i/2). `j` comes from the raw log-probability.
+    #[test]
+    fn sampled_logprobs_are_the_processed_distributions() {
+        let g = run(&mut table(17), &req(vec![vec![1, 2], vec![5]], 30), SAMPLE);
+        let lse_raw = (0..17).map(|i| (-(i as f64)).exp()).sum::<f64>().ln();
+        let lse_top5 = (0..5).map(|i| (-(i as f64) / 2.0).exp()).sum::<f64>().ln();
+        let mut seen = [0usize; 5];
+        for row in &g {
+            assert_eq!(row.sampling_logprobs.len(), row.tokens.len());
+            for (raw, sampled) in row.logprobs.iter().zip(&row.sampling_logprobs) {
+                let j = -(raw + lse_raw);
+                assert!(
+                    (j - j.round()).abs() < 1e-9 && j.round() < 5.0,
+                    "raw logit {j}"
+                );
+                seen[j.round() as usize] += 1;
+                let want = -j.round() / 2.0 - lse_top5;
+                assert!((sampled - want).abs() < 1e-5, "{sampled} vs {want}");
+            }
+        }
+        assert!(seen.iter().filter(|&&n| n > 0).count() >= 3, "{seen:?}");
     }
 
     #[test]

@@ -36,6 +36,9 @@ pub struct Generation {
     pub entropies: Vec<f64>,
     /// Per step: entropy of the distribution the token was actually drawn from.
     pub sampling_entropies: Vec<f64>,
+    /// Per generated token: its log-probability under the distribution it was drawn from (after
+    /// the processors); 0 for a deterministic choice (greedy, searches).
+    pub sampling_logprobs: Vec<f64>,
     /// Why the row stopped.
     pub finish_reason: FinishReason,
 }

@@ -6,6 +6,7 @@
 pub mod builtin;
 pub mod builtin_strategies;
 pub mod dist;
+pub mod features;
 pub mod forced;
 pub mod generate;
 pub mod generation;
@@ -25,6 +26,7 @@ pub mod selectors;
 pub mod strategy;
 
 pub use builtin_strategies::{BUILTIN_STRATEGIES, builtin_strategy_names, builtin_strategy_text};
+pub use features::last_hidden_features;
 pub use forced::{ForcedScore, score_forced};
 pub use generate::{GenerateRequest, StopStrings, decode, generate};
 pub use generation::{FinishReason, Generation};

@@ -12,6 +12,8 @@ pub struct Choice {
     pub token: u32,
     /// Entropy of the distribution actually sampled from.
     pub entropy: f64,
+    /// Log-probability of the token under that distribution (0 for a deterministic choice).
+    pub logprob: f64,
 }
 
 /// Picks one token from processed logits, using the row's own RNG. One instance serves one

@@ -17,6 +17,7 @@ pub mod merge;
 pub mod metrics;
 pub mod plot;
 pub mod prompt_set;
+pub mod records;
 pub mod row;
 pub mod run_dir;
 pub mod summary;

@@ -5,9 +5,10 @@ use std::path::{Path, PathBuf};
 
 use crate::config::differing_keys;
 use crate::error::RunError;
+use crate::records::{FeatureRecord, Keyed, TokenRecord};
 use crate::row::GenerationRow;
 use crate::row::RowKey;
-use crate::run_dir::{MergedPart, RUN_JSON, RunDir, RunInfo};
+use crate::run_dir::{FEATURES, MergedPart, RUN_JSON, RunDir, RunInfo, TOKENS};
 
 /// What a merge wrote.
 #[derive(Debug, Clone, Copy)]
@@ -33,6 +34,8 @@ pub fn merge(parts: &[PathBuf], out: &Path, finished: &str) -> Result<Merged, Ru
     let mut rows: Vec<GenerationRow> = vec![];
     let mut seen = HashSet::new();
     let mut human: Vec<GenerationRow> = vec![];
+    let mut tokens: Vec<TokenRecord> = vec![];
+    let mut features: Vec<FeatureRecord> = vec![];
     for dir in parts {
         let part = RunDir::new(dir);
         if !part.file(RUN_JSON).is_file() {
@@ -66,6 +69,8 @@ pub fn merge(parts: &[PathBuf], out: &Path, finished: &str) -> Result<Merged, Ru
         if human.is_empty() {
             human = part.read_human()?;
         }
+        tokens.extend(part.read_tokens()?);
+        features.extend(part.read_features()?);
         first.get_or_insert(info);
     }
     // Canonical order: the grid's (cells in order of first appearance, then prompt, sample).
@@ -95,10 +100,31 @@ pub fn merge(parts: &[PathBuf], out: &Path, finished: &str) -> Result<Merged, Ru
     if !human.is_empty() {
         run.write_human(&human)?;
     }
+    // The records in the merged rows' order (first copy of each), then the human rows'.
+    let all_rows: Vec<GenerationRow> = rows.iter().chain(&human).cloned().collect();
+    let tokens = first_in_row_order(tokens, &all_rows);
+    if !tokens.is_empty() {
+        run.write_jsonl(TOKENS, &tokens)?;
+    }
+    let features = first_in_row_order(features, &all_rows);
+    if !features.is_empty() {
+        run.write_jsonl(FEATURES, &features)?;
+    }
     run.write_info(&info)?;
     run.write_summary(&rows)?;
     Ok(Merged {
         rows: rows.len(),
         rows_in_grid: info.rows_in_grid,
     })
+}
+
+/// The first record of each of `rows` (in their order): records of rows not merged are dropped.
+fn first_in_row_order<T: Keyed>(records: Vec<T>, rows: &[GenerationRow]) -> Vec<T> {
+    let mut by_key: std::collections::HashMap<RowKey, T> = std::collections::HashMap::new();
+    for r in records {
+        by_key.entry(r.key()).or_insert(r);
+    }
+    rows.iter()
+        .filter_map(|r| by_key.remove(&r.key()))
+        .collect()
 }

@@ -10,7 +10,7 @@ use crate::row::SummaryRow;
 use crate::summary::SummaryLine;
 
 /// Summary columns that get a plot (when they have values).
-pub const PLOTTED: [&str; 19] = [
+pub const PLOTTED: [&str; 20] = [
     "pooled_rep_2",
     "pooled_rep_3",
     "pooled_rep_4",
@@ -20,6 +20,7 @@ pub const PLOTTED: [&str; 19] = [
     "self_bleu4",
     "self_bleu4_across",
     "zipf",
+    "mauve",
     "loop_share",
     "mean_repetition_rate",
     "mean_holtzman_repeats",

@@ -200,6 +200,10 @@ pub struct SummaryRow {
     /// Zipf coefficient of the pooled texts.
     #[serde(serialize_with = "num")]
     pub zipf: Option<f64>,
+    /// MAUVE of the cell's texts against the human continuations of the same prompts
+    /// ([`crate::mauve`]); empty without references.
+    #[serde(serialize_with = "num")]
+    pub mauve: Option<f64>,
     /// Share of rows that end in a loop.
     #[serde(serialize_with = "num")]
     pub loop_share: Option<f64>,
@@ -257,11 +261,13 @@ pub struct SummaryRow {
     /// Mean of [`GenerationRow::tokens_per_s`].
     #[serde(serialize_with = "num")]
     pub mean_tokens_per_s: Option<f64>,
+    /// The model whose hidden states are MAUVE's features: the judge, else the generating model.
+    pub mauve_features: String,
 }
 
 impl SummaryRow {
     /// Every metric of the row, named as its column: pooled ones, then the means.
-    pub fn metrics(&self) -> [(&'static str, Option<f64>); 28] {
+    pub fn metrics(&self) -> [(&'static str, Option<f64>); 29] {
         [
             ("pooled_rep_2", self.pooled_rep_2),
             ("pooled_rep_3", self.pooled_rep_3),
@@ -272,6 +278,7 @@ impl SummaryRow {
             ("self_bleu4", self.self_bleu4),
             ("self_bleu4_across", self.self_bleu4_across),
             ("zipf", self.zipf),
+            ("mauve", self.mauve),
             ("loop_share", self.loop_share),
             ("eos_share", self.eos_share),
             ("mean_n_tokens", self.mean_n_tokens),

@@ -15,6 +15,7 @@ use serde_json::Value;
 
 use crate::config::differing_keys;
 use crate::error::RunError;
+use crate::records::{FeatureRecord, Keyed, TokenRecord};
 use crate::row::{GenerationRow, RowKey, SummaryRow, format_num};
 use crate::summary::SummaryLine;
 
@@ -28,6 +29,10 @@ pub const HUMAN_CSV: &str = "human.csv";
 pub const RUN_JSON: &str = "run.json";
 /// The charts of the summary's metrics.
 pub const PLOTS: &str = "plots";
+/// Each row's tokens with their log-probabilities and entropies ([`TokenRecord`]).
+pub const TOKENS: &str = "tokens.jsonl";
+/// Each row's MAUVE feature vector ([`FeatureRecord`]).
+pub const FEATURES: &str = "features.jsonl";
 
 /// `run.json`. Fields are in alphabetical order, the order the file has always had.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -126,6 +131,9 @@ impl RunDir {
         }
         std::fs::create_dir_all(out).map_err(|e| RunError::io("create", out, e))?;
         self.write_info(info)?;
+        for name in [TOKENS, FEATURES] {
+            self.repair_jsonl(name)?;
+        }
         let gens = self.file(GENERATIONS);
         if gens.is_file() {
             Ok(read_generations(&gens, true)?
@@ -172,6 +180,82 @@ impl RunDir {
         Ok(Appender { file, path })
     }
 
+    /// Appends `records` to the JSONL file `name` in one write, flushed (a kill leaves whole
+    /// lines and at most a torn last one, which the next [`RunDir::prepare`] cuts off).
+    pub fn append_jsonl<T: Serialize>(&self, name: &str, records: &[T]) -> Result<(), RunError> {
+        let path = self.file(name);
+        let bytes = jsonl_bytes(records).map_err(|e| RunError::io("encode", &path, e))?;
+        OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .and_then(|mut f| f.write_all(&bytes).and_then(|_| f.flush()))
+            .map_err(|e| RunError::io("append to", &path, e))
+    }
+
+    /// The records of the JSONL file `name` (none when it does not exist), a torn last line
+    /// left out; where a key repeats (a batch redone after a kill), the last record counts.
+    pub fn read_jsonl<T: DeserializeOwned + Keyed>(&self, name: &str) -> Result<Vec<T>, RunError> {
+        let path = self.file(name);
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
+            Err(e) => return Err(RunError::io("read", &path, e)),
+        };
+        let whole = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        let mut out: Vec<T> = vec![];
+        let mut at: std::collections::HashMap<crate::row::RowKey, usize> = Default::default();
+        for (i, line) in bytes[..whole].split(|&b| b == b'\n').enumerate() {
+            if line.is_empty() {
+                continue;
+            }
+            let rec: T = serde_json::from_slice(line)
+                .map_err(|e| RunError(format!("{}: line {}: {e}", path.display(), i + 1)))?;
+            match at.get(&rec.key()) {
+                Some(&j) => out[j] = rec,
+                None => {
+                    at.insert(rec.key(), out.len());
+                    out.push(rec);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Replaces the JSONL file `name` with `records`, atomically.
+    pub fn write_jsonl<T: Serialize>(&self, name: &str, records: &[T]) -> Result<(), RunError> {
+        let path = self.file(name);
+        let bytes = jsonl_bytes(records).map_err(|e| RunError::io("encode", &path, e))?;
+        atomic_write(&path, &bytes)
+    }
+
+    /// Cuts a torn last line (no line end: a write cut short) off the JSONL file `name`.
+    fn repair_jsonl(&self, name: &str) -> Result<(), RunError> {
+        let path = self.file(name);
+        let Ok(bytes) = std::fs::read(&path) else {
+            return Ok(());
+        };
+        let whole = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        if whole < bytes.len() {
+            OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .and_then(|f| f.set_len(whole as u64))
+                .map_err(|e| RunError::io("repair", &path, e))?;
+        }
+        Ok(())
+    }
+
+    /// The rows' token records.
+    pub fn read_tokens(&self) -> Result<Vec<TokenRecord>, RunError> {
+        self.read_jsonl(TOKENS)
+    }
+
+    /// The rows' feature records.
+    pub fn read_features(&self) -> Result<Vec<FeatureRecord>, RunError> {
+        self.read_jsonl(FEATURES)
+    }
+
     /// The rows of `summary.csv`.
     pub fn read_summary(&self) -> Result<Vec<SummaryRow>, RunError> {
         read_csv(&self.file(SUMMARY))
@@ -183,6 +267,7 @@ impl RunDir {
     pub fn write_summary(&self, generations: &[GenerationRow]) -> Result<(), RunError> {
         let mut lines = crate::summary::summarize_lines(generations);
         lines.extend(crate::summary::summarize_lines(&self.read_human()?));
+        crate::summary::add_mauve(&mut lines, &self.read_features()?)?;
         let mut head = header::<SummaryRow>();
         let names: Vec<String> = lines
             .first()
@@ -256,6 +341,16 @@ impl Appender {
             .sync_all()
             .map_err(|e| RunError::io("sync", &self.path, e))
     }
+}
+
+/// Records as JSON lines.
+fn jsonl_bytes<T: Serialize>(records: &[T]) -> Result<Vec<u8>, serde_json::Error> {
+    let mut out = vec![];
+    for r in records {
+        serde_json::to_writer(&mut out, r)?;
+        out.push(b'\n');
+    }
+    Ok(out)
 }
 
 /// Writes a file atomically and durably with `atomic-write-file` (a temporary sibling, fsync,

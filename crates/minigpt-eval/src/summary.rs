@@ -4,8 +4,11 @@
 use std::collections::BTreeMap;
 
 use crate::bootstrap::{CellStats, Interval};
+use crate::error::RunError;
+use crate::mauve::{MauveParams, mauve};
 use crate::metrics;
-use crate::row::{GenerationRow, SummaryRow};
+use crate::records::{FeatureRecord, Keyed};
+use crate::row::{GenerationRow, HUMAN, RowKey, SummaryRow};
 
 /// The mean of the values, `None` for none.
 pub fn mean(v: &[f64]) -> Option<f64> {
@@ -78,6 +81,46 @@ pub fn summarize_lines(records: &[GenerationRow]) -> Vec<SummaryLine> {
         .collect()
 }
 
+/// Sets each generated cell's `mauve` (and `mauve_features`) from the rows' feature records:
+/// the cell's texts against the human continuations (the `human` records), with the reference
+/// algorithm's defaults ([`MauveParams::default`]). Cells stay empty without human features.
+pub fn add_mauve(lines: &mut [SummaryLine], features: &[FeatureRecord]) -> Result<(), RunError> {
+    let human: Vec<Vec<f32>> = features
+        .iter()
+        .filter(|f| f.strategy == HUMAN && f.model == HUMAN)
+        .map(|f| f.features.clone())
+        .collect();
+    if human.is_empty() {
+        return Ok(());
+    }
+    for line in lines.iter_mut().filter(|l| l.row.model != HUMAN) {
+        let cell = RowKey::new(
+            &line.row.model,
+            0,
+            &line.row.strategy,
+            line.row.temperature,
+            0,
+        );
+        let of_cell: Vec<&FeatureRecord> = features
+            .iter()
+            .filter(|f| f.key().cell() == cell.cell())
+            .collect();
+        let Some(first) = of_cell.first() else {
+            continue;
+        };
+        let p: Vec<Vec<f32>> = of_cell.iter().map(|f| f.features.clone()).collect();
+        let m = mauve(&p, &human, &MauveParams::default()).map_err(|e| {
+            RunError(format!(
+                "MAUVE of {} at temperature {:?}: {e}",
+                line.row.strategy, line.row.temperature
+            ))
+        })?;
+        line.row.mauve = Some(m.mauve);
+        line.row.mauve_features = first.feature_model.clone();
+    }
+    Ok(())
+}
+
 /// The summary of one cell's rows (at least one).
 fn summarize_cell(rows: &[&GenerationRow]) -> SummaryRow {
     let words: Vec<Vec<&str>> = rows.iter().map(|r| metrics::words(&r.text)).collect();
@@ -132,6 +175,7 @@ fn summarize_cell(rows: &[&GenerationRow]) -> SummaryRow {
         self_bleu4: (bleu_n > 0).then(|| bleu_sum / bleu_n as f64),
         self_bleu4_across,
         zipf: metrics::zipf_coefficient(&words),
+        mauve: None,
         loop_share: Some(loops as f64 / n),
         eos_share: Some(eos as f64 / n),
         mean_n_tokens: m("n_tokens"),
@@ -151,6 +195,7 @@ fn summarize_cell(rows: &[&GenerationRow]) -> SummaryRow {
         mean_coherence: m("coherence"),
         mean_seconds: m("seconds"),
         mean_tokens_per_s: m("tokens_per_s"),
+        mauve_features: String::new(),
     }
 }
 

@@ -10,7 +10,7 @@ use std::time::Instant;
 pub use minigpt_decode::Judge;
 use minigpt_decode::{
     BuildContext, Decoding, GenerateRequest, Generation, LanguageModel, Registry, StopStrings,
-    Strategy, decode, score_forced,
+    Strategy, decode, last_hidden_features, score_forced,
 };
 use minigpt_tokenizer::Tokenizer;
 use serde_json::{Value, json};
@@ -20,9 +20,10 @@ use crate::error::RunError;
 use crate::grid::{Cell, RowRef, cells, row_seed, rows, shard};
 use crate::metrics;
 use crate::prompt_set::PromptSet;
+use crate::records::{FeatureRecord, Keyed, TokenRecord};
 use crate::row::HUMAN;
 use crate::row::{GenerationRow, RowKey};
-use crate::run_dir::{RunDir, RunInfo, utc_now};
+use crate::run_dir::{FEATURES, RunDir, RunInfo, TOKENS, utc_now};
 use crate::summary::mean;
 
 /// Words before a continuation word that `repetition_rate` looks at.
@@ -48,6 +49,8 @@ pub struct Plan {
     pub grid_rows: usize,
     /// `(k, n)` for `--shard k/n`.
     pub shard: Option<(usize, usize)>,
+    /// The model MAUVE's features come from: the judge if there is one, else the model.
+    pub feature_model: String,
     /// What determines the generated rows: a run folder only takes rows of an equal one.
     pub fingerprint: Value,
 }
@@ -174,6 +177,7 @@ impl Plan {
             rows,
             grid_rows,
             shard: shard_of,
+            feature_model: judge_name.unwrap_or(model_name).to_string(),
             fingerprint,
         })
     }
@@ -299,14 +303,14 @@ fn text_row(
 /// every metric computed as for a generated text: the text metrics from its words, Holtzman's
 /// repetition from its tokens under the model's tokenizer, log-probabilities and entropies from
 /// the model reading it token by token ([`score_forced`]), and the judge's perplexity.
-fn human_rows(
+fn human_rows<'j>(
     plan: &Plan,
     references: &[String],
     prompt_ids: &[Vec<u32>],
     model: &mut dyn LanguageModel,
     tokenizer: &dyn Tokenizer,
-    mut judge: Option<&mut dyn Judge>,
-) -> Result<Vec<GenerationRow>, RunError> {
+    mut judge: Option<&mut (dyn Judge + 'j)>,
+) -> Result<(Vec<GenerationRow>, Vec<TokenRecord>), RunError> {
     let budget = plan.config.experiment.max_new_chars;
     let texts: Vec<String> = references
         .iter()
@@ -326,6 +330,7 @@ fn human_rows(
     let scores = score_forced(model, prompt_ids, &ids)
         .map_err(|e| RunError(format!("scoring the human continuations: {e}")))?;
     let mut out = Vec::with_capacity(texts.len());
+    let mut token_records = Vec::with_capacity(texts.len());
     for (i, text) in texts.iter().enumerate() {
         let judged = match judge.as_deref_mut() {
             Some(j) => j
@@ -338,6 +343,7 @@ fn human_rows(
             logprobs: scores[i].logprobs.clone(),
             entropies: scores[i].entropies.clone(),
             sampling_entropies: vec![],
+            sampling_logprobs: vec![],
             finish_reason: minigpt_decode::FinishReason::Length,
         };
         let mut row = text_row(&plan.prompts[i], text, &g, judged);
@@ -345,9 +351,72 @@ fn human_rows(
         row.strategy = HUMAN.into();
         row.prompt_id = i;
         row.finish_reason = "reference".into();
+        token_records.push(TokenRecord::of(
+            &row,
+            &g.tokens,
+            token_texts(tokenizer, &g.tokens),
+            &g.logprobs,
+            &[],
+            &g.entropies,
+        ));
         out.push(row);
     }
-    Ok(out)
+    Ok((out, token_records))
+}
+
+/// Each token's text: its bytes as UTF-8 (a character split across tokens shows as U+FFFD).
+fn token_texts(tokenizer: &dyn Tokenizer, ids: &[u32]) -> Vec<String> {
+    ids.iter()
+        .map(|&t| String::from_utf8_lossy(&tokenizer.decode_bytes(&[t])).into_owned())
+        .collect()
+}
+
+/// MAUVE's features of `rows`' texts (prompt, then continuation) from the plan's feature model:
+/// the judge when there is one, else the generating model.
+fn features<'j>(
+    plan: &Plan,
+    rows: &[GenerationRow],
+    model: &mut dyn LanguageModel,
+    tokenizer: &dyn Tokenizer,
+    judge: Option<&mut (dyn Judge + 'j)>,
+) -> Result<Vec<FeatureRecord>, RunError> {
+    let vectors = match judge {
+        Some(j) => {
+            let texts: Vec<(&str, &str)> = rows
+                .iter()
+                .map(|r| (r.prompt.as_str(), r.text.as_str()))
+                .collect();
+            j.features(&texts)
+                .map_err(|e| RunError(format!("judge: MAUVE features: {e}")))?
+        }
+        None => {
+            let ids = rows
+                .iter()
+                .map(|r| {
+                    let mut ids = tokenizer.encode(&r.prompt)?;
+                    ids.extend(tokenizer.encode(&r.text)?);
+                    Ok(ids)
+                })
+                .collect::<Result<Vec<_>, minigpt_tokenizer::TokenizerError>>()
+                .map_err(|e| RunError(format!("MAUVE features: {e}")))?;
+            last_hidden_features(model, &ids)
+                .map_err(|e| RunError(format!("MAUVE features: {e}")))?
+        }
+    };
+    Ok(rows
+        .iter()
+        .zip(vectors)
+        .map(|(r, v)| FeatureRecord::of(r, &plan.feature_model, v))
+        .collect())
+}
+
+/// `records` in the order of `rows`, one per row; records of rows not in `rows` (a batch cut
+/// short by a kill before its CSV write) are dropped.
+fn in_row_order<T: Keyed>(records: Vec<T>, rows: &[GenerationRow]) -> Vec<T> {
+    let mut by_key: HashMap<RowKey, T> = records.into_iter().map(|r| (r.key(), r)).collect();
+    rows.iter()
+        .filter_map(|r| by_key.remove(&r.key()))
+        .collect()
 }
 
 /// `text` cut to its first `budget` characters (whole when there is no budget): the token that
@@ -546,6 +615,7 @@ fn generate(
         .map_err(|e| RunError(format!("generation failed: {e}")))?;
         let batch_seconds = t0.elapsed().as_secs_f64();
         let mut chunk = vec![];
+        let mut token_records = vec![];
         for (i, (r, g)) in batch.iter().zip(&gens).enumerate() {
             if !wanted[i] {
                 continue;
@@ -562,8 +632,23 @@ fn generate(
             } else {
                 last_token_at[i]
             };
-            chunk.push(generation_row(plan, r, seeds[i], &text, g, judged, secs));
+            let row = generation_row(plan, r, seeds[i], &text, g, judged, secs);
+            token_records.push(TokenRecord::of(
+                &row,
+                &g.tokens,
+                token_texts(tokenizer, &g.tokens),
+                &g.logprobs,
+                &g.sampling_logprobs,
+                &g.entropies,
+            ));
+            chunk.push(row);
             progress.tokens += g.tokens.len();
+        }
+        // The batch's records, then its rows: a row in the CSV always has its records.
+        out.append_jsonl(TOKENS, &token_records)?;
+        if plan.references.is_some() {
+            let feats = features(plan, &chunk, model, tokenizer, judge.as_deref_mut())?;
+            out.append_jsonl(FEATURES, &feats)?;
         }
         // One write per batch, each record complete.
         file.append(&chunk)?;
@@ -575,9 +660,19 @@ fn generate(
         on_progress(&progress);
     }
     file.finish()?;
+    let mut human = (vec![], vec![], vec![]);
     if let (Some(refs), false) = (&plan.references, interrupted) {
-        let human = human_rows(plan, refs, &prompt_ids, model, tokenizer, judge)?;
-        out.write_human(&human)?;
+        let (rows, tokens) = human_rows(
+            plan,
+            refs,
+            &prompt_ids,
+            model,
+            tokenizer,
+            judge.as_deref_mut(),
+        )?;
+        let feats = features(plan, &rows, model, tokenizer, judge)?;
+        out.write_human(&rows)?;
+        human = (rows, tokens, feats);
     }
     let mut records = out.read_generations()?;
     if packed && !interrupted {
@@ -591,6 +686,21 @@ fn generate(
         if !records.is_sorted_by_key(at) {
             records.sort_by_cached_key(at); // stable: rows of other grids (--force) stay first
             out.write_generations(&records)?;
+        }
+    }
+    if !interrupted {
+        // One record per row, in the CSV's order, then the human rows' records.
+        let (human_rows, human_tokens, human_feats) = human;
+        let all_rows: Vec<GenerationRow> = records.iter().chain(&human_rows).cloned().collect();
+        let mut tokens = out.read_tokens()?;
+        tokens.retain(|t| t.strategy != HUMAN);
+        tokens.extend(human_tokens);
+        out.write_jsonl(TOKENS, &in_row_order(tokens, &all_rows))?;
+        if plan.references.is_some() {
+            let mut feats = out.read_features()?;
+            feats.retain(|f| f.strategy != HUMAN);
+            feats.extend(human_feats);
+            out.write_jsonl(FEATURES, &in_row_order(feats, &all_rows))?;
         }
     }
     out.write_summary(&records)?;

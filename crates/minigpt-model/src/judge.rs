@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use minigpt_decode::Judge;
+use minigpt_decode::{Judge, last_hidden_features};
 use minigpt_tokenizer::Tokenizer;
 
 use crate::lm::GptLm;
@@ -23,5 +23,17 @@ impl Judge for GptJudge {
         let p = self.tok.encode(prompt).map_err(|e| e.to_string())?;
         let c = self.tok.encode(continuation).map_err(|e| e.to_string())?;
         Ok(continuation_perplexity(&self.lm, &p, &c))
+    }
+
+    fn features(&mut self, texts: &[(&str, &str)]) -> Result<Vec<Vec<f32>>, String> {
+        let ids = texts
+            .iter()
+            .map(|(p, c)| {
+                let mut ids = self.tok.encode(p).map_err(|e| e.to_string())?;
+                ids.extend(self.tok.encode(c).map_err(|e| e.to_string())?);
+                Ok(ids)
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        last_hidden_features(&mut self.lm, &ids).map_err(|e| e.to_string())
     }
 }

@@ -82,8 +82,14 @@ pub fn run(args: RunArgs) -> Result<()> {
         &cx,
         judge.as_mut(),
     )?;
+    // The files written, as the folder holds them.
+    let files = if plan.references.is_some() {
+        "generations.csv, human.csv, tokens.jsonl, features.jsonl, summary.csv, plots/"
+    } else {
+        "generations.csv, tokens.jsonl, summary.csv, plots/"
+    };
     eprintln!(
-        "{} {} rows ({} generated now in {} model batches, {} already there) in {}: generations.csv, summary.csv, plots/",
+        "{} {} rows ({} generated now in {} model batches, {} already there) in {}: {files}",
         if outcome.interrupted {
             "interrupted after"
         } else {

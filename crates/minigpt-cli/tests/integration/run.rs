@@ -227,13 +227,14 @@ fn csv_has_the_documented_columns_one_row_per_cell_and_sample_and_recomputable_m
     let summary = records(&out.join("summary.csv"));
     assert_eq!(summary.len(), 1 + 6);
     assert_eq!(&summary[1][..4], ["tiny-char-gelu", "greedy", "", "6"]);
-    // The metrics, then a 95 % bootstrap interval for each but the timings.
+    // The metrics, then a 95 % bootstrap interval for each but the timings and MAUVE (a
+    // distribution-level figure: resampled duplicates would form their own k-means clusters).
     let mut want = header::<minigpt_eval::SummaryRow>();
     let metrics: Vec<&str> = minigpt_eval::SummaryRow::default()
         .metrics()
         .iter()
         .map(|(n, _)| *n)
-        .filter(|n| !n.contains("seconds") && !n.contains("tokens_per_s"))
+        .filter(|n| !n.contains("seconds") && !n.contains("tokens_per_s") && *n != "mauve")
         .collect();
     for m in &metrics {
         want.push(format!("{m}_lo"));
@@ -330,6 +331,17 @@ fn killed_runs_resume_to_the_uninterrupted_result() {
         .unwrap();
     std::io::Write::write_all(&mut f, b"tiny-char-gelu,2,top_p_0.9,1,5,123,\"it is the").unwrap();
     drop(f);
+    // And a torn per-token record.
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(parts.join("tokens.jsonl"))
+        .unwrap();
+    std::io::Write::write_all(
+        &mut f,
+        b"{\"model\":\"tiny-char-gelu\",\"prompt_id\":2,\"str",
+    )
+    .unwrap();
+    drop(f);
     run_ok(&[
         "run",
         "--config",
@@ -347,6 +359,15 @@ fn killed_runs_resume_to_the_uninterrupted_result() {
         })
         .collect();
     assert_eq!(keys.len(), got.len() - 1, "duplicate rows");
+    // The per-token records: one per row, in the CSV's order, the same as the uninterrupted
+    // run's; no MAUVE features without human references.
+    let tokens = std::fs::read_to_string(parts.join("tokens.jsonl")).unwrap();
+    assert_eq!(tokens.lines().count(), got.len() - 1);
+    assert_eq!(
+        tokens,
+        std::fs::read_to_string(whole.join("tokens.jsonl")).unwrap()
+    );
+    assert!(!parts.join("features.jsonl").exists());
 }
 
 #[test]
@@ -925,6 +946,151 @@ strategies = ["greedy", "top_p_0.9"]
     let last = summary.last().unwrap();
     assert_eq!((last[0].as_str(), last[1].as_str()), ("human", "human"));
     assert_eq!(summary.len(), 1 + 2 + 1, "greedy, top_p at 1.0, human");
+    // MAUVE of each generated cell against the human continuations, from the named model.
+    let at = |c: &str| summary[0].iter().position(|h| h == c).unwrap();
+    for r in &summary[1..3] {
+        let m: f64 = r[at("mauve")].parse().unwrap();
+        assert!((0.0..=1.0).contains(&m), "{m}");
+        assert_eq!(r[at("mauve_features")], "tiny-char-gelu");
+    }
+    assert_eq!(
+        (
+            last[at("mauve")].as_str(),
+            last[at("mauve_features")].as_str()
+        ),
+        ("", "")
+    );
+
+    // Per-token records, one per generated and human row, keyed like generations.csv.
+    let gens = records(&out.join("generations.csv"));
+    let jsonl = |dir: &Path, name: &str| -> Vec<serde_json::Value> {
+        std::fs::read_to_string(dir.join(name))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let tokens = jsonl(&out, "tokens.jsonl");
+    assert_eq!(tokens.len(), gens.len() - 1 + rows.len());
+    for (t, r) in tokens.iter().zip(gens[1..].iter().chain(rows)) {
+        let key = |c: &str| t[c].to_string().trim_matches('"').to_string();
+        for c in ["model", "prompt_id", "strategy", "sample"] {
+            assert_eq!(key(c), r[col(c)], "{c}");
+        }
+        assert_eq!(opt(t["temperature"].as_f64()), r[col("temperature")]);
+        let f = |c: &str| -> Vec<f64> {
+            t[c].as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap())
+                .collect()
+        };
+        let (lps, sampled) = (f("logprobs"), f("sampled_logprobs"));
+        let n: usize = r[col("n_tokens")].parse().unwrap();
+        assert_eq!(
+            (
+                t["ids"].as_array().unwrap().len(),
+                lps.len(),
+                f("entropies").len()
+            ),
+            (n, n, n)
+        );
+        // One character per token: the token texts spell the row's text.
+        let texts: Vec<&str> = t["texts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        assert_eq!(texts.concat(), r[col("text")]);
+        let mean: f64 = r[col("mean_logprob")].parse().unwrap();
+        assert!((lps.iter().sum::<f64>() / n as f64 - mean).abs() < 1e-5);
+        match r[col("strategy")].as_str() {
+            // A choice with no draw; human text is read, not sampled.
+            "greedy" => assert!(sampled.iter().all(|&s| s == 0.0)),
+            "human" => assert!(sampled.is_empty()),
+            // Top-p at temperature 1 renormalises the nucleus: no kept token loses probability.
+            _ => {
+                assert_eq!(sampled.len(), n);
+                assert!(
+                    lps.iter()
+                        .zip(&sampled)
+                        .all(|(l, s)| s + 1e-6 >= *l && *s <= 0.0)
+                );
+                assert!(lps.iter().zip(&sampled).any(|(l, s)| s - l > 1e-3));
+            }
+        }
+    }
+    // MAUVE's features: one vector of the model's width (32) per row, human rows included.
+    let features = jsonl(&out, "features.jsonl");
+    assert_eq!(features.len(), tokens.len());
+    for f in &features {
+        assert_eq!(f["features"].as_array().unwrap().len(), 32);
+        assert_eq!(f["feature_model"], "tiny-char-gelu");
+    }
+
+    // With a judge, MAUVE's features come from it, and it is named.
+    let judged = d.join("judged.toml");
+    let judge = root().join("tests/fixtures/tiny-gpt2");
+    std::fs::write(
+        &judged,
+        format!(
+            "{}\n[judge]\npath = \"{}\"\n",
+            std::fs::read_to_string(d.join("sweep.toml")).unwrap(),
+            judge.display()
+        ),
+    )
+    .unwrap();
+    let out_j = d.join("out-judged");
+    run_ok(&[
+        "run",
+        "--config",
+        &judged.display().to_string(),
+        "--out",
+        &out_j.display().to_string(),
+    ]);
+    let run: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out_j.join("run.json")).unwrap()).unwrap();
+    let judge_name = run["grid"]["judge"].as_str().unwrap().to_string();
+    assert_ne!(judge_name, "tiny-char-gelu");
+    let summary_j = records(&out_j.join("summary.csv"));
+    for r in &summary_j[1..3] {
+        assert_eq!(r[at("mauve_features")], judge_name);
+        assert!(!r[at("mean_coherence")].is_empty());
+    }
+    let features_j = jsonl(&out_j, "features.jsonl");
+    assert_eq!(features_j.len(), features.len());
+    for (fj, f) in features_j.iter().zip(&features) {
+        assert_eq!(fj["feature_model"].as_str(), Some(judge_name.as_str()));
+        assert_ne!(fj["features"], f["features"]);
+    }
+
+    // A run killed midway (rows, records and features cut at different points, torn last
+    // lines, no human rows or summary yet) resumes to the same files.
+    let cut = d.join("cut");
+    std::fs::create_dir_all(&cut).unwrap();
+    let keep_lines = |name: &str, n: usize, torn: &str| {
+        let text = std::fs::read_to_string(out.join(name)).unwrap();
+        let mut kept: String = text.lines().take(n).map(|l| format!("{l}\n")).collect();
+        kept.push_str(torn);
+        std::fs::write(cut.join(name), kept).unwrap();
+    };
+    std::fs::copy(out.join("run.json"), cut.join("run.json")).unwrap();
+    keep_lines("generations.csv", 1 + 5, "tiny-char-gelu,3,top_p_0.9,1,");
+    keep_lines("tokens.jsonl", 9, "{\"model\":\"tiny");
+    keep_lines("features.jsonl", 3, "{\"model\":");
+    run_ok(&["run", "--config", &cfg, "--out", &cut.display().to_string()]);
+    assert_eq!(
+        deterministic(&records(&cut.join("generations.csv"))),
+        deterministic(&gens)
+    );
+    for name in ["tokens.jsonl", "features.jsonl", "human.csv"] {
+        assert_eq!(
+            std::fs::read_to_string(cut.join(name)).unwrap(),
+            std::fs::read_to_string(out.join(name)).unwrap(),
+            "{name}"
+        );
+    }
     let plot = std::fs::read_to_string(out.join("plots/pooled_distinct_1.svg")).unwrap();
     assert!(plot.contains(">human</text>"));
 
@@ -951,6 +1117,13 @@ strategies = ["greedy", "top_p_0.9"]
     args.extend(parts.iter().map(String::as_str));
     run_ok(&args);
     assert_eq!(records(&merged.join("human.csv")), human);
+    for name in ["tokens.jsonl", "features.jsonl"] {
+        assert_eq!(
+            std::fs::read_to_string(merged.join(name)).unwrap(),
+            std::fs::read_to_string(out.join(name)).unwrap(),
+            "{name}"
+        );
+    }
     // Summary rows without the timing columns.
     let untimed = |rows: Vec<Vec<String>>| -> Vec<Vec<String>> {
         let keep: Vec<bool> = rows[0]
@@ -969,6 +1142,7 @@ strategies = ["greedy", "top_p_0.9"]
     };
     assert_eq!(
         untimed(records(&merged.join("summary.csv"))),
-        untimed(summary)
+        untimed(summary.clone())
     );
+    assert_eq!(untimed(records(&cut.join("summary.csv"))), untimed(summary));
 }

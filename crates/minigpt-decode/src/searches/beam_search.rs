@@ -162,6 +162,7 @@ impl Beam {
     fn into_generation(self, finish_reason: FinishReason, drop_last: bool) -> Generation {
         let mut g = Generation {
             sampling_entropies: vec![0.0; self.tokens.len()],
+            sampling_logprobs: vec![0.0; self.tokens.len()],
             tokens: self.tokens,
             logprobs: self.logprobs,
             entropies: self.entropies,
@@ -173,6 +174,7 @@ impl Beam {
             g.logprobs.pop();
             g.entropies.pop();
             g.sampling_entropies.pop();
+            g.sampling_logprobs.pop();
         }
         g
     }

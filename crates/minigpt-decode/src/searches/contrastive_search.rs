@@ -121,6 +121,7 @@ impl SearchStrategy for ContrastiveSearch {
             logprobs: vec![],
             entropies: vec![],
             sampling_entropies: vec![],
+            sampling_logprobs: vec![],
             finish_reason: FinishReason::Length,
         };
         if req.max_new_tokens == 0 {
@@ -190,6 +191,7 @@ impl SearchStrategy for ContrastiveSearch {
             g.logprobs.push(log_prob(&raw, tok as usize));
             g.entropies.push(entropy(&raw));
             g.sampling_entropies.push(0.0);
+            g.sampling_logprobs.push(0.0);
             seq.push(tok);
         }
         model.record_hidden(false)?;

@@ -45,6 +45,7 @@ impl TokenSelector for Greedy {
         Choice {
             token: argmax(logits),
             entropy: 0.0,
+            logprob: 0.0,
         }
     }
 }
@@ -61,7 +62,8 @@ mod tests {
             c,
             Choice {
                 token: 1,
-                entropy: 0.0
+                entropy: 0.0,
+                logprob: 0.0
             }
         );
         assert!(build(&toml::toml! { k = 1 }).is_err());

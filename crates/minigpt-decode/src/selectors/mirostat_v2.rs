@@ -146,10 +146,12 @@ impl TokenSelector for MirostatV2 {
         let token = draw(&probs, rng).unwrap_or_else(|| argmax(logits) as usize);
         self.observe(probs[token]);
         let entropy = entropy_of(&probs);
+        let logprob = probs[token].ln();
         self.probs = probs;
         Choice {
             token: token as u32,
             entropy,
+            logprob,
         }
     }
 
@@ -179,7 +181,8 @@ mod tests {
                 c,
                 Choice {
                     token: 0,
-                    entropy: 0.0
+                    entropy: 0.0,
+                    logprob: 0.0
                 }
             );
             assert!((m.mu() - (1.5 + 0.075 * step as f64)).abs() < 1e-12);

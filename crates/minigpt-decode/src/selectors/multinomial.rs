@@ -109,6 +109,7 @@ impl TokenSelector for Multinomial {
         Choice {
             token: self.ids[at],
             entropy,
+            logprob: self.probs[at].ln(),
         }
     }
 }
@@ -148,12 +149,14 @@ mod tests {
                 c,
                 Choice {
                     token: 1,
-                    entropy: 0.0
+                    entropy: 0.0,
+                    logprob: 0.0
                 }
             );
         }
         let c = Multinomial::default().select(&mut [0.0, 0.0], &mut rng);
         assert!((c.entropy - 2f64.ln()).abs() < 1e-12);
+        assert!((c.logprob - 0.5f64.ln()).abs() < 1e-12);
     }
 
     #[test]

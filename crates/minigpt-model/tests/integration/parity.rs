@@ -11,6 +11,7 @@ use std::path::PathBuf;
 
 use minigpt_decode::{
     BuildContext, FinishReason, GenerateRequest, LanguageModel, Registry, Strategy, generate,
+    last_hidden_features,
 };
 use minigpt_model::{ContextPolicy, GptLm, Target, parse_target, score};
 use safetensors::SafeTensors;
@@ -305,6 +306,35 @@ fn exact_gelu_logits(c: &Case) {
     assert!(d <= c.tol, "max |Δlogit| = {d}");
 }
 
+/// MAUVE's features against transformers' `hidden_states[-1][0, -1]` (after ln_f), for texts
+/// of 1 token to past the context (read as its last `n_positions` tokens), all in one call: on
+/// the native engine they share left-padded batches, so padding must not leak into a row.
+fn last_hidden_matches_hugging_face(c: &Case) {
+    let text = std::fs::read_to_string(fixtures().join("reference/tiny-gpt2-hidden.json")).unwrap();
+    let r: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let texts: Vec<Vec<u32>> = r["texts"].as_array().unwrap().iter().map(ids).collect();
+    let mut lm = load(c);
+    assert_eq!(
+        lm.context_len(),
+        r["n_positions"].as_u64().unwrap() as usize
+    );
+    assert!(texts.iter().any(|t| t.len() > lm.context_len()));
+    let got = last_hidden_features(&mut lm, &texts).unwrap();
+    assert_eq!(got.len(), texts.len());
+    for (i, (g, w)) in got.iter().zip(r["hidden"].as_array().unwrap()).enumerate() {
+        let w: Vec<f32> = floats(w).into_iter().map(|x| x as f32).collect();
+        let d = max_abs_diff(g, &w);
+        assert!(
+            d <= c.tol,
+            "text {i} ({} tokens): max |Δhidden| = {d}",
+            texts[i].len()
+        );
+    }
+    // A text's feature does not depend on the texts read with it.
+    let alone = last_hidden_features(&mut lm, &texts[3..4]).unwrap();
+    assert_eq!(alone[0], got[3]);
+}
+
 macro_rules! on_devices {
     ($($name:ident),*) => {
         mod cpu {
@@ -335,7 +365,8 @@ on_devices!(
     cached_equals_uncached,
     batch_equals_alone,
     refuse_policy_stops_rows_and_rebuilds,
-    beam_search_matches_hugging_face
+    beam_search_matches_hugging_face,
+    last_hidden_matches_hugging_face
 );
 
 /// The native engine's promise: a row's logits are the same bits alone, in any batch, after a
