@@ -377,6 +377,7 @@ pub(crate) mod tests {
             "self_bleu4",
             "self_bleu4_across",
             "zipf",
+            "mauve",
             "loop_share",
             "eos_share",
         ]
