@@ -110,9 +110,15 @@ impl EvalConfig {
                 dir.display()
             )));
         }
-        cfg.sweep_for(false)
-            .validate()
-            .map_err(|m| ConfigError(format!("{at}: {m}")))?;
+        // Each model's sweep, its keys named as this file names them.
+        for (side, baseline) in [("candidate", false), ("baseline", true)] {
+            cfg.sweep_for(baseline).validate().map_err(|m| {
+                ConfigError(format!(
+                    "{at}: {}",
+                    m.replace("model.device", &format!("{side}.device"))
+                ))
+            })?;
+        }
         Ok(cfg)
     }
 
@@ -160,8 +166,9 @@ pub fn compared_metrics() -> Vec<&'static str> {
 }
 
 /// Writes `comparison.csv` in `out` from the two run folders' summaries: one row per strategy
-/// × temperature of the candidate and, for each metric, the candidate's value, the baseline's
-/// and their difference. Then the plots of both models' lines.
+/// × temperature of the candidate and, for each metric, the candidate's value, the baseline's,
+/// their difference, and each side's 95 % bootstrap interval from its summary (empty where the
+/// summary has none). Then the plots of both models' lines, with their intervals.
 pub fn write_comparison(
     out: &Path,
     candidate: &RunDir,
@@ -178,13 +185,26 @@ pub fn write_comparison(
         "max_new_chars".into(),
     ];
     for m in &metrics {
-        header.extend(["candidate", "baseline", "diff"].map(|side| format!("{m}_{side}")));
+        header.extend(
+            [
+                "candidate",
+                "baseline",
+                "diff",
+                "candidate_lo",
+                "candidate_hi",
+                "baseline_lo",
+                "baseline_hi",
+            ]
+            .map(|side| format!("{m}_{side}")),
+        );
     }
     let mut records = vec![];
-    for crow in &c {
-        let brow = b
+    for cline in &c {
+        let crow = &cline.row;
+        let bline = b
             .iter()
-            .find(|r| r.strategy == crow.strategy && r.temperature == crow.temperature);
+            .find(|l| l.row.strategy == crow.strategy && l.row.temperature == crow.temperature);
+        let brow = bline.map(|l| &l.row);
         let mut rec = vec![
             crow.strategy.clone(),
             format_num(crow.temperature),
@@ -198,16 +218,16 @@ pub fn write_comparison(
             rec.push(format_num(cv));
             rec.push(format_num(bv));
             rec.push(format_num(cv.zip(bv).map(|(x, y)| x - y)));
+            for iv in [cline.interval(m), bline.and_then(|l| l.interval(m))] {
+                rec.push(format_num(iv.map(|i| i.lo)));
+                rec.push(format_num(iv.map(|i| i.hi)));
+            }
         }
         records.push(rec);
     }
     write_records(&out.join(COMPARISON), &header, &records)?;
     // Plots with both models' lines.
-    let lines: Vec<SummaryLine> = c
-        .into_iter()
-        .chain(b)
-        .map(SummaryLine::without_intervals)
-        .collect();
+    let lines: Vec<SummaryLine> = c.into_iter().chain(b).collect();
     RunDir::new(out).write_plots(&lines)
 }
 

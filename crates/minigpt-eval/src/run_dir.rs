@@ -13,6 +13,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::bootstrap::Interval;
 use crate::config::differing_keys;
 use crate::error::RunError;
 use crate::records::{FeatureRecord, Keyed, TokenRecord};
@@ -256,9 +257,41 @@ impl RunDir {
         self.read_jsonl(FEATURES)
     }
 
-    /// The rows of `summary.csv`.
-    pub fn read_summary(&self) -> Result<Vec<SummaryRow>, RunError> {
-        read_csv(&self.file(SUMMARY))
+    /// The lines of `summary.csv`: each cell's metrics and the intervals of its
+    /// `<metric>_lo` / `<metric>_hi` columns.
+    pub fn read_summary(&self) -> Result<Vec<SummaryLine>, RunError> {
+        let path = self.file(SUMMARY);
+        let mut r = csv::Reader::from_path(&path).map_err(|e| RunError::io("read", &path, e))?;
+        let head = r
+            .headers()
+            .map_err(|e| RunError::io("parse", &path, e))?
+            .clone();
+        // Metrics with an interval: the names before `_lo` where `_hi` follows.
+        let bounded: Vec<(String, usize)> = head
+            .iter()
+            .enumerate()
+            .filter_map(|(i, h)| {
+                let name = h.strip_suffix("_lo")?;
+                (head.get(i + 1) == Some(&format!("{name}_hi"))).then(|| (name.to_string(), i))
+            })
+            .collect();
+        let mut lines = vec![];
+        for rec in r.records() {
+            let rec = rec.map_err(|e| RunError::io("parse", &path, e))?;
+            let row: SummaryRow = rec
+                .deserialize(Some(&head))
+                .map_err(|e| RunError::io("parse", &path, e))?;
+            let num = |i: usize| rec.get(i).and_then(|v| v.parse::<f64>().ok());
+            let intervals = bounded
+                .iter()
+                .map(|(name, i)| {
+                    let iv = num(*i).zip(num(i + 1)).map(|(lo, hi)| Interval { lo, hi });
+                    (name.clone(), iv)
+                })
+                .collect();
+            lines.push(SummaryLine { row, intervals });
+        }
+        Ok(lines)
     }
 
     /// Rewrites `summary.csv` and the plots from the folder's generated rows (and its human

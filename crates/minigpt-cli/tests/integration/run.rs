@@ -711,6 +711,29 @@ fraction = 0.5
         let b: f64 = r[h("mean_judge_perplexity_baseline")].parse().unwrap();
         let diff: f64 = r[h("mean_judge_perplexity_diff")].parse().unwrap();
         assert!((diff - (c - b)).abs() <= 1e-9 * c.abs().max(1.0));
+        // Each side's bootstrap interval, as its own summary.csv has it, brackets its value.
+        for (side, v) in [("candidate", c), ("baseline", b)] {
+            let lo: f64 = r[h(&format!("mean_judge_perplexity_{side}_lo"))]
+                .parse()
+                .unwrap();
+            let hi: f64 = r[h(&format!("mean_judge_perplexity_{side}_hi"))]
+                .parse()
+                .unwrap();
+            assert!(lo <= v && v <= hi, "{side}: {v} not in [{lo}, {hi}]");
+            let own = records(&out.join(side).join("summary.csv"));
+            let at = |c: &str| own[0].iter().position(|x| x == c).unwrap();
+            let line = own[1..]
+                .iter()
+                .find(|l| l[1] == r[0] && l[2] == r[1])
+                .unwrap();
+            assert_eq!(
+                (opt(Some(lo)), opt(Some(hi))),
+                (
+                    line[at("mean_judge_perplexity_lo")].clone(),
+                    line[at("mean_judge_perplexity_hi")].clone()
+                )
+            );
+        }
     }
     // Every continuation of both models has a judge perplexity, and both write 24
     // characters (the character model in 24 tokens, GPT-2's tokenizer in fewer) unless the
@@ -775,6 +798,34 @@ fraction = 0.5
         assert!(err.contains(needle), "{err:?} lacks {needle:?}");
     }
     assert!(!d.join("o2").exists());
+
+    // A shifted context on a baseline that cannot shift (a Burn device): refused before any
+    // folder exists, naming the eval's own key.
+    let shifted = cfg(&base).replace(
+        "max_new_chars = 24",
+        "max_new_chars = 24\ncontext = \"shift\"",
+    );
+    let shifted = shifted.replace(
+        &format!("[baseline]\npath = \"{}\"", base.display()),
+        &format!(
+            "[baseline]\npath = \"{}\"\ndevice = \"ndarray\"",
+            base.display()
+        ),
+    );
+    assert!(shifted.contains("device = \"ndarray\""));
+    std::fs::write(&path, shifted).unwrap();
+    let o = minigpt(&[
+        "eval",
+        "--config",
+        &path.display().to_string(),
+        "--out",
+        &d.join("o3").display().to_string(),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(err.contains("baseline.device"), "{err}");
+    assert!(!d.join("o3").exists());
 }
 
 /// A config outside the repository names the standard strategies: they resolve to the
