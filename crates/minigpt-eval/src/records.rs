@@ -6,12 +6,11 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::row::{GenerationRow, RowKey};
+use crate::row::{GenerationRow, HUMAN, RowKey};
 
-/// The per-token records of one row: a line of `tokens.jsonl`. The arrays run in step, one
-/// entry per generated token.
+/// The key of the row a record belongs to, its fields named as `generations.csv`'s columns.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct TokenRecord {
+pub struct RecordKey {
     /// The row's `model`.
     pub model: String,
     /// The row's `prompt_id`.
@@ -22,6 +21,33 @@ pub struct TokenRecord {
     pub temperature: Option<f64>,
     /// The row's `sample`.
     pub sample: usize,
+}
+
+impl RecordKey {
+    /// The key of `row`.
+    pub fn of(row: &GenerationRow) -> Self {
+        Self {
+            model: row.model.clone(),
+            prompt_id: row.prompt_id,
+            strategy: row.strategy.clone(),
+            temperature: row.temperature,
+            sample: row.sample,
+        }
+    }
+
+    /// Whether the record is of a human continuation.
+    pub fn is_human(&self) -> bool {
+        self.model == HUMAN && self.strategy == HUMAN
+    }
+}
+
+/// The per-token records of one row: a line of `tokens.jsonl`. The arrays run in step, one
+/// entry per generated token.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TokenRecord {
+    /// The row (its key fields, flattened into the record).
+    #[serde(flatten)]
+    pub row: RecordKey,
     /// Token ids.
     pub ids: Vec<u32>,
     /// Each token's text (its bytes as UTF-8, a split character's bytes shown as U+FFFD).
@@ -38,16 +64,9 @@ pub struct TokenRecord {
 /// A text's MAUVE feature vector: a line of `features.jsonl`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct FeatureRecord {
-    /// The row's `model`.
-    pub model: String,
-    /// The row's `prompt_id`.
-    pub prompt_id: usize,
-    /// The row's `strategy`.
-    pub strategy: String,
-    /// The row's `temperature`.
-    pub temperature: Option<f64>,
-    /// The row's `sample`.
-    pub sample: usize,
+    /// The row (its key fields, flattened into the record).
+    #[serde(flatten)]
+    pub row: RecordKey,
     /// The model the features come from.
     pub feature_model: String,
     /// Its final-layer hidden state (after the last LayerNorm) at the text's last token.
@@ -62,17 +81,17 @@ pub trait Keyed {
 
 impl Keyed for TokenRecord {
     fn key(&self) -> RowKey {
-        RowKey::new(
-            &self.model,
-            self.prompt_id,
-            &self.strategy,
-            self.temperature,
-            self.sample,
-        )
+        self.row.key()
     }
 }
 
 impl Keyed for FeatureRecord {
+    fn key(&self) -> RowKey {
+        self.row.key()
+    }
+}
+
+impl Keyed for RecordKey {
     fn key(&self) -> RowKey {
         RowKey::new(
             &self.model,
@@ -82,17 +101,6 @@ impl Keyed for FeatureRecord {
             self.sample,
         )
     }
-}
-
-/// A record's key fields, from its row.
-fn key_fields(row: &GenerationRow) -> (String, usize, String, Option<f64>, usize) {
-    (
-        row.model.clone(),
-        row.prompt_id,
-        row.strategy.clone(),
-        row.temperature,
-        row.sample,
-    )
 }
 
 impl TokenRecord {
@@ -105,14 +113,9 @@ impl TokenRecord {
         sampled_logprobs: &[f64],
         entropies: &[f64],
     ) -> Self {
-        let (model, prompt_id, strategy, temperature, sample) = key_fields(row);
         let f32s = |v: &[f64]| v.iter().map(|&x| x as f32).collect();
         TokenRecord {
-            model,
-            prompt_id,
-            strategy,
-            temperature,
-            sample,
+            row: RecordKey::of(row),
             ids: ids.to_vec(),
             texts,
             logprobs: f32s(logprobs),
@@ -125,13 +128,8 @@ impl TokenRecord {
 impl FeatureRecord {
     /// The record of `row`'s features from `feature_model`.
     pub fn of(row: &GenerationRow, feature_model: &str, features: Vec<f32>) -> Self {
-        let (model, prompt_id, strategy, temperature, sample) = key_fields(row);
         FeatureRecord {
-            model,
-            prompt_id,
-            strategy,
-            temperature,
-            sample,
+            row: RecordKey::of(row),
             feature_model: feature_model.to_string(),
             features,
         }

@@ -87,7 +87,7 @@ pub fn summarize_lines(records: &[GenerationRow]) -> Vec<SummaryLine> {
 pub fn add_mauve(lines: &mut [SummaryLine], features: &[FeatureRecord]) -> Result<(), RunError> {
     let human: Vec<Vec<f32>> = features
         .iter()
-        .filter(|f| f.strategy == HUMAN && f.model == HUMAN)
+        .filter(|f| f.row.is_human())
         .map(|f| f.features.clone())
         .collect();
     if human.is_empty() {

@@ -693,12 +693,12 @@ fn generate(
         let (human_rows, human_tokens, human_feats) = human;
         let all_rows: Vec<GenerationRow> = records.iter().chain(&human_rows).cloned().collect();
         let mut tokens = out.read_tokens()?;
-        tokens.retain(|t| t.strategy != HUMAN);
+        tokens.retain(|t| !t.row.is_human());
         tokens.extend(human_tokens);
         out.write_jsonl(TOKENS, &in_row_order(tokens, &all_rows))?;
         if plan.references.is_some() {
             let mut feats = out.read_features()?;
-            feats.retain(|f| f.strategy != HUMAN);
+            feats.retain(|f| !f.row.is_human());
             feats.extend(human_feats);
             out.write_jsonl(FEATURES, &in_row_order(feats, &all_rows))?;
         }
