@@ -75,8 +75,9 @@ pub fn rows(n_cells: usize, n_prompts: usize, samples: usize) -> Vec<RowRef> {
 /// Shard `k` of `n` (1-based): the `k`-th of `n` contiguous, nearly equal slices of the rows.
 pub fn shard<T: Clone>(rows: &[T], k: usize, n: usize) -> Vec<T> {
     assert!(n >= 1 && (1..=n).contains(&k), "shard {k}/{n}");
-    let len = rows.len();
-    rows[(k - 1) * len / n..k * len / n].to_vec()
+    // In u128: (k − 1) × len overflows usize for shard counts near usize::MAX.
+    let at = |i: usize| (i as u128 * rows.len() as u128 / n as u128) as usize;
+    rows[at(k - 1)..at(k)].to_vec()
 }
 
 /// Parses `K/N` (1 ≤ K ≤ N).
@@ -139,6 +140,14 @@ mod tests {
         }
         assert_eq!(shard(&all, 2, 3), vec![3, 4, 5]);
         assert_eq!(parse_shard("2/4"), Ok((2, 4)));
+        // Shard counts near usize::MAX: no overflow; the last shard holds the rows.
+        let big = 1usize << 62;
+        assert_eq!(shard(&all, big, big), vec![9]);
+        assert!(shard(&all, 1, big).is_empty());
+        assert_eq!(
+            parse_shard("4611686018427387904/4611686018427387904"),
+            Ok((big, big))
+        );
         for bad in ["0/4", "5/4", "1/0", "a/b", "3"] {
             assert!(parse_shard(bad).is_err(), "{bad}");
         }

@@ -4,7 +4,7 @@
 //!
 //! Modules depend on each other in one direction: `row` and `metrics` are leaves; `config`
 //! reads `prompt_set` (the prompts and their human continuations); `summary`
-//! and `plot` read rows; `run_dir` owns the folder and its files; `sweep`, `merge` and
+//! and `plot` read rows; `run_dir` owns the folder and its files (`run_lock` its lock); `sweep`, `merge` and
 //! `compare` work through `run_dir`.
 
 pub mod bootstrap;
@@ -20,6 +20,7 @@ pub mod prompt_set;
 pub mod records;
 pub mod row;
 pub mod run_dir;
+pub mod run_lock;
 pub mod summary;
 pub mod sweep;
 

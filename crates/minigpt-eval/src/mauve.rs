@@ -64,9 +64,10 @@ pub struct Mauve {
     pub dims: usize,
 }
 
-/// The number of clusters for `n_p` and `n_q` texts: max(2, round(min / 10)).
+/// The number of clusters for `n_p` and `n_q` texts: max(2, round(min / 10)), a half rounded
+/// to even as Python's `round` does (25 texts: 2 clusters).
 pub fn buckets(n_p: usize, n_q: usize) -> usize {
-    ((n_p.min(n_q) as f64 / 10.0).round() as usize).max(2)
+    ((n_p.min(n_q) as f64 / 10.0).round_ties_even() as usize).max(2)
 }
 
 /// MAUVE of the feature vectors `p` against `q` (all of one length, neither set empty).
@@ -138,7 +139,8 @@ fn pca(rows: &[Vec<f64>], share: f64) -> (Vec<Vec<f64>>, usize) {
         sorted(SymmetricEigen::new(x.transpose() * &x))
     };
     let total: f64 = values.iter().sum();
-    if total <= 0.0 {
+    // The rows are unit vectors: a variance this small is the mean's rounding, not a difference.
+    if total <= 1e-12 * n as f64 {
         // Every text has the same features: one coordinate, all zero.
         return (vec![vec![0.0]; n], 1);
     }
@@ -352,5 +354,20 @@ mod tests {
         assert_eq!(buckets(500, 500), 50);
         assert_eq!(buckets(300, 250), 25);
         assert_eq!(buckets(3, 3), 2);
+        // Halves round to even, as Python's round: [int(round(n / 10)) for n in (25, 35, 45,
+        // 55, 65)] is [2, 4, 4, 6, 6].
+        let halves: Vec<usize> = [25, 35, 45, 55, 65].map(|n| buckets(n, 1000)).to_vec();
+        assert_eq!(halves, [2, 4, 4, 6, 6]);
+    }
+
+    /// Identical texts whose centred features are rounding noise (the mean of three 0.1s is not
+    /// 0.1) still fall in one cluster: MAUVE 1.
+    #[test]
+    fn identical_features_score_one() {
+        let v = vec![0.1f32, 0.7, 0.3, 0.2];
+        let p = vec![v.clone(); 3];
+        let q = vec![v; 5];
+        let m = mauve(&p, &q, &MauveParams::default()).unwrap();
+        assert_eq!(m.mauve, 1.0);
     }
 }

@@ -36,6 +36,9 @@ pub fn merge(parts: &[PathBuf], out: &Path, finished: &str) -> Result<Merged, Ru
     let mut human: Vec<GenerationRow> = vec![];
     let mut tokens: Vec<TokenRecord> = vec![];
     let mut features: Vec<FeatureRecord> = vec![];
+    // Each part is locked while it is read: a shard still running is refused, not half-merged.
+    let mut _locks = vec![];
+    let mut locked = HashSet::new();
     for dir in parts {
         let part = RunDir::new(dir);
         if !part.file(RUN_JSON).is_file() {
@@ -43,6 +46,11 @@ pub fn merge(parts: &[PathBuf], out: &Path, finished: &str) -> Result<Merged, Ru
                 "{} is not a run folder (no run.json)",
                 dir.display()
             )));
+        }
+        // (Once per folder: a part named twice would otherwise be held against itself.)
+        let canonical = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.clone());
+        if locked.insert(canonical) {
+            _locks.push(part.lock()?);
         }
         let info = part.read_info()?;
         if let Some(first) = &first {
@@ -95,7 +103,7 @@ pub fn merge(parts: &[PathBuf], out: &Path, finished: &str) -> Result<Merged, Ru
     info.rows_in_this_run = rows.len();
     info.finished = Some(finished.to_string());
     let run = RunDir::new(out);
-    std::fs::create_dir_all(out).map_err(|e| RunError::io("create", out, e))?;
+    let _lock = run.lock()?;
     run.write_generations(&rows)?;
     if !human.is_empty() {
         run.write_human(&human)?;

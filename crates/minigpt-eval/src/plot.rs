@@ -62,6 +62,41 @@ fn nice_step(span: f64, n: f64) -> f64 {
     f * mag
 }
 
+/// The most ticks an axis gets.
+const MAX_TICKS: usize = 24;
+
+/// An axis' ticks over `[lo, hi]`: the multiples of a nice step, found by index (never by
+/// adding the step, which vanishes in rounding next to values like 1e31) and at most
+/// [`MAX_TICKS`], with their labels.
+fn ticks(lo: f64, hi: f64) -> Vec<(f64, String)> {
+    let step = nice_step(hi - lo, 6.0);
+    let first = (lo / step).ceil();
+    (0..MAX_TICKS)
+        .map(|i| (first + i as f64) * step)
+        .take_while(|&v| v <= hi + step * 1e-9)
+        .map(|v| {
+            let label = if !(1e-4..1e6).contains(&step) {
+                format!("{v:.2e}")
+            } else if step >= 1.0 {
+                format!("{v:.0}")
+            } else {
+                let digits = (-step.log10().floor()) as usize;
+                format!("{v:.digits$}")
+            };
+            (v, label)
+        })
+        .collect()
+}
+
+/// `[lo, hi]` widened to a drawable span: by `share` of its width, and at least by a part in
+/// 1e9 of its magnitude (so it stays wider than rounding) and by `floor`.
+fn widen(lo: f64, hi: f64, share: f64, floor: f64) -> (f64, f64) {
+    let pad = ((hi - lo) * share)
+        .max(lo.abs().max(hi.abs()) * 1e-9)
+        .max(floor);
+    (lo - pad, hi + pad)
+}
+
 fn esc(t: &str) -> String {
     t.replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -74,6 +109,7 @@ pub fn line_chart(title: &str, y_label: &str, series: &[Series]) -> String {
     let xs: Vec<f64> = series
         .iter()
         .flat_map(|s| s.points.iter().filter_map(|p| p.0))
+        .filter(|x| x.is_finite())
         .collect();
     let ys: Vec<f64> = series
         .iter()
@@ -89,8 +125,8 @@ pub fn line_chart(title: &str, y_label: &str, series: &[Series]) -> String {
     if !x0.is_finite() {
         (x0, x1) = (0.0, 1.0);
     }
-    if x1 - x0 < 1e-9 {
-        (x0, x1) = (x0 - 0.5, x1 + 0.5);
+    if x1 - x0 < 1e-9 * x0.abs().max(1.0) {
+        (x0, x1) = widen(x0, x1, 0.0, 0.5);
     }
     let (mut y0, mut y1) = ys.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |a, &y| {
         (a.0.min(y), a.1.max(y))
@@ -98,8 +134,7 @@ pub fn line_chart(title: &str, y_label: &str, series: &[Series]) -> String {
     if !y0.is_finite() {
         (y0, y1) = (0.0, 1.0);
     }
-    let pad = ((y1 - y0) * 0.08).max(1e-6);
-    let (y0, y1) = (y0 - pad, y1 + pad);
+    let (y0, y1) = widen(y0, y1, 0.08, 1e-6);
     let pw = w - left - right;
     let ph = h - top - bottom;
     let px = |x: f64| left + (x - x0) / (x1 - x0) * pw;
@@ -116,16 +151,8 @@ pub fn line_chart(title: &str, y_label: &str, series: &[Series]) -> String {
         left + pw / 2.0,
         esc(title)
     );
-    let ystep = nice_step(y1 - y0, 6.0);
-    let mut v = (y0 / ystep).ceil() * ystep;
-    while v <= y1 + 1e-12 {
+    for (v, label) in ticks(y0, y1) {
         let yy = py(v);
-        let label = if ystep >= 1.0 {
-            format!("{v:.0}")
-        } else {
-            let digits = (-ystep.log10().floor()) as usize;
-            format!("{v:.digits$}")
-        };
         let _ = writeln!(
             s,
             r##"<line x1="{left}" y1="{yy:.1}" x2="{:.1}" y2="{yy:.1}" stroke="#e5e5e5"/><text x="{:.1}" y="{:.1}" text-anchor="end">{label}</text>"##,
@@ -133,24 +160,15 @@ pub fn line_chart(title: &str, y_label: &str, series: &[Series]) -> String {
             left - 6.0,
             yy + 4.0
         );
-        v += ystep;
     }
-    let xstep = nice_step(x1 - x0, 6.0);
-    let mut v = (x0 / xstep).ceil() * xstep;
-    while v <= x1 + 1e-12 {
+    for (v, label) in ticks(x0, x1) {
         let xx = px(v);
-        let digits = if xstep >= 1.0 {
-            0
-        } else {
-            (-xstep.log10().floor()) as usize
-        };
         let _ = writeln!(
             s,
-            r##"<line x1="{xx:.1}" y1="{top}" x2="{xx:.1}" y2="{:.1}" stroke="#e5e5e5"/><text x="{xx:.1}" y="{:.1}" text-anchor="middle">{v:.digits$}</text>"##,
+            r##"<line x1="{xx:.1}" y1="{top}" x2="{xx:.1}" y2="{:.1}" stroke="#e5e5e5"/><text x="{xx:.1}" y="{:.1}" text-anchor="middle">{label}</text>"##,
             top + ph,
             top + ph + 16.0
         );
-        v += xstep;
     }
     let _ = writeln!(
         s,
@@ -388,5 +406,40 @@ mod tests {
             .collect();
         assert_eq!(dotted.len(), 2, "the reference line and its legend");
         assert!(dotted.iter().all(|l| l.contains("stroke=\"black\"")));
+    }
+
+    /// Huge values (1e31, where adding a tick step is lost in rounding, and 1e300) and huge
+    /// temperatures draw finite axes with a bounded number of ticks, and skip non-finite values.
+    #[test]
+    fn huge_and_non_finite_values_draw_bounded_axes() {
+        for big in [1e31, 1e300, f64::MAX / 4.0] {
+            let series = [
+                Series {
+                    label: "a".into(),
+                    points: vec![(Some(0.5), big), (Some(1.0), big), (Some(big), f64::NAN)],
+                    bars: vec![],
+                    reference: false,
+                },
+                Series {
+                    label: "b".into(),
+                    points: vec![(Some(1.0), f64::INFINITY), (None, big * 0.5)],
+                    bars: vec![],
+                    reference: false,
+                },
+            ];
+            let svg = line_chart("t", "y", &series);
+            assert!(!svg.contains("NaN") && !svg.contains("inf"), "{big}: {svg}");
+            let grid = svg.matches(r##"stroke="#e5e5e5""##).count();
+            assert!(
+                (2..=2 * MAX_TICKS).contains(&grid),
+                "{big}: {grid} grid lines"
+            );
+            // The finite points are drawn.
+            assert!(svg.contains("<circle"));
+        }
+        // Ticks by index near 1e31: a step of 2e24 added to 1e31 would be lost.
+        let t = ticks(1e31, 1e31 + 1e25);
+        assert!(t.len() >= 2 && t.len() <= MAX_TICKS, "{t:?}");
+        assert!(t.windows(2).all(|w| w[1].0 > w[0].0));
     }
 }

@@ -18,6 +18,7 @@ use crate::config::differing_keys;
 use crate::error::RunError;
 use crate::records::{FeatureRecord, Keyed, TokenRecord};
 use crate::row::{GenerationRow, RowKey, SummaryRow, format_num};
+use crate::run_lock::{LOCK_FILE, RunLock};
 use crate::summary::SummaryLine;
 
 /// The generated rows.
@@ -95,6 +96,26 @@ impl RunDir {
         &self.path
     }
 
+    /// Creates the folder if needed and locks it for this process ([`RunLock`]); refuses a
+    /// folder that holds other files but no run, and a folder another process holds.
+    pub fn lock(&self) -> Result<RunLock, RunError> {
+        let out = &self.path;
+        if out.exists() && !self.file(RUN_JSON).is_file() {
+            let foreign = std::fs::read_dir(out)
+                .map_err(|e| RunError::io("read", out, e))?
+                .filter_map(Result::ok)
+                .any(|e| e.file_name() != LOCK_FILE);
+            if foreign {
+                return Err(RunError(format!(
+                    "{} exists and is not a minigpt run folder (no run.json): choose another --out",
+                    out.display()
+                )));
+            }
+        }
+        std::fs::create_dir_all(out).map_err(|e| RunError::io("create", out, e))?;
+        RunLock::acquire(out)
+    }
+
     /// The path of a file in the folder.
     pub fn file(&self, name: &str) -> PathBuf {
         self.path.join(name)
@@ -103,48 +124,40 @@ impl RunDir {
     /// Opens the folder for a run with `info`: a new or empty folder gets `run.json` and the
     /// CSV header; a run of the same grid is resumed (its torn last record cut off); one of a
     /// different grid is refused, naming the keys that differ, unless `force`. Returns the
-    /// keys of the rows already there.
-    pub fn prepare(&self, info: &RunInfo, force: bool) -> Result<HashSet<RowKey>, RunError> {
+    /// keys of the rows already there and the folder's lock, to hold until the run ends.
+    pub fn prepare(
+        &self,
+        info: &RunInfo,
+        force: bool,
+    ) -> Result<(HashSet<RowKey>, RunLock), RunError> {
         let out = &self.path;
-        if out.exists() {
-            if !self.file(RUN_JSON).is_file() {
-                let empty = std::fs::read_dir(out)
-                    .map_err(|e| RunError::io("read", out, e))?
-                    .next()
-                    .is_none();
-                if !empty {
-                    return Err(RunError(format!(
-                        "{} exists and is not a minigpt run folder (no run.json): choose another --out",
-                        out.display()
-                    )));
-                }
-            } else {
-                let old = self.read_info()?;
-                let keys = differing_keys(&old.grid, &info.grid);
-                if !keys.is_empty() && !force {
-                    return Err(RunError(format!(
-                        "{} holds a run of a different config (differs in: {}): use another --out, or --force to add to it",
-                        out.display(),
-                        keys.join(", ")
-                    )));
-                }
+        let lock = self.lock()?;
+        if self.file(RUN_JSON).is_file() {
+            let old = self.read_info()?;
+            let keys = differing_keys(&old.grid, &info.grid);
+            if !keys.is_empty() && !force {
+                return Err(RunError(format!(
+                    "{} holds a run of a different config (differs in: {}): use another --out, or --force to add to it",
+                    out.display(),
+                    keys.join(", ")
+                )));
             }
         }
-        std::fs::create_dir_all(out).map_err(|e| RunError::io("create", out, e))?;
         self.write_info(info)?;
         for name in [TOKENS, FEATURES] {
             self.repair_jsonl(name)?;
         }
         let gens = self.file(GENERATIONS);
-        if gens.is_file() {
-            Ok(read_generations(&gens, true)?
+        let done = if gens.is_file() {
+            read_generations(&gens, true)?
                 .iter()
                 .map(GenerationRow::key)
-                .collect())
+                .collect()
         } else {
             self.write_generations(&[])?;
-            Ok(HashSet::new())
-        }
+            HashSet::new()
+        };
+        Ok((done, lock))
     }
 
     /// Reads `run.json`.
@@ -298,9 +311,10 @@ impl RunDir {
     /// rows): each cell's metrics, then the bootstrap interval of each as `<metric>_lo` and
     /// `<metric>_hi`.
     pub fn write_summary(&self, generations: &[GenerationRow]) -> Result<(), RunError> {
+        let human = self.read_human()?;
         let mut lines = crate::summary::summarize_lines(generations);
-        lines.extend(crate::summary::summarize_lines(&self.read_human()?));
-        crate::summary::add_mauve(&mut lines, &self.read_features()?)?;
+        lines.extend(crate::summary::summarize_lines(&human));
+        crate::summary::add_mauve(&mut lines, generations, &human, &self.read_features()?)?;
         let mut head = header::<SummaryRow>();
         let names: Vec<String> = lines
             .first()

@@ -1,7 +1,7 @@
 //! `summary.csv`: one row per model × strategy × temperature, with pooled metrics (the
 //! README's "Experiments") and the means of the per-row metrics.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use crate::bootstrap::{CellStats, Interval};
 use crate::error::RunError;
@@ -82,41 +82,58 @@ pub fn summarize_lines(records: &[GenerationRow]) -> Vec<SummaryLine> {
 }
 
 /// Sets each generated cell's `mauve` (and `mauve_features`) from the rows' feature records:
-/// the cell's texts against the human continuations (the `human` records), with the reference
-/// algorithm's defaults ([`MauveParams::default`]). Cells stay empty without human features.
-pub fn add_mauve(lines: &mut [SummaryLine], features: &[FeatureRecord]) -> Result<(), RunError> {
-    let human: Vec<Vec<f32>> = features
-        .iter()
-        .filter(|f| f.row.is_human())
-        .map(|f| f.features.clone())
-        .collect();
-    if human.is_empty() {
-        return Ok(());
-    }
-    for line in lines.iter_mut().filter(|l| l.row.model != HUMAN) {
-        let cell = RowKey::new(
-            &line.row.model,
-            0,
-            &line.row.strategy,
-            line.row.temperature,
-            0,
-        );
-        let of_cell: Vec<&FeatureRecord> = features
+/// the cell's texts against the human continuations, with the reference algorithm's defaults
+/// ([`MauveParams::default`]). Only records of the given rows count (a kill can leave records
+/// of rows the CSV lacks), and a cell stays empty unless every one of its rows and every human
+/// row has a record from one feature model (a folder begun before features were recorded, or
+/// extended with `--force` under another judge, gets no mixed or partial MAUVE).
+pub fn add_mauve(
+    lines: &mut [SummaryLine],
+    generations: &[GenerationRow],
+    human: &[GenerationRow],
+    features: &[FeatureRecord],
+) -> Result<(), RunError> {
+    let by_key: HashMap<RowKey, &FeatureRecord> = features.iter().map(|f| (f.key(), f)).collect();
+    // All of the rows' records, if each has one from one feature model.
+    let records_of = |rows: &[&GenerationRow]| -> Option<Vec<&FeatureRecord>> {
+        let recs: Vec<&FeatureRecord> = rows
             .iter()
-            .filter(|f| f.key().cell() == cell.cell())
+            .map(|r| by_key.get(&r.key()).copied())
+            .collect::<Option<_>>()?;
+        let model = &recs.first()?.feature_model;
+        recs.iter()
+            .all(|f| &f.feature_model == model)
+            .then_some(recs)
+    };
+    let Some(human) = records_of(&human.iter().collect::<Vec<_>>()) else {
+        return Ok(());
+    };
+    let model = human[0].feature_model.clone();
+    let q: Vec<Vec<f32>> = human.iter().map(|f| f.features.clone()).collect();
+    for line in lines.iter_mut().filter(|l| l.row.model != HUMAN) {
+        let r = &line.row;
+        let cell = RowKey::new(&r.model, 0, &r.strategy, r.temperature, 0);
+        let rows: Vec<&GenerationRow> = generations
+            .iter()
+            .filter(|g| g.key().cell() == cell.cell())
             .collect();
-        let Some(first) = of_cell.first() else {
+        let Some(recs) = records_of(&rows) else {
             continue;
         };
-        let p: Vec<Vec<f32>> = of_cell.iter().map(|f| f.features.clone()).collect();
-        let m = mauve(&p, &human, &MauveParams::default()).map_err(|e| {
+        if recs[0].feature_model != model {
+            continue;
+        }
+        let p: Vec<Vec<f32>> = recs.iter().map(|f| f.features.clone()).collect();
+        let m = mauve(&p, &q, &MauveParams::default()).map_err(|e| {
             RunError(format!(
-                "MAUVE of {} at temperature {:?}: {e}",
-                line.row.strategy, line.row.temperature
+                "MAUVE of {} / {} at temperature {}: {e}",
+                r.model,
+                r.strategy,
+                crate::row::format_num(r.temperature)
             ))
         })?;
         line.row.mauve = Some(m.mauve);
-        line.row.mauve_features = first.feature_model.clone();
+        line.row.mauve_features = model.clone();
     }
     Ok(())
 }
@@ -370,5 +387,56 @@ mod tests {
         assert_eq!(out[1].self_bleu4_across, None, "no other prompt");
         assert_eq!(out[1].pooled_rep_3, None);
         assert_eq!(out[1].temperature, None);
+    }
+
+    /// MAUVE counts the given rows' records only, and only when every row of the cell and
+    /// every human row has one from one feature model.
+    #[test]
+    fn mauve_uses_complete_records_of_the_rows_only() {
+        let gens: Vec<GenerationRow> = (0..4)
+            .map(|i| row(i, "s", Some(1.0), "a b", "length"))
+            .collect();
+        let human: Vec<GenerationRow> = (0..4)
+            .map(|i| GenerationRow {
+                model: HUMAN.into(),
+                strategy: HUMAN.into(),
+                temperature: None,
+                ..row(i, HUMAN, None, "c d", "length")
+            })
+            .collect();
+        let rec =
+            |r: &GenerationRow, fm: &str, x: f32| FeatureRecord::of(r, fm, vec![x, 1.0 - x, 0.5]);
+        let mut feats: Vec<FeatureRecord> = gens
+            .iter()
+            .enumerate()
+            .map(|(i, r)| rec(r, "f", i as f32 / 4.0))
+            .chain(
+                human
+                    .iter()
+                    .enumerate()
+                    .map(|(i, r)| rec(r, "f", 0.9 - i as f32 / 8.0)),
+            )
+            .collect();
+        let mauve_of = |feats: &[FeatureRecord]| {
+            let mut lines = summarize_lines(&gens);
+            add_mauve(&mut lines, &gens, &human, feats).unwrap();
+            (lines[0].row.mauve, lines[0].row.mauve_features.clone())
+        };
+        let (full, named) = mauve_of(&feats);
+        assert!(full.is_some_and(|m| (0.0..=1.0).contains(&m)));
+        assert_eq!(named, "f");
+        // A stray record (a row of another sample the CSV lacks) changes nothing.
+        let mut stray = gens[0].clone();
+        stray.sample = 7;
+        feats.push(rec(&stray, "f", 0.0));
+        assert_eq!(mauve_of(&feats), (full, "f".to_string()));
+        // A row without its record, or records of another feature model: no MAUVE.
+        let missing: Vec<FeatureRecord> = feats[1..].to_vec();
+        assert_eq!(mauve_of(&missing), (None, String::new()));
+        let mut mixed = feats.clone();
+        mixed[2] = rec(&gens[2], "g", 0.5);
+        assert_eq!(mauve_of(&mixed), (None, String::new()));
+        // No human records: no MAUVE.
+        assert_eq!(mauve_of(&feats[..4]), (None, String::new()));
     }
 }

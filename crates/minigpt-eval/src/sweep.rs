@@ -103,6 +103,10 @@ fn load_strategies(
         .collect()
 }
 
+/// The most rows one run's grid may have (its row list and key set are held in memory: about
+/// 100 bytes a row).
+pub const MAX_GRID_ROWS: usize = 10_000_000;
+
 impl Plan {
     /// Resolves a config into its grid: loads the strategies it names (`config_path` is for
     /// errors), builds the cells and rows (all, or shard `k` of `n`) and the fingerprint.
@@ -131,7 +135,22 @@ impl Plan {
             ));
         }
         let cells = cells(strategies, &config.sweep.temperatures);
-        let all = rows(cells.len(), prompts.len(), config.experiment.samples);
+        // The grid's size, checked before anything is allocated for it.
+        let samples = config.experiment.samples;
+        let size = cells
+            .len()
+            .checked_mul(prompts.len())
+            .and_then(|n| n.checked_mul(samples))
+            .filter(|&n| n <= MAX_GRID_ROWS)
+            .ok_or_else(|| {
+                RunError(format!(
+                    "the grid is {} cells × {} prompts × {samples} samples, more than the {MAX_GRID_ROWS} rows one run holds: lower experiment.samples or split the prompts or strategies into several configs",
+                    cells.len(),
+                    prompts.len()
+                ))
+            })?;
+        debug_assert!(size <= MAX_GRID_ROWS);
+        let all = rows(cells.len(), prompts.len(), samples);
         let grid_rows = all.len();
         let rows = match shard_of {
             Some((k, n)) => shard(&all, k, n),
@@ -403,6 +422,22 @@ fn features<'j>(
                 .map_err(|e| RunError(format!("MAUVE features: {e}")))?
         }
     };
+    // A non-finite value would be written as JSON null and could not be read back.
+    if let Some((r, _)) = rows
+        .iter()
+        .zip(&vectors)
+        .find(|(_, v)| v.iter().any(|x| !x.is_finite()))
+    {
+        return Err(RunError(format!(
+            "MAUVE features of {} / {} at temperature {}, prompt {}, sample {}: the hidden state of {} is not finite (NaN or infinite); check the model's weights or use --dtype f32",
+            r.model,
+            r.strategy,
+            crate::row::format_num(r.temperature),
+            r.prompt_id,
+            r.sample,
+            plan.feature_model
+        )));
+    }
     Ok(rows
         .iter()
         .zip(vectors)
@@ -462,7 +497,7 @@ pub fn run(
     mut on_progress: impl FnMut(&Progress),
     stop: &dyn Fn() -> bool,
 ) -> Result<Outcome, RunError> {
-    let done = out.prepare(&plan.info(meta, None), force)?;
+    let (done, _lock) = out.prepare(&plan.info(meta, None), force)?;
     let outcome = generate(plan, out, &done, generator, &mut on_progress, stop)?;
     let finished = (!outcome.interrupted).then(utc_now);
     out.write_info(&plan.info(meta, finished))?;
@@ -660,7 +695,7 @@ fn generate(
         on_progress(&progress);
     }
     file.finish()?;
-    let mut human = (vec![], vec![], vec![]);
+    let mut human = vec![];
     if let (Some(refs), false) = (&plan.references, interrupted) {
         let (rows, tokens) = human_rows(
             plan,
@@ -671,8 +706,11 @@ fn generate(
             judge.as_deref_mut(),
         )?;
         let feats = features(plan, &rows, model, tokenizer, judge)?;
+        // The human rows' records before the rows: a folder with human.csv has them.
+        out.append_jsonl(TOKENS, &tokens)?;
+        out.append_jsonl(FEATURES, &feats)?;
         out.write_human(&rows)?;
-        human = (rows, tokens, feats);
+        human = rows;
     }
     let mut records = out.read_generations()?;
     if packed && !interrupted {
@@ -689,18 +727,12 @@ fn generate(
         }
     }
     if !interrupted {
-        // One record per row, in the CSV's order, then the human rows' records.
-        let (human_rows, human_tokens, human_feats) = human;
-        let all_rows: Vec<GenerationRow> = records.iter().chain(&human_rows).cloned().collect();
-        let mut tokens = out.read_tokens()?;
-        tokens.retain(|t| !t.row.is_human());
-        tokens.extend(human_tokens);
-        out.write_jsonl(TOKENS, &in_row_order(tokens, &all_rows))?;
+        // One record per row, in the CSV's order, then the human rows' records (the last
+        // appended of each key: the ones just computed).
+        let all_rows: Vec<GenerationRow> = records.iter().chain(&human).cloned().collect();
+        out.write_jsonl(TOKENS, &in_row_order(out.read_tokens()?, &all_rows))?;
         if plan.references.is_some() {
-            let mut feats = out.read_features()?;
-            feats.retain(|f| !f.row.is_human());
-            feats.extend(human_feats);
-            out.write_jsonl(FEATURES, &in_row_order(feats, &all_rows))?;
+            out.write_jsonl(FEATURES, &in_row_order(out.read_features()?, &all_rows))?;
         }
     }
     out.write_summary(&records)?;

@@ -74,6 +74,24 @@ pub fn run(args: EvalArgs) -> Result<()> {
             sides[0].name
         );
     }
+    // The held-out text under each model's tokenizer, checked before anything is written.
+    let mut heldout_ids = vec![];
+    if let Some(text) = &heldout {
+        for side in &sides {
+            let ids = side
+                .tok
+                .encode(text)
+                .map_err(|e| anyhow::anyhow!("{at}: heldout.file under {}: {e}", side.name))?;
+            if ids.len() < 2 {
+                bail!(
+                    "{at}: heldout.file is too short to score: {} tokens under {} (at least 2): give a longer text or a larger heldout.fraction",
+                    ids.len(),
+                    side.name
+                );
+            }
+            heldout_ids.push(ids);
+        }
+    }
     let baseline_name = crate::load::short_name(cfg.baseline.source.as_ref());
     let mut plans = vec![];
     for Side {
@@ -128,28 +146,24 @@ pub fn run(args: EvalArgs) -> Result<()> {
     }
     // Bits per byte of both models on the held-out text.
     let mut bpb_rows = vec![];
-    if let Some(text) = &heldout {
-        for Side { lm, tok, name, .. } in &sides {
-            let ids = tok.encode(text)?;
-            if ids.len() < 2 {
-                bail!("{at}: heldout: the text is too short to score");
-            }
-            let stride = (lm.config.n_positions / 2).max(1);
-            let s = score(lm, &ids, stride);
-            let bytes = tok.decode_bytes(&ids[1..]).len();
-            let v = s.bits_per_byte(bytes);
-            bpb_rows.push(BitsPerByteRow {
-                model: name.clone(),
-                tokens: ids.len(),
-                bytes,
-                bits_per_byte: Some(v),
-                stride,
-            });
-            eprintln!(
-                "{name}: {v:.4} bits per byte on the held-out text ({} tokens)",
-                ids.len()
-            );
-        }
+    for (Side { lm, tok, name, .. }, ids) in sides.iter().zip(&heldout_ids) {
+        let stride = (lm.config.n_positions / 2).max(1);
+        let s = score(lm, ids, stride);
+        let bytes = tok.decode_bytes(&ids[1..]).len();
+        let v = s.bits_per_byte(bytes);
+        bpb_rows.push(BitsPerByteRow {
+            model: name.clone(),
+            tokens: ids.len(),
+            bytes,
+            bits_per_byte: Some(v),
+            stride,
+        });
+        eprintln!(
+            "{name}: {v:.4} bits per byte on the held-out text ({} tokens)",
+            ids.len()
+        );
+    }
+    if !bpb_rows.is_empty() {
         write_bits_per_byte(&out, &bpb_rows)?;
     }
     write_comparison(
@@ -158,8 +172,14 @@ pub fn run(args: EvalArgs) -> Result<()> {
         &RunDir::new(out.join(side_dir(true))),
         cfg.experiment.max_new_chars,
     )?;
+    // The files written, as the folder holds them.
+    let bpb = if bpb_rows.is_empty() {
+        ""
+    } else {
+        "bits_per_byte.csv, "
+    };
     eprintln!(
-        "done: {} (comparison.csv, bits_per_byte.csv, plots/; each model's run in candidate/ and baseline/)",
+        "done: {} (comparison.csv, {bpb}plots/; each model's run in candidate/ and baseline/)",
         out.display()
     );
     Ok(())

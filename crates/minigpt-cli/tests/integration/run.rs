@@ -370,6 +370,49 @@ fn killed_runs_resume_to_the_uninterrupted_result() {
     assert!(!parts.join("features.jsonl").exists());
 }
 
+/// Two runs on one folder: the second exits 2 naming the first's pid while the first goes on;
+/// the first finishes with every row once.
+#[test]
+fn a_folder_in_use_is_refused_naming_its_holder() {
+    let guard = dir("locked");
+    let d = guard.path().to_path_buf();
+    // 3 prompts × 8 cells × 20 samples of 64 tokens, one row per batch: long enough to overlap.
+    let cfg = config(&d, 20, 64, 1, "0.6, 1.0, 1.4");
+    let cfg_s = cfg.display().to_string();
+    let out = d.join("out");
+    let out_s = out.display().to_string();
+    let mut first = command(&["run", "--config", &cfg_s, "--out", &out_s])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    while !out.join("generations.csv").exists() && t0.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let second = minigpt(&["run", "--config", &cfg_s, "--out", &out_s]);
+    let running = first.try_wait().unwrap().is_none();
+    let err = String::from_utf8_lossy(&second.stderr);
+    if running {
+        assert_eq!(second.status.code(), Some(2), "{err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+        assert!(err.contains(&format!("(pid {})", first.id())), "{err}");
+    }
+    assert!(first.wait().unwrap().success());
+    assert!(running, "the first run finished before the second started");
+    let rows = records(&out.join("generations.csv"));
+    let keys: HashSet<_> = rows[1..]
+        .iter()
+        .map(|r| {
+            ["model", "prompt_id", "strategy", "temperature", "sample"].map(|c| r[col(c)].clone())
+        })
+        .collect();
+    assert_eq!((keys.len(), rows.len()), (480, 481));
+    // Free again: a resume finds everything done.
+    let again = minigpt(&["run", "--config", &cfg_s, "--out", &out_s]);
+    assert!(again.status.success());
+}
+
 #[test]
 fn texts_are_the_same_across_batch_sizes_and_shards() {
     let guard = dir("shards");
@@ -562,6 +605,11 @@ fn bad_configs_exit_2_naming_file_and_key_and_leave_no_folder() {
         (
             good.replace("tiny-char-gelu", "no-such-model"),
             "no-such-model",
+        ),
+        // 10^12 samples: refused before the grid is allocated (it aborted on 216 TB).
+        (
+            good.replace("samples = 1", "samples = 1000000000000"),
+            "more than the 10000000 rows one run holds",
         ),
     ];
     // A held-out tenth (9 characters) with room for one prompt and its continuation; a JSONL file whose
@@ -826,6 +874,38 @@ fraction = 0.5
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");
     assert!(err.contains("baseline.device"), "{err}");
     assert!(!d.join("o3").exists());
+
+    // A held-out text too short to score: refused before either sweep runs.
+    std::fs::write(&path, cfg(&base).replace("heldout.txt", "short.txt")).unwrap();
+    std::fs::write(d.join("short.txt"), "to").unwrap();
+    let o = minigpt(&[
+        "eval",
+        "--config",
+        &path.display().to_string(),
+        "--out",
+        &d.join("o4").display().to_string(),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("heldout.file is too short"), "{err}");
+    assert!(!d.join("o4").exists());
+    // No [heldout]: no bits_per_byte.csv, and the closing line does not claim one.
+    let no_heldout = cfg(&base);
+    let no_heldout = &no_heldout[..no_heldout.find("[heldout]").unwrap()];
+    std::fs::write(&path, no_heldout).unwrap();
+    let o5 = d.join("o5");
+    let o = minigpt(&[
+        "eval",
+        "--config",
+        &path.display().to_string(),
+        "--out",
+        &o5.display().to_string(),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(o5.join("comparison.csv").is_file());
+    assert!(!o5.join("bits_per_byte.csv").exists());
+    assert!(!err.contains("bits_per_byte"), "{err}");
 }
 
 /// A config outside the repository names the standard strategies: they resolve to the
