@@ -497,17 +497,54 @@ pub fn run(
     mut on_progress: impl FnMut(&Progress),
     stop: &dyn Fn() -> bool,
 ) -> Result<Outcome, RunError> {
+    // The prompts and references under the model's tokenizer, checked before the folder is
+    // touched: a character the vocabulary lacks must not leave a folder behind.
+    let prompt_ids = encode_prompts(plan, generator.tokenizer)?;
     let (done, _lock) = out.prepare(&plan.info(meta, None), force)?;
-    let outcome = generate(plan, out, &done, generator, &mut on_progress, stop)?;
+    let outcome = generate(
+        plan,
+        out,
+        &done,
+        &prompt_ids,
+        generator,
+        &mut on_progress,
+        stop,
+    )?;
     let finished = (!outcome.interrupted).then(utc_now);
     out.write_info(&plan.info(meta, finished))?;
     Ok(outcome)
 }
 
+/// Each prompt's token ids (none may be empty); each reference is encoded too, so that one the
+/// tokenizer cannot read fails here, naming its prompt.
+fn encode_prompts(plan: &Plan, tokenizer: &dyn Tokenizer) -> Result<Vec<Vec<u32>>, RunError> {
+    let budget = plan.config.experiment.max_new_chars;
+    for (i, r) in plan.references.iter().flatten().enumerate() {
+        tokenizer
+            .encode(&cut_to_budget(r.clone(), budget))
+            .map_err(|e| RunError(format!("the reference of prompt {i}: {e}")))?;
+    }
+    plan.prompts
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let ids = tokenizer
+                .encode(p)
+                .map_err(|e| RunError(format!("prompt {i}: {e}")))?;
+            if ids.is_empty() {
+                return Err(RunError(format!("prompt {i} encodes to no tokens")));
+            }
+            Ok(ids)
+        })
+        .collect()
+}
+
+#[allow(clippy::too_many_arguments)]
 fn generate(
     plan: &Plan,
     out: &RunDir,
     done: &HashSet<RowKey>,
+    prompt_ids: &[Vec<u32>],
     generator: Generator<'_>,
     on_progress: &mut impl FnMut(&Progress),
     stop: &dyn Fn() -> bool,
@@ -530,20 +567,6 @@ fn generate(
         Arc::new(move |t: u32| table.get(t as usize).cloned().unwrap_or_default())
             as Arc<dyn Fn(u32) -> Vec<u8> + Send + Sync>
     });
-    let prompt_ids: Vec<Vec<u32>> = plan
-        .prompts
-        .iter()
-        .enumerate()
-        .map(|(i, p)| {
-            let ids = tokenizer
-                .encode(p)
-                .map_err(|e| RunError(format!("prompt {i}: {e}")))?;
-            if ids.is_empty() {
-                return Err(RunError(format!("prompt {i} encodes to no tokens")));
-            }
-            Ok(ids)
-        })
-        .collect::<Result<_, _>>()?;
     // Batches are fixed slices of each cell's rows in grid order (whatever this process runs):
     // a batch holds the same rows in every run, resumed or sharded, so every row sees exactly
     // the same arithmetic. A batch with any wanted row is generated whole; only its wanted
@@ -700,7 +723,7 @@ fn generate(
         let (rows, tokens) = human_rows(
             plan,
             refs,
-            &prompt_ids,
+            prompt_ids,
             model,
             tokenizer,
             judge.as_deref_mut(),

@@ -606,6 +606,11 @@ fn bad_configs_exit_2_naming_file_and_key_and_leave_no_folder() {
             good.replace("tiny-char-gelu", "no-such-model"),
             "no-such-model",
         ),
+        // A prompt character the model's vocabulary lacks: refused before the folder exists.
+        (
+            good.replace("it is the east, and", "it is the east, and €"),
+            "prompt 2:",
+        ),
         // 10^12 samples: refused before the grid is allocated (it aborted on 216 TB).
         (
             good.replace("samples = 1", "samples = 1000000000000"),
