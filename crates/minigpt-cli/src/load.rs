@@ -86,6 +86,55 @@ fn model_in(dir: Option<&Path>, target: &minigpt_model::Target) -> Result<GptLm>
     })
 }
 
+/// Files of a model folder that determine what it computes, hashed in this order when present.
+const CONTENT_FILES: [&str; 6] = [
+    "config.json",
+    "model.safetensors",
+    "tokenizer.json",
+    "vocab.json",
+    "merges.txt",
+    "char_vocab.json",
+];
+
+/// SHA-256 (hex) of the model's content: each of [`CONTENT_FILES`] in its folder (name, length,
+/// bytes), or the built-in model's config, weights and vocabulary. A run's fingerprint holds
+/// it, so a folder retrained in place or another snapshot of a repository is another grid.
+/// Streams each file (GPT-2's 548 MB take about 2 s).
+pub fn files_sha256(source: Option<&ModelSource>) -> Result<String> {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    let part = |h: &mut sha2::Sha256, name: &str, len: u64| {
+        h.update((name.len() as u64).to_le_bytes());
+        h.update(name.as_bytes());
+        h.update(len.to_le_bytes());
+    };
+    match source.map(model_dir).transpose()? {
+        None => {
+            for (name, bytes) in [
+                ("config.json", builtin::CONFIG.as_bytes()),
+                ("model.safetensors", builtin::WEIGHTS),
+                ("char_vocab.json", builtin::VOCAB.as_bytes()),
+            ] {
+                part(&mut h, name, bytes.len() as u64);
+                h.update(bytes);
+            }
+        }
+        Some(dir) => {
+            for name in CONTENT_FILES {
+                let path = dir.join(name);
+                let Ok(mut file) = std::fs::File::open(&path) else {
+                    continue;
+                };
+                let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+                part(&mut h, name, len);
+                std::io::copy(&mut file, &mut h)
+                    .with_context(|| format!("reading {}", path.display()))?;
+            }
+        }
+    }
+    Ok(format!("{:x}", h.finalize()))
+}
+
 /// The model on its device and its tokenizer.
 pub fn load(args: &ModelArgs) -> Result<(GptLm, Arc<dyn Tokenizer>)> {
     load_at(source_of(args).as_ref(), &args.device, &args.dtype)

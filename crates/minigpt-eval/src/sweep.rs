@@ -9,8 +9,8 @@ use std::time::Instant;
 
 pub use minigpt_decode::Judge;
 use minigpt_decode::{
-    BuildContext, Decoding, GenerateRequest, Generation, LanguageModel, Registry, StopStrings,
-    Strategy, decode, last_hidden_features, score_forced,
+    BuildContext, Decoding, GenerateRequest, Generation, LanguageModel, Last, Registry,
+    StopStrings, Strategy, decode, last_hidden_features, score_forced,
 };
 use minigpt_tokenizer::Tokenizer;
 use serde_json::{Value, json};
@@ -156,10 +156,19 @@ impl Plan {
             Some((k, n)) => shard(&all, k, n),
             None => all,
         };
+        // Each strategy's chain and every parameter its file gives (a chain's text shows only
+        // the main ones): two files of one name with other parameters are different grids.
         let mut chains = serde_json::Map::new();
         for (name, s) in strategies {
             let chain = s.chain(registry, cx).map_err(|e| RunError(e.to_string()))?;
-            chains.insert(name.clone(), Value::String(chain));
+            let (Last::Selector(last) | Last::Search(last)) = &s.last;
+            let plugins: Vec<Value> = s
+                .processors
+                .iter()
+                .chain([last])
+                .map(|p| json!({ "name": p.name, "params": p.params }))
+                .collect();
+            chains.insert(name.clone(), json!({ "chain": chain, "plugins": plugins }));
         }
         let e = &config.experiment;
         // Named like the config's keys, so a refusal can name what changed.
@@ -177,7 +186,11 @@ impl Plan {
         let mut fingerprint = json!({
             "experiment": experiment,
             "model": model_name,
+            "model_device": config.model.device,
+            "model_dtype": config.model.dtype,
             "judge": judge_name,
+            "judge_device": config.judge.as_ref().map(|j| &j.device),
+            "judge_dtype": config.judge.as_ref().map(|j| &j.dtype),
             "prompts": prompts,
             "sweep": {
                 "temperatures": config.sweep.temperatures,
@@ -199,6 +212,14 @@ impl Plan {
             feature_model: judge_name.unwrap_or(model_name).to_string(),
             fingerprint,
         })
+    }
+
+    /// Adds the content hashes of the model's files (weights, config and tokenizer) and the
+    /// judge's to the fingerprint (the CLI hashes them): a folder of the same name retrained
+    /// in place, or another snapshot of a repository, is another grid.
+    pub fn pin_files(&mut self, model_sha256: &str, judge_sha256: Option<&str>) {
+        self.fingerprint["model_files_sha256"] = json!(model_sha256);
+        self.fingerprint["judge_files_sha256"] = json!(judge_sha256);
     }
 
     /// The key of a row.

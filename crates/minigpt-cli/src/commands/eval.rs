@@ -93,6 +93,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
         }
     }
     let baseline_name = crate::load::short_name(cfg.baseline.source.as_ref());
+    let baseline_sha = crate::load::files_sha256(cfg.baseline.source.as_ref())?;
     let mut plans = vec![];
     for Side {
         sweep, tok, name, ..
@@ -102,7 +103,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
         let cx = BuildContext {
             encode: Some(&encode),
         };
-        plans.push(Plan::new(
+        let mut plan = Plan::new(
             sweep.clone(),
             &args.config,
             name,
@@ -111,7 +112,12 @@ pub fn run(args: EvalArgs) -> Result<()> {
             &registry,
             &cx,
             None,
-        )?);
+        )?;
+        plan.pin_files(
+            &crate::load::files_sha256(sweep.model.source.as_ref())?,
+            Some(&baseline_sha),
+        );
+        plans.push(plan);
     }
     let started = utc_now();
     for (side, plan) in sides.iter_mut().zip(&plans) {

@@ -56,7 +56,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         .judge
         .as_ref()
         .map(|j| crate::load::short_name(j.source.as_ref()));
-    let plan = Plan::new(
+    let mut plan = Plan::new(
         cfg.clone(),
         &args.config,
         &model_name,
@@ -66,6 +66,15 @@ pub fn run(args: RunArgs) -> Result<()> {
         &cx,
         shard,
     )?;
+    let judge_sha = cfg
+        .judge
+        .as_ref()
+        .map(|j| crate::load::files_sha256(j.source.as_ref()))
+        .transpose()?;
+    plan.pin_files(
+        &crate::load::files_sha256(cfg.model.source.as_ref())?,
+        judge_sha.as_deref(),
+    );
     let out = args
         .out
         .clone()

@@ -528,6 +528,55 @@ fn changed_config_is_refused_unless_forced() {
         msg.contains("6 generated now in 2 model batches, 12 already there"),
         "{msg}"
     );
+
+    // What the rows depend on beyond the config's names: the weights' dtype, and the model
+    // folder's content (a folder of the same name, changed in place).
+    let dtype = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("[model]", "[model]\ndtype = \"f16\"");
+    std::fs::write(&cfg, dtype).unwrap();
+    let refused = minigpt(&["run", "--config", &cfg_s, "--out", &out]);
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{err}");
+    assert!(err.contains("differs in: model_dtype"), "{err}");
+    let copy = d.join("tiny-char-gelu");
+    std::fs::create_dir_all(&copy).unwrap();
+    for f in ["config.json", "model.safetensors", "char_vocab.json"] {
+        std::fs::copy(
+            root().join("tests/fixtures/tiny-char-gelu").join(f),
+            copy.join(f),
+        )
+        .unwrap();
+    }
+    let moved = config(&d, 1, 8, 4, "0.8");
+    let text = std::fs::read_to_string(&moved).unwrap().replace(
+        &root()
+            .join("tests/fixtures/tiny-char-gelu")
+            .display()
+            .to_string(),
+        &copy.display().to_string(),
+    );
+    std::fs::write(&moved, text).unwrap();
+    let out2 = d.join("out2").display().to_string();
+    run_ok(&[
+        "run",
+        "--config",
+        &moved.display().to_string(),
+        "--out",
+        &out2,
+    ]);
+    let cfg_text = std::fs::read_to_string(copy.join("config.json")).unwrap();
+    std::fs::write(copy.join("config.json"), format!("{cfg_text}\n")).unwrap();
+    let refused = minigpt(&[
+        "run",
+        "--config",
+        &moved.display().to_string(),
+        "--out",
+        &out2,
+    ]);
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{err}");
+    assert!(err.contains("differs in: model_files_sha256"), "{err}");
 }
 
 #[test]
