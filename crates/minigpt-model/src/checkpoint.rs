@@ -73,6 +73,9 @@ pub fn load_weights(
 ) -> Result<Gpt, ModelError> {
     let index = TensorIndex::new(bytes, path)?;
     index.check(cfg)?;
+    for (name, _) in crate::tensor_index::expected(cfg) {
+        index.check_finite(&name, false)?;
+    }
     let l = Loader {
         index,
         device: device.clone(),

@@ -192,6 +192,30 @@ impl GptConfig {
                 return Err(format!("{name} must be at least 1"));
             }
         }
+        if self.model_type != "gpt2" {
+            return Err(format!(
+                "model_type {:?} is not supported: minigpt runs GPT-2 models (model_type \"gpt2\")",
+                self.model_type
+            ));
+        }
+        for (name, id) in [
+            ("eos_token_id", self.eos_token_id),
+            ("bos_token_id", self.bos_token_id),
+        ] {
+            if let Some(id) = id.filter(|&id| id as usize >= self.vocab_size) {
+                return Err(format!(
+                    "{name} {id} is outside the vocabulary (vocab_size {}): ids run 0..{}",
+                    self.vocab_size,
+                    self.vocab_size - 1
+                ));
+            }
+        }
+        if !(self.layer_norm_epsilon.is_finite() && self.layer_norm_epsilon > 0.0) {
+            return Err(format!(
+                "layer_norm_epsilon must be a positive finite number (got {}); GPT-2 uses 1e-5",
+                self.layer_norm_epsilon
+            ));
+        }
         if !self.n_embd.is_multiple_of(self.n_head) {
             return Err(format!(
                 "n_embd ({}) must be divisible by n_head ({})",
@@ -273,8 +297,26 @@ mod tests {
         let mut bad = c.clone();
         bad.activation_function = "relu".into();
         assert!(bad.validate().unwrap_err().contains("gelu_new"));
-        let mut bad = c;
+        let mut bad = c.clone();
         bad.tie_word_embeddings = false;
         assert!(bad.validate().is_err());
+        // Another architecture, ids beyond the vocabulary, a LayerNorm epsilon that is not a
+        // positive number: each refused, naming the key.
+        let mut bad = c.clone();
+        bad.model_type = "llama".into();
+        assert!(bad.validate().unwrap_err().contains("model_type \"llama\""));
+        let mut bad = c.clone();
+        bad.eos_token_id = Some(100);
+        assert!(bad.validate().unwrap_err().contains("eos_token_id 100"));
+        bad.eos_token_id = Some(99);
+        assert!(bad.validate().is_ok());
+        for eps in [-1e-5, 0.0, f64::NAN, f64::INFINITY] {
+            let mut bad = c.clone();
+            bad.layer_norm_epsilon = eps;
+            assert!(
+                bad.validate().unwrap_err().contains("layer_norm_epsilon"),
+                "{eps}"
+            );
+        }
     }
 }

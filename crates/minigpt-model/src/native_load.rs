@@ -52,13 +52,16 @@ pub(crate) fn native_from_bytes(
         index,
         bytes,
         mapped,
+        to_f16: dtype == DType::F16,
+        refused: None,
     };
-    Ok(NativeGpt::from_source(
-        cfg.native_config(),
-        sizes,
-        dtype,
-        &mut source,
-    ))
+    let net = NativeGpt::from_source(cfg.native_config(), sizes, dtype, &mut source);
+    // Each tensor's values are checked as it is packed (not all first: that would bring the
+    // whole file into memory at once).
+    match source.refused {
+        Some(e) => Err(e),
+        None => Ok(net),
+    }
 }
 
 /// A checked file's tensors for the engine.
@@ -66,10 +69,19 @@ struct FileSource<'a> {
     index: TensorIndex<'a>,
     bytes: &'a [u8],
     mapped: Option<&'a MappedFile>,
+    /// Whether the weights are stored as f16 (values beyond its range are refused).
+    to_f16: bool,
+    /// The first tensor refused for a non-finite (or, to f16, out-of-range) value.
+    refused: Option<ModelError>,
 }
 
 impl WeightSource for FileSource<'_> {
     fn tensor(&mut self, name: &str) -> Elements<'_> {
+        if self.refused.is_none()
+            && let Err(e) = self.index.check_finite(name, self.to_f16)
+        {
+            self.refused = Some(e);
+        }
         self.index
             .elements(name)
             .unwrap_or_else(|| panic!("{name} was checked before packing"))

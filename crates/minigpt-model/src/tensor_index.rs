@@ -10,6 +10,9 @@ use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 use crate::config::GptConfig;
 use crate::error::ModelError;
 
+/// The largest finite f16 value.
+const F16_MAX: f32 = 65504.0;
+
 /// A safetensors file's tensors, read in place.
 pub(crate) struct TensorIndex<'a> {
     views: HashMap<String, TensorView<'a>>,
@@ -23,17 +26,27 @@ impl<'a> TensorIndex<'a> {
             path: path.to_path_buf(),
             reason: format!("not a valid safetensors file (truncated or corrupt?): {e}"),
         })?;
-        let views = st
-            .tensors()
-            .into_iter()
-            .map(|(name, view)| {
-                let name = name
-                    .strip_prefix("transformer.")
-                    .unwrap_or(&name)
-                    .to_string();
-                (name, view)
-            })
-            .collect();
+        let mut views: HashMap<String, TensorView<'a>> = HashMap::new();
+        for (name, view) in st.tensors() {
+            let short = name
+                .strip_prefix("transformer.")
+                .unwrap_or(&name)
+                .to_string();
+            // Both `X` and `transformer.X`: one tensor named twice is fine, two are ambiguous.
+            if let Some(other) = views.get(&short)
+                && (other.data() != view.data()
+                    || other.dtype() != view.dtype()
+                    || other.shape() != view.shape())
+            {
+                return Err(ModelError::Weights {
+                    path: path.to_path_buf(),
+                    reason: format!(
+                        "the file holds both {short} and transformer.{short} with different values: keep one"
+                    ),
+                });
+            }
+            views.insert(short, view);
+        }
         Ok(Self {
             views,
             path: path.to_path_buf(),
@@ -106,6 +119,50 @@ impl<'a> TensorIndex<'a> {
             Dtype::F16 => Some(Elements::F16Le(data)),
             Dtype::BF16 => Some(Elements::BF16Le(data)),
             _ => None,
+        }
+    }
+
+    /// Refuses the named tensor when a value is NaN or infinite, or, when it is to be stored
+    /// as f16 (`to_f16`), beyond f16's range (±65504: it would become infinite).
+    pub(crate) fn check_finite(&self, name: &str, to_f16: bool) -> Result<(), ModelError> {
+        let Some(e) = self.elements(name) else {
+            return Ok(());
+        };
+        // Exponent bits all ones: infinite or NaN.
+        let bad_bits = |b: &[u8], width: usize, exp_mask: u16| {
+            b.chunks_exact(width)
+                .position(|c| u16::from_le_bytes([c[0], c[1]]) & exp_mask == exp_mask)
+        };
+        let (at, limit) = match e {
+            Elements::F32(v) => (v.iter().position(|x| !x.is_finite()), None),
+            Elements::F32Le(b) => {
+                let vals = b
+                    .chunks_exact(4)
+                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]));
+                let mut found = (None, None);
+                for (i, x) in vals.enumerate() {
+                    if !x.is_finite() {
+                        found = (Some(i), None);
+                        break;
+                    }
+                    if to_f16 && x.abs() > F16_MAX {
+                        found = (Some(i), Some(x));
+                        break;
+                    }
+                }
+                found
+            }
+            Elements::F16Le(b) => (bad_bits(b, 2, 0x7C00), None),
+            Elements::BF16Le(b) => (bad_bits(b, 2, 0x7F80), None),
+        };
+        match (at, limit) {
+            (None, _) => Ok(()),
+            (Some(i), None) => Err(self.bad(&format!(
+                "tensor {name} holds a non-finite value (NaN or infinity) at element {i}: the checkpoint is corrupt or its training diverged"
+            ))),
+            (Some(i), Some(x)) => Err(self.bad(&format!(
+                "tensor {name} holds {x} at element {i}, beyond f16's range (±65504): load it with --dtype f32 or bf16"
+            ))),
         }
     }
 

@@ -208,6 +208,67 @@ fn bad_checkpoints_are_clear_errors() {
     write_dir(&dir, &t);
     assert!(load_err(&dir).contains("dtype I32"));
 
+    // A NaN, an infinity (each named with its tensor), and one name under both spellings with
+    // different values; on the native engine (f32 and f16 weights) and on Burn.
+    let base: Vec<_> = fixture_tensors()
+        .into_iter()
+        .map(|(n, s, v)| (n, s, Dtype::F32, v))
+        .collect();
+    for bad in [f32::NAN, f32::INFINITY] {
+        let t: Vec<_> = base
+            .iter()
+            .map(|(n, s, d, v)| {
+                let mut v = v.clone();
+                if n == "h.1.mlp.c_fc.weight" {
+                    v[7] = bad;
+                }
+                (n.clone(), s.clone(), *d, encode(&v, *d))
+            })
+            .collect();
+        write_dir(&dir, &t);
+        for device in ["flex", "cpu"] {
+            let target = minigpt_model::parse_target(device, "f32").unwrap();
+            let e = match GptLm::load_to(&dir, &target) {
+                Ok(_) => panic!("a {bad} loaded on {device}"),
+                Err(e) => e.to_string(),
+            };
+            assert!(
+                e.contains("h.1.mlp.c_fc.weight")
+                    && e.contains("non-finite")
+                    && e.contains("element 7"),
+                "{device}: {e}"
+            );
+        }
+    }
+    // 1e5 fits f32 and bf16 but not f16: refused only when the weights are to be stored as f16.
+    let t: Vec<_> = base
+        .iter()
+        .map(|(n, s, d, v)| {
+            let mut v = v.clone();
+            if n == "wpe.weight" {
+                v[3] = 1e5;
+            }
+            (n.clone(), s.clone(), *d, encode(&v, *d))
+        })
+        .collect();
+    write_dir(&dir, &t);
+    GptLm::load_to(&dir, &minigpt_model::parse_target("cpu", "f32").unwrap()).unwrap();
+    GptLm::load_to(&dir, &minigpt_model::parse_target("cpu", "bf16").unwrap()).unwrap();
+    let e = GptLm::load_to(&dir, &minigpt_model::parse_target("cpu", "f16").unwrap())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("wpe.weight") && e.contains("f16's range"), "{e}");
+    let mut t: Vec<_> = base
+        .iter()
+        .map(|(n, s, d, v)| (n.clone(), s.clone(), *d, encode(v, *d)))
+        .collect();
+    let (n, s, d, mut b) = t.iter().find(|x| x.0 == "ln_f.bias").unwrap().clone();
+    b[0] ^= 1;
+    t.push((format!("transformer.{n}"), s, d, b));
+    write_dir(&dir, &t);
+    assert!(load_err(&dir).contains("both ln_f.bias and transformer.ln_f.bias"));
+
     // An architecture minigpt does not implement.
     let mut cfg: HashMap<String, serde_json::Value> =
         serde_json::from_str(&std::fs::read_to_string(fixture().join("config.json")).unwrap())
