@@ -51,6 +51,15 @@ impl Pipeline {
         Ok(choice)
     }
 
+    /// Each processor's [`LogitsProcessor::check_vocab`].
+    pub fn check_vocab(&self, vocab: usize) -> Result<(), String> {
+        for p in &self.processors {
+            p.check_vocab(vocab)
+                .map_err(|e| format!("{}: {e}", p.name()))?;
+        }
+        Ok(())
+    }
+
     /// Forgets per-row state.
     pub fn reset(&mut self) {
         self.processors.iter_mut().for_each(|p| p.reset());

@@ -41,6 +41,11 @@ pub trait LogitsProcessor: fmt::Display + Send {
     fn accept(&mut self, _token: u32) {}
     /// Forgets per-row state.
     fn reset(&mut self) {}
+    /// Refuses settings that do not fit a vocabulary of `vocab` tokens (token ids beyond it),
+    /// checked before decoding starts.
+    fn check_vocab(&self, _vocab: usize) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 impl fmt::Debug for dyn LogitsProcessor {

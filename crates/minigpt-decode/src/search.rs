@@ -34,6 +34,11 @@ pub trait SearchStrategy: fmt::Display + Send {
         req: &SearchRequest<'_>,
         processors: &mut [Box<dyn LogitsProcessor>],
     ) -> Result<Vec<Generation>, ModelError>;
+    /// Refuses settings that do not fit a vocabulary of `vocab` tokens (more beams or
+    /// candidates than tokens), checked before decoding starts.
+    fn check_vocab(&self, _vocab: usize) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 impl fmt::Debug for dyn SearchStrategy {

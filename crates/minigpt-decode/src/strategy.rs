@@ -262,6 +262,30 @@ impl Strategy {
         }
     }
 
+    /// Refuses settings that do not fit a model of `vocab` tokens (token ids beyond it, more
+    /// beams or contrastive candidates than tokens), before anything is decoded.
+    pub fn check_vocab(
+        &self,
+        registry: &Registry,
+        cx: &BuildContext<'_>,
+        vocab: usize,
+    ) -> Result<(), StrategyError> {
+        let checked = match self.build(registry, cx, 1)? {
+            Decoding::Sample(p) => p[0].check_vocab(vocab),
+            Decoding::Search { search, processors } => processors
+                .iter()
+                .map(|p| {
+                    p.check_vocab(vocab)
+                        .map_err(|e| format!("{}: {e}", p.name()))
+                })
+                .chain([search
+                    .check_vocab(vocab)
+                    .map_err(|e| format!("search ({}): {e}", search.name()))])
+                .collect::<Result<(), String>>(),
+        };
+        checked.map_err(|e| self.err(e))
+    }
+
     /// The chain as text: `logits -> top_p(0.9) -> multinomial`.
     pub fn chain(
         &self,

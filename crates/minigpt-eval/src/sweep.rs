@@ -521,6 +521,12 @@ pub fn run(
     // The prompts and references under the model's tokenizer, checked before the folder is
     // touched: a character the vocabulary lacks must not leave a folder behind.
     let prompt_ids = encode_prompts(plan, generator.tokenizer)?;
+    let vocab = generator.model.vocab_size();
+    for cell in &plan.cells {
+        cell.built
+            .check_vocab(generator.registry, generator.cx, vocab)
+            .map_err(|e| RunError(e.to_string()))?;
+    }
     let (done, _lock) = out.prepare(&plan.info(meta, None), force)?;
     let outcome = generate(
         plan,

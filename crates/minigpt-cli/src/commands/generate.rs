@@ -29,6 +29,7 @@ pub fn run(args: GenerateArgs) -> Result<()> {
         encode: Some(&encode),
     };
     let strategy = crate::chain::strategy(&args, &registry, &cx)?;
+    strategy.check_vocab(&registry, &cx, lm.config.vocab_size)?;
     let chain = strategy.chain(&registry, &cx)?;
     let mut decoding = strategy.build(&registry, &cx, 1)?;
     if args.show_chain {

@@ -473,6 +473,48 @@ fn bad_strategy_use_exits_2() {
         &["generate", "--model", &m, "--prompt", "Hi", "--min-p", "2"],
         &["--min-p", "[0, 1]"],
     );
+    // Settings that do not fit the model's 50257 tokens, refused before decoding (100000 beams
+    // took 16 GB in a minute).
+    for (name, text, needles) in [
+        (
+            "beams.toml",
+            "[search]\nname = \"beam_search\"\nnum_beams = 100000\n",
+            [
+                "beams: search (beam_search)",
+                "num_beams = 100000",
+                "at most 50257",
+            ],
+        ),
+        (
+            "contrastive.toml",
+            "[search]\nname = \"contrastive_search\"\ntop_k = 50258\npenalty_alpha = 0.6\n",
+            [
+                "contrastive: search (contrastive_search)",
+                "top_k = 50258",
+                "at most 50257",
+            ],
+        ),
+        (
+            "bias.toml",
+            "[[processors]]\nname = \"logit_bias\"\n[processors.bias]\n\"60000\" = 2.0\n[selector]\nname = \"greedy\"\n",
+            ["bias: logit_bias", "token id 60000", "0..50256"],
+        ),
+    ] {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        assert_usage_error(
+            &[
+                "generate",
+                "--model",
+                &m,
+                "--prompt",
+                "Hi",
+                "--strategy",
+                &path.display().to_string(),
+            ],
+            &needles,
+        );
+    }
 }
 
 #[test]

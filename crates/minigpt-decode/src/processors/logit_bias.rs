@@ -96,6 +96,15 @@ impl LogitsProcessor for LogitBias {
     fn name(&self) -> &'static str {
         INFO.name
     }
+    fn check_vocab(&self, vocab: usize) -> Result<(), String> {
+        match self.bias.iter().find(|&&(t, _)| t as usize >= vocab) {
+            Some((t, _)) => Err(format!(
+                "logit_bias: token id {t} is outside the vocabulary (ids 0..{})",
+                vocab.saturating_sub(1)
+            )),
+            None => Ok(()),
+        }
+    }
     fn process(&mut self, _: &StepContext<'_>, logits: &mut [f32]) {
         self.before.clear();
         for &(t, b) in &self.bias {

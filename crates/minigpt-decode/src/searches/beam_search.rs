@@ -181,6 +181,15 @@ impl Beam {
 }
 
 impl SearchStrategy for BeamSearch {
+    fn check_vocab(&self, vocab: usize) -> Result<(), String> {
+        if self.num_beams > vocab {
+            return Err(format!(
+                "num_beams = {} is more than the vocabulary's {vocab} tokens: at most {vocab}",
+                self.num_beams
+            ));
+        }
+        Ok(())
+    }
     fn name(&self) -> &'static str {
         INFO.name
     }

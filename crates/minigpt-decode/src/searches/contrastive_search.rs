@@ -105,6 +105,15 @@ fn cosine(a: &[f32], b: &[f32]) -> f64 {
 }
 
 impl SearchStrategy for ContrastiveSearch {
+    fn check_vocab(&self, vocab: usize) -> Result<(), String> {
+        if self.k > vocab {
+            return Err(format!(
+                "top_k = {} is more than the vocabulary's {vocab} tokens: at most {vocab}",
+                self.k
+            ));
+        }
+        Ok(())
+    }
     fn name(&self) -> &'static str {
         INFO.name
     }
