@@ -47,7 +47,7 @@ pub const INFO: PluginInfo = PluginInfo {
         },
         ParamInfo {
             name: "breakers",
-            ty: "array of tokens (ids or single-token text)",
+            ty: "array of tokens (ids or single-token text; text the vocabulary cannot write is skipped)",
             default: Some("[\"\\n\", \":\", \"\\\"\", \"*\"]"),
         },
     ],
@@ -187,13 +187,23 @@ impl Dry {
     }
 }
 
+/// The breakers' token ids. A text the vocabulary cannot write (no token for it, as `"` in the
+/// shipped character model) can never break a match: it is left out, not an error.
+fn breaker_ids(breakers: &[String], cx: &BuildContext<'_>) -> Result<HashSet<u32>, String> {
+    let mut ids = HashSet::new();
+    for b in breakers {
+        if b.parse::<u32>().is_err() && cx.encode.is_some_and(|enc| enc(b).is_empty()) {
+            continue;
+        }
+        ids.insert(resolve_token(b, cx).map_err(|e| format!("breakers: {e}"))?);
+    }
+    Ok(ids)
+}
+
 /// Builds it from a TOML table; text breakers need the context's tokenizer.
 pub fn build(t: &toml::Table, cx: &BuildContext<'_>) -> Result<Box<dyn LogitsProcessor>, String> {
     let p: Params = params(t)?;
-    let mut breakers = HashSet::new();
-    for b in &p.breakers {
-        breakers.insert(resolve_token(b, cx).map_err(|e| format!("breakers: {e}"))?);
-    }
+    let breakers = breaker_ids(&p.breakers, cx)?;
     Ok(Box::new(Dry::new(
         p.multiplier,
         p.base,
@@ -354,5 +364,25 @@ mod tests {
         assert_eq!(apply(&mut big, &[0.0; 40], &t, 0)[1], -f32::MAX);
         assert!(Dry::new(1e39, 1.75, 2, 0, HashSet::new()).is_err());
         assert!(Dry::new(0.8, 1e39, 2, 0, HashSet::new()).is_err());
+    }
+
+    /// Text breakers the vocabulary cannot write are skipped; ids and one-token texts are
+    /// kept; a text of two tokens is still an error.
+    #[test]
+    fn breakers_the_vocabulary_cannot_write_are_skipped() {
+        let enc = |s: &str| -> Vec<u32> {
+            match s {
+                "\n" => vec![0],
+                ":" => vec![7],
+                "ab" => vec![1, 2],
+                _ => vec![],
+            }
+        };
+        let cx = BuildContext { encode: Some(&enc) };
+        let list = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let ids = breaker_ids(&list(&["\n", ":", "\"", "*", "5"]), &cx).unwrap();
+        assert_eq!(ids, [0, 7, 5].into_iter().collect());
+        let err = breaker_ids(&list(&["ab"]), &cx).err().unwrap();
+        assert!(err.contains("encodes to 2 tokens"), "{err}");
     }
 }
