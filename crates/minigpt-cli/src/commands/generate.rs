@@ -17,6 +17,9 @@ pub fn run(args: GenerateArgs) -> Result<()> {
     if args.prompt.is_empty() {
         bail!("the prompt is empty: pass some text with --prompt");
     }
+    if args.stop.iter().any(String::is_empty) {
+        bail!("--stop \"\" would stop before the first token: give a non-empty text");
+    }
     let registry = Registry::builtin();
     // Flags are checked before the model loads, so a typo costs no load time. (A strategy
     // file may need the tokenizer, for logit_bias keys given as text: it is checked after.)
@@ -30,6 +33,14 @@ pub fn run(args: GenerateArgs) -> Result<()> {
     };
     let strategy = crate::chain::strategy(&args, &registry, &cx)?;
     strategy.check_vocab(&registry, &cx, lm.config.vocab_size)?;
+    // Beam and contrastive search decode whole hypotheses with their own stopping rules.
+    if strategy.is_search() && (!args.stop.is_empty() || args.no_crop) {
+        let flag = if args.no_crop { "--no-crop" } else { "--stop" };
+        bail!(
+            "{flag} applies to sampling strategies, not to {} (a search): drop {flag} or pick a sampling strategy",
+            strategy.name
+        );
+    }
     let chain = strategy.chain(&registry, &cx)?;
     let mut decoding = strategy.build(&registry, &cx, 1)?;
     if args.show_chain {

@@ -473,6 +473,25 @@ fn bad_strategy_use_exits_2() {
         &["generate", "--model", &m, "--prompt", "Hi", "--min-p", "2"],
         &["--min-p", "[0, 1]"],
     );
+    // An empty stop string; stop strings and --no-crop with a search, which ignores them.
+    assert_usage_error(
+        &["generate", "--model", &m, "--prompt", "Hi", "--stop", ""],
+        &["--stop \"\""],
+    );
+    let beam = configs().join("beam_4.toml").display().to_string();
+    for extra in [&["--stop", "x"][..], &["--no-crop"][..]] {
+        let mut args = vec![
+            "generate",
+            "--model",
+            &m,
+            "--prompt",
+            "Hi",
+            "--strategy",
+            &beam,
+        ];
+        args.extend(extra);
+        assert_usage_error(&args, &[extra[0], "beam_4 (a search)"]);
+    }
     // Settings that do not fit the model's 50257 tokens, refused before decoding (100000 beams
     // took 16 GB in a minute).
     for (name, text, needles) in [
