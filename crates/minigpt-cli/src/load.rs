@@ -148,7 +148,7 @@ pub fn load_at(
 ) -> Result<(GptLm, Arc<dyn Tokenizer>)> {
     let target = parse_target(device, dtype)?;
     let dir = source.map(model_dir).transpose()?;
-    let lm = model_in(dir.as_deref(), &target)?;
+    let mut lm = model_in(dir.as_deref(), &target)?;
     let tok: Box<dyn Tokenizer> = match &dir {
         Some(dir) => minigpt_tokenizer::load_from_dir(dir, lm.config.vocab_size)
             .with_context(|| format!("loading the tokenizer of {}", model_name(source)))?,
@@ -164,6 +164,9 @@ pub fn load_at(
             tok.vocab_size(),
             lm.config.vocab_size
         );
+    }
+    if tok.vocab_size() < lm.config.vocab_size {
+        lm.text_vocab = Some(tok.vocab_size());
     }
     Ok((lm, Arc::from(tok)))
 }

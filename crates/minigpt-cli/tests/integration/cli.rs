@@ -536,6 +536,50 @@ fn bad_strategy_use_exits_2() {
     }
 }
 
+/// A tokenizer with fewer ids than the model (a padded vocabulary): generation never picks an
+/// id without text. At temperature 5 a quarter of the probability sits on the 10 ids past
+/// the 30-character vocabulary, so 200 tokens would hit them without the mask.
+#[test]
+fn ids_the_tokenizer_lacks_are_never_generated() {
+    let guard = crate::util::temp_dir("cli-padded");
+    let dir = guard.path().to_path_buf();
+    let src = crate::util::root().join("tests/fixtures/tiny-char-gelu");
+    for f in ["config.json", "model.safetensors"] {
+        std::fs::copy(src.join(f), dir.join(f)).unwrap();
+    }
+    let mut vocab: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(src.join("char_vocab.json")).unwrap())
+            .unwrap();
+    vocab["chars"].as_array_mut().unwrap().truncate(30);
+    std::fs::write(dir.join("char_vocab.json"), vocab.to_string()).unwrap();
+    let v = json(&minigpt(&[
+        "generate",
+        "--model",
+        &dir.display().to_string(),
+        "--prompt",
+        "to be",
+        "--temperature",
+        "5",
+        "--max-new-tokens",
+        "200",
+        "--seed",
+        "3",
+        "--json",
+    ]));
+    let ids: Vec<u64> = v["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_u64().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 200);
+    assert!(ids.iter().all(|&t| t < 30), "{ids:?}");
+    assert!(
+        ids.iter().any(|&t| t >= 20),
+        "a flat distribution reaches the high ids"
+    );
+}
+
 /// Every shipped strategy file runs on the shipped model (`dry_0.8`'s default breakers include
 /// characters its vocabulary lacks: they are skipped, not an error).
 #[test]

@@ -34,6 +34,9 @@ pub struct GptLm {
     pub config: GptConfig,
     /// How rows longer than the context are handled.
     pub policy: ContextPolicy,
+    /// Ids from here up to `vocab_size` have no text in the tokenizer (a vocabulary padded past
+    /// it, as nanoGPT's 50304): generation never picks them (their logits are −∞).
+    pub text_vocab: Option<usize>,
     engine: Box<dyn GptEngine + Send>,
 }
 
@@ -49,6 +52,7 @@ impl GptLm {
         Self {
             config,
             policy: ContextPolicy::Sliding,
+            text_vocab: None,
             engine,
         }
     }
@@ -137,6 +141,19 @@ impl GptLm {
     }
 }
 
+impl GptLm {
+    /// `logits` with the ids past [`GptLm::text_vocab`] at −∞.
+    fn mask_textless(&self, mut logits: Logits) -> Logits {
+        if let Some(n) = self.text_vocab.filter(|&n| n < logits.vocab) {
+            let v = logits.vocab;
+            for row in logits.data.chunks_exact_mut(v) {
+                row[n..].fill(f32::NEG_INFINITY);
+            }
+        }
+        logits
+    }
+}
+
 impl LanguageModel for GptLm {
     fn vocab_size(&self) -> usize {
         self.config.vocab_size
@@ -161,11 +178,13 @@ impl LanguageModel for GptLm {
         // The engine checks the prompts themselves; the context policy is this wrapper's.
         check_context(&self.config, self.policy, prompts)?;
         self.engine.set_policy(self.policy)?;
-        self.engine.prefill(prompts)
+        let logits = self.engine.prefill(prompts)?;
+        Ok(self.mask_textless(logits))
     }
 
     fn step(&mut self, tokens: &[u32]) -> Result<Logits, minigpt_decode::ModelError> {
-        self.engine.step(tokens)
+        let logits = self.engine.step(tokens)?;
+        Ok(self.mask_textless(logits))
     }
 
     fn retain(&mut self, rows: &[usize]) -> Result<(), minigpt_decode::ModelError> {
