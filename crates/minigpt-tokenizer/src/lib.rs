@@ -71,6 +71,19 @@ pub fn load_from_dir(
     if vocab.is_file() && merges.is_file() {
         return Ok(Box::new(Gpt2Bpe::from_vocab_merges(&vocab, &merges)?));
     }
+    // Half a BPE tokenizer is a broken folder, not a reason to fall back to GPT-2's.
+    if let Some((have, lack)) = [(&vocab, &merges), (&merges, &vocab)]
+        .into_iter()
+        .find(|(have, lack)| have.is_file() && !lack.is_file())
+    {
+        return Err(TokenizerError::Format {
+            path: have.to_path_buf(),
+            reason: format!(
+                "{} is missing beside it: a BPE tokenizer needs both files (or a tokenizer.json)",
+                lack.file_name().unwrap_or_default().to_string_lossy()
+            ),
+        });
+    }
     let chars = dir.join(CHAR_VOCAB_FILE);
     if chars.is_file() {
         return Ok(Box::new(CharTokenizer::load(&chars)?));

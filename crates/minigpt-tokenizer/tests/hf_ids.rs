@@ -63,6 +63,23 @@ fn model_dir_picks_tokenizer_json_first_and_builtin_for_bare_gpt2() {
     assert_eq!(gpt2.vocab_size(), 50257);
     let err = load_from_dir(&model_dir, 100).err().unwrap().to_string();
     assert!(err.contains("has no tokenizer"), "{err}");
+    // vocab.json without merges.txt (or the reverse) is an error, not GPT-2's vocabulary.
+    for (have, lack) in [("vocab.json", "merges.txt"), ("merges.txt", "vocab.json")] {
+        let guard = tempfile::tempdir().unwrap();
+        std::fs::copy(
+            fixtures().join("small-bpe").join(have),
+            guard.path().join(have),
+        )
+        .unwrap();
+        let err = load_from_dir(guard.path(), 50257)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains(have) && err.contains(&format!("{lack} is missing")),
+            "{err}"
+        );
+    }
 }
 
 #[test]
