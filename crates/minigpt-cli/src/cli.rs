@@ -211,6 +211,10 @@ pub struct TrainArgs {
     /// Continue from the output folder's checkpoint.
     #[arg(long)]
     pub resume: bool,
+    /// Start over in an output folder that already holds a run (its checkpoint and model are
+    /// replaced).
+    #[arg(long, conflicts_with = "resume")]
+    pub force: bool,
     /// Stop after this many steps of this invocation, saving a checkpoint (continue with --resume).
     #[arg(long = "stop-after", value_name = "STEPS")]
     pub stop_after: Option<usize>,

@@ -69,6 +69,64 @@ struct State {
     train_losses: Vec<f64>,
     val_losses: Vec<(usize, f64)>,
     lrs: Vec<f64>,
+    /// What a resume must keep (absent in checkpoints of older versions).
+    #[serde(default)]
+    lineage: Option<Lineage>,
+}
+
+/// What a checkpoint shares with any config that may resume it: the model's shapes and the
+/// data (whose characters are the vocabulary). Steps, learning rates and intervals may change.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Lineage {
+    n_layer: usize,
+    n_head: usize,
+    n_embd: usize,
+    block_size: usize,
+    vocab_size: usize,
+    activation: String,
+    /// SHA-256 of the corpus file.
+    corpus_sha256: String,
+    val_fraction: f64,
+}
+
+impl Lineage {
+    fn of(cfg: &TrainConfig, vocab_size: usize, corpus_sha256: String) -> Self {
+        let m = &cfg.model;
+        Self {
+            n_layer: m.n_layer,
+            n_head: m.n_head,
+            n_embd: m.n_embd,
+            block_size: m.block_size,
+            vocab_size,
+            activation: m.activation.clone(),
+            corpus_sha256,
+            val_fraction: cfg.data.val_fraction,
+        }
+    }
+
+    /// The config keys whose values differ from `other`'s.
+    fn differing(&self, other: &Self) -> Vec<&'static str> {
+        [
+            ("model.n_layer", self.n_layer != other.n_layer),
+            ("model.n_head", self.n_head != other.n_head),
+            ("model.n_embd", self.n_embd != other.n_embd),
+            ("model.block_size", self.block_size != other.block_size),
+            ("model.activation", self.activation != other.activation),
+            (
+                "the corpus's vocabulary",
+                self.vocab_size != other.vocab_size,
+            ),
+            (
+                "data.path (its content)",
+                self.corpus_sha256 != other.corpus_sha256,
+            ),
+            ("data.val_fraction", self.val_fraction != other.val_fraction),
+        ]
+        .into_iter()
+        .filter(|(_, d)| *d)
+        .map(|(k, _)| k)
+        .collect()
+    }
 }
 
 const CHECKPOINT_DIR: &str = "checkpoint";
@@ -142,29 +200,64 @@ pub fn model_config(cfg: &TrainConfig, vocab: usize) -> GptConfig {
 pub fn train(
     cfg: &TrainConfig,
     resume: bool,
+    force: bool,
     mut on_progress: impl FnMut(&Progress) -> bool,
 ) -> Result<TrainSummary, TrainError> {
     let started = Instant::now();
+    let out = &cfg.output.dir;
+    let ckpt = out.join(CHECKPOINT_DIR);
+    let has_checkpoint = ckpt.join("state.json").is_file();
+    if resume && !has_checkpoint {
+        return Err(TrainError::Config(format!(
+            "--resume: {} holds no checkpoint to continue: drop --resume to start a new run",
+            ckpt.display()
+        )));
+    }
+    if !resume && !force && (has_checkpoint || out.join("model.safetensors").is_file()) {
+        return Err(TrainError::Config(format!(
+            "{} already holds a training run: continue it with --resume, or start over with --force (which replaces it)",
+            out.display()
+        )));
+    }
     let corpus = Corpus::load(&cfg.data.path, cfg.data.val_fraction, cfg.model.block_size)?;
     let gcfg = model_config(cfg, corpus.tokenizer.vocab_size());
-    let out = &cfg.output.dir;
+    let corpus_sha256 = {
+        use sha2::Digest;
+        let bytes = std::fs::read(&cfg.data.path).map_err(|e| io("read", &cfg.data.path, e))?;
+        format!("{:x}", sha2::Sha256::digest(&bytes))
+    };
+    let lineage = Lineage::of(cfg, corpus.tokenizer.vocab_size(), corpus_sha256);
     std::fs::create_dir_all(out).map_err(|e| io("create the output folder", out, e))?;
     let probe = out.join(".minigpt-write-test");
     std::fs::write(&probe, b"").map_err(|e| io("write to the output folder", out, e))?;
     let _ = std::fs::remove_file(&probe);
     let plain = parse_device(&cfg.train.device)?;
     let device = plain.clone().autodiff();
-    let ckpt = out.join(CHECKPOINT_DIR);
     let weights_path = PathBuf::from("<init>");
-    let (mut model, mut optim, mut state) = if resume && ckpt.join("state.json").is_file() {
-        let (_, model) = minigpt_model::load_dir_with(&ckpt, &device, true)?;
-        let record = OptimizerRecord::load(ckpt.join("optimizer.bpk"))
-            .map_err(|e| io("read", &ckpt.join("optimizer.bpk"), format!("{e:?}")))?;
-        let optim = optimizer(&cfg.train, &plain).load_record(record);
+    let (mut model, mut optim, mut state) = if resume {
+        // The checkpoint's lineage first: loading it under other shapes would fail obscurely.
         let text = std::fs::read_to_string(ckpt.join("state.json"))
             .map_err(|e| io("read", &ckpt.join("state.json"), e))?;
         let state: State =
             serde_json::from_str(&text).map_err(|e| io("parse", &ckpt.join("state.json"), e))?;
+        if let Some(old) = &state.lineage {
+            let keys = old.differing(&lineage);
+            if !keys.is_empty() {
+                return Err(TrainError::Config(format!(
+                    "--resume: the checkpoint in {} was trained with another {}: restore the config and corpus, or start over with --force (without --resume)",
+                    ckpt.display(),
+                    keys.join(", ")
+                )));
+            }
+        }
+        let (_, model) = minigpt_model::load_dir_with(&ckpt, &device, true)?;
+        let record = OptimizerRecord::load(ckpt.join("optimizer.bpk"))
+            .map_err(|e| io("read", &ckpt.join("optimizer.bpk"), format!("{e:?}")))?;
+        let optim = optimizer(&cfg.train, &plain).load_record(record);
+        let state = State {
+            lineage: Some(lineage),
+            ..state
+        };
         (model, optim, state)
     } else {
         device.seed(cfg.train.seed);
@@ -182,6 +275,7 @@ pub fn train(
             train_losses: vec![],
             val_losses: vec![],
             lrs: vec![],
+            lineage: Some(lineage),
         };
         (model, optimizer(&cfg.train, &plain), state)
     };

@@ -56,7 +56,7 @@ fn setup(
 #[test]
 fn loss_falls_well_below_a_uniform_guess() {
     let (_guard, dir, cfg) = setup("falls", 60, 0);
-    let s = train(&cfg, false, |_| true).unwrap();
+    let s = train(&cfg, false, false, |_| true).unwrap();
     let vocab = 33f64; // distinct characters of the text above
     let first = s.train_losses[0];
     let last = s.val_losses.last().unwrap().1;
@@ -99,7 +99,7 @@ fn bad_configs_are_clear_errors() {
         std::fs::write(&path, text).unwrap();
         let e = match TrainConfig::load(&path) {
             Err(e) => e.to_string(),
-            Ok(cfg) => train(&cfg, false, |_| true)
+            Ok(cfg) => train(&cfg, false, false, |_| true)
                 .expect_err("must fail")
                 .to_string(),
         };

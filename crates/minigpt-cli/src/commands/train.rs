@@ -24,7 +24,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let plain = !std::io::stderr().is_terminal();
     let mut last_val = None;
     let mut this_run = 0;
-    let summary = train(&cfg, args.resume, |p| {
+    let summary = train(&cfg, args.resume, args.force, |p| {
         if let Some(v) = p.val_loss {
             last_val = Some(v);
             if plain {

@@ -144,6 +144,56 @@ fn ctrl_c_saves_a_checkpoint_and_exits_130() {
     assert_eq!(log.lines().count(), step + 1);
 }
 
+/// A folder's training run is not lost or mixed by accident: --resume without a checkpoint,
+/// a new run over a finished one without --force, and a resume whose shapes or corpus changed
+/// each exit 2 naming what to do; --force starts over.
+#[test]
+fn training_runs_are_not_overwritten_or_resumed_under_another_config() {
+    let guard = setup("lineage");
+    let dir = guard.path().to_path_buf();
+    let cfg_path = dir.join("train.toml");
+    let cfg = cfg_path.display().to_string();
+    let refused = |args: &[&str], needles: &[&str]| {
+        let out = command(args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+        for n in needles {
+            assert!(err.contains(n), "{err:?} lacks {n:?}");
+        }
+    };
+    refused(
+        &["train", "--config", &cfg, "--resume"],
+        &["no checkpoint", "drop --resume"],
+    );
+    assert!(
+        !dir.join("out").exists(),
+        "a refused resume created the output folder"
+    );
+    train(&dir, &["--stop-after", "12"]);
+    refused(
+        &["train", "--config", &cfg],
+        &["already holds", "--resume", "--force"],
+    );
+    // Another width, then another corpus (so another vocabulary): the resume is refused.
+    let base = std::fs::read_to_string(&cfg_path).unwrap();
+    std::fs::write(&cfg_path, base.replace("n_embd = 32", "n_embd = 64")).unwrap();
+    refused(&["train", "--config", &cfg, "--resume"], &["model.n_embd"]);
+    std::fs::write(&cfg_path, &base).unwrap();
+    let corpus = std::fs::read_to_string(dir.join("corpus.txt")).unwrap();
+    std::fs::write(dir.join("corpus.txt"), corpus.replace("Romeo", "Tybalt")).unwrap();
+    refused(
+        &["train", "--config", &cfg, "--resume"],
+        &["data.path (its content)", "the corpus's vocabulary"],
+    );
+    // --force starts over on the new corpus and finishes; a resume of the same config then
+    // finds nothing left to do but is allowed.
+    train(&dir, &["--force"]);
+    let log = std::fs::read_to_string(dir.join("out/training_log.csv")).unwrap();
+    assert_eq!(log.lines().count(), 31);
+    train(&dir, &["--resume"]);
+}
+
 #[test]
 fn bad_training_inputs_exit_2_with_one_line() {
     let dir_guard = setup("bad");
