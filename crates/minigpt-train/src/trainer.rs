@@ -288,6 +288,18 @@ pub fn train(
         let (x, y) = batch(&corpus.train, b, t, cfg.train.seed, 0, step as u64);
         let loss = batch_loss(&model, x, y, b, t, &device);
         let loss_value = scalar(loss.clone());
+        // A diverged run stops before the update: the last checkpoint stays the last good one.
+        if !loss_value.is_finite() {
+            let kept = if ckpt.join("state.json").is_file() {
+                format!("the checkpoint in {} is kept", ckpt.display())
+            } else {
+                "no checkpoint was written yet".to_string()
+            };
+            return Err(TrainError::Config(format!(
+                "training diverged at step {}: the loss is {loss_value}; {kept}: lower train.learning_rate or train.grad_clip and start over with --force",
+                step + 1
+            )));
+        }
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         let lr = lr_at(&cfg.train, step);
         model = optim.step(lr, model, grads);

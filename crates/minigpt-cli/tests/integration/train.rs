@@ -220,6 +220,12 @@ fn bad_training_inputs_exit_2_with_one_line() {
         &base.replace("n_layer = 2", "n_layer = 2\nn_layers = 3"),
         "n_layers",
     );
+    // A learning rate that makes the loss diverge stops the run naming the step.
+    run(
+        &base.replace("learning_rate = 0.01", "learning_rate = 1e30"),
+        "training diverged at step",
+    );
+    let _ = std::fs::remove_dir_all(dir.join("out"));
     std::fs::write(dir.join("out"), "a file, not a folder").unwrap();
     run(&base, "output folder");
     let out = command(&["train", "--config", "/nonexistent/train.toml"])
