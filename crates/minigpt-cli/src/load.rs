@@ -135,6 +135,21 @@ pub fn files_sha256(source: Option<&ModelSource>) -> Result<String> {
     Ok(format!("{:x}", h.finalize()))
 }
 
+/// Refuses a sweep whose batches of `batch_size` full-context rows would not fit in memory
+/// (`config` names the file in the message).
+pub fn check_batch_fits(lm: &GptLm, batch_size: usize, config: &Path) -> Result<()> {
+    minigpt_model::memory::check_fits(
+        &format!(
+            "{}: a batch of {batch_size} rows of {} tokens",
+            config.display(),
+            lm.config.n_positions
+        ),
+        minigpt_model::memory::inference_bytes(&lm.config, batch_size, lm.config.n_positions),
+        "lower experiment.batch_size",
+    )
+    .map_err(anyhow::Error::msg)
+}
+
 /// The model on its device and its tokenizer.
 pub fn load(args: &ModelArgs) -> Result<(GptLm, Arc<dyn Tokenizer>)> {
     load_at(source_of(args).as_ref(), &args.device, &args.dtype)

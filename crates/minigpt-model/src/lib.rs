@@ -10,6 +10,7 @@ pub mod error;
 pub mod gpt;
 pub mod judge;
 pub mod lm;
+pub mod memory;
 mod native_load;
 pub mod pack_cache;
 pub mod score;

@@ -221,6 +221,15 @@ pub fn train(
     }
     let corpus = Corpus::load(&cfg.data.path, cfg.data.val_fraction, cfg.model.block_size)?;
     let gcfg = model_config(cfg, corpus.tokenizer.vocab_size());
+    minigpt_model::memory::check_fits(
+        &format!(
+            "training {} layers of width {} on batches of {} × {} tokens",
+            gcfg.n_layer, gcfg.n_embd, cfg.train.batch_size, gcfg.n_positions
+        ),
+        minigpt_model::memory::training_bytes(&gcfg, cfg.train.batch_size),
+        "lower train.batch_size, model.n_embd, model.n_layer or model.block_size",
+    )
+    .map_err(TrainError::Config)?;
     let corpus_sha256 = {
         use sha2::Digest;
         let bytes = std::fs::read(&cfg.data.path).map_err(|e| io("read", &cfg.data.path, e))?;

@@ -25,6 +25,18 @@ pub fn run(args: BenchArgs) -> Result<()> {
     if args.batch.contains(&0) {
         bail!("batch sizes must be at least 1");
     }
+    for &b in &args.batch {
+        minigpt_model::memory::check_fits(
+            &format!("--batch {b}"),
+            minigpt_model::memory::inference_bytes(
+                &lm.config,
+                b,
+                args.prompt_len + args.new_tokens,
+            ),
+            "use a smaller --batch or --prompt-len",
+        )
+        .map_err(anyhow::Error::msg)?;
+    }
     let threads = minigpt_native::threads();
     if !args.json {
         println!(

@@ -59,6 +59,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
         if let Some(c) = &sweep.experiment.context {
             lm.policy = ContextPolicy::parse(c).expect("checked when the config was loaded");
         }
+        crate::load::check_batch_fits(&lm, sweep.experiment.batch_size, &args.config)?;
         let name = crate::load::short_name(sweep.model.source.as_ref());
         sides.push(Side {
             is_baseline,

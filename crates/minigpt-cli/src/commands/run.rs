@@ -38,6 +38,7 @@ pub fn run(args: RunArgs) -> Result<()> {
     if let Some(c) = &cfg.experiment.context {
         lm.policy = ContextPolicy::parse(c).expect("checked when the config was loaded");
     }
+    crate::load::check_batch_fits(&lm, cfg.experiment.batch_size, &args.config)?;
     let mut judge = match &cfg.judge {
         Some(j) => {
             let (jlm, jtok) = crate::load::load_at(j.source.as_ref(), &j.device, &j.dtype)

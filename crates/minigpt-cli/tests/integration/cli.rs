@@ -227,6 +227,25 @@ fn bad_inputs_exit_2_with_one_line() {
     run(gen_args(&["--top-p", "0"]), &["top-p"]);
     run(gen_args(&["--top-k", "0"]), &["top-k"]);
     run(gen_args(&["--device", "tpu"]), &["tpu", "flex"]);
+    // A batch whose KV cache alone is terabytes: refused before anything is allocated.
+    assert_usage_error(
+        &[
+            "bench",
+            "--model",
+            &m,
+            "--prompt-len",
+            "16",
+            "--new-tokens",
+            "16",
+            "--batch",
+            "100000000",
+        ],
+        &[
+            "--batch 100000000 needs about",
+            "is available",
+            "smaller --batch",
+        ],
+    );
     assert_usage_error(
         &["generate", "--model", &m, "--prompt", ""],
         &["prompt is empty"],

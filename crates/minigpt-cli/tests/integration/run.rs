@@ -660,6 +660,11 @@ fn bad_configs_exit_2_naming_file_and_key_and_leave_no_folder() {
             good.replace("it is the east, and", "it is the east, and €"),
             "prompt 2:",
         ),
+        // A batch whose KV cache would not fit in memory.
+        (
+            good.replace("batch_size = 4", "batch_size = 1000000000"),
+            "lower experiment.batch_size",
+        ),
         // 10^12 samples: refused before the grid is allocated (it aborted on 216 TB).
         (
             good.replace("samples = 1", "samples = 1000000000000"),

@@ -220,6 +220,15 @@ fn bad_training_inputs_exit_2_with_one_line() {
         &base.replace("n_layer = 2", "n_layer = 2\nn_layers = 3"),
         "n_layers",
     );
+    // Shapes whose training state would not fit in memory: refused before any allocation.
+    run(
+        &base.replace("n_embd = 32", "n_embd = 1000000"),
+        "lower train.batch_size, model.n_embd",
+    );
+    run(
+        &base.replace("batch_size = 8", "batch_size = 100000000"),
+        "lower train.batch_size, model.n_embd",
+    );
     // A learning rate that makes the loss diverge stops the run naming the step.
     run(
         &base.replace("learning_rate = 0.01", "learning_rate = 1e30"),
