@@ -38,10 +38,27 @@ pub fn install() -> std::io::Result<()> {
         )?;
         signal_hook::flag::register(sig, Arc::clone(&REQUESTED))?;
     }
+    // Say at once that the signal was heard: the work in flight (a batch, a training step)
+    // may take a while. A thread polls the flag, since a signal handler may not print.
+    std::thread::spawn(|| {
+        while !requested() {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    });
     Ok(())
 }
 
-/// True once Ctrl-C (or SIGTERM) arrived.
+/// True once Ctrl-C (or SIGTERM) arrived. The first call that sees it says so on stderr (the
+/// polling thread within 50 ms, or the command's own check if that comes first).
 pub fn requested() -> bool {
-    REQUESTED.load(Ordering::SeqCst)
+    static SAID: std::sync::Once = std::sync::Once::new();
+    let on = REQUESTED.load(Ordering::SeqCst);
+    if on {
+        SAID.call_once(|| {
+            eprintln!(
+                "stopping: finishing the work in flight and saving it (Ctrl-C again stops at once)"
+            );
+        });
+    }
+    on
 }

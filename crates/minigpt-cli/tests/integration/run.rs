@@ -745,6 +745,12 @@ fn ctrl_c_keeps_finished_rows_writes_the_summary_and_exits_130() {
         rest.iter().any(|l| l.starts_with("interrupted after")),
         "{rest:?}"
     );
+    // The signal is acknowledged before the batch in flight ends.
+    let ack = rest
+        .iter()
+        .position(|l| l.starts_with("stopping: finishing the work in flight"));
+    let end = rest.iter().position(|l| l.starts_with("interrupted after"));
+    assert!(ack.is_some() && ack < end, "{rest:?}");
 }
 
 #[test]
