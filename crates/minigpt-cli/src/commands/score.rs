@@ -56,6 +56,13 @@ pub fn run(args: ScoreArgs) -> Result<()> {
         println!("{v}");
     } else {
         println!("tokens:        {}", s.tokens.len());
+        // Past the context, each window advances `stride` tokens: the figures depend on it.
+        if tokens.len() > lm.config.n_positions {
+            println!(
+                "context:       windows of {} tokens advancing {stride} (--stride 1 gives every token a full window)",
+                lm.config.n_positions
+            );
+        }
         println!("perplexity:    {:.4}", s.perplexity);
         println!("bits per byte: {bpb:.4}");
         println!(
