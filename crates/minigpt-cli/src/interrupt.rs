@@ -48,6 +48,12 @@ pub fn install() -> std::io::Result<()> {
     Ok(())
 }
 
+/// The flag [`requested`] reads, for code that polls it without this module (the decoding
+/// loop checks it before every step).
+pub fn flag() -> Arc<AtomicBool> {
+    Arc::clone(&REQUESTED)
+}
+
 /// True once Ctrl-C (or SIGTERM) arrived. The first call that sees it says so on stderr (the
 /// polling thread within 50 ms, or the command's own check if that comes first).
 pub fn requested() -> bool {

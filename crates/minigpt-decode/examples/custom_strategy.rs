@@ -131,6 +131,7 @@ pub fn run() -> Result<(String, Vec<u32>), ModelError> {
         ignore_eos: false,
         stop: Default::default(),
         max_new_chars: None,
+        cancel: None,
     };
     let out = generate(
         &mut Counter { rows: vec![] },

@@ -1,6 +1,7 @@
 //! The generation loop: prefill, then select / stop / step until every row has finished.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::dist::lse_and_entropy;
 use crate::generation::{FinishReason, Generation};
@@ -71,7 +72,15 @@ pub struct GenerateRequest {
     /// `stop.token_bytes`), and that token is kept; the caller cuts the text to the budget.
     /// Sampling only (searches stop at `max_new_tokens`), which still bounds every row.
     pub max_new_chars: Option<usize>,
+    /// Checked before every step of sampling: once set, decoding stops with [`Cancelled`]
+    /// (Ctrl-C during a batch of very long rows is honoured within one step).
+    pub cancel: Option<Arc<AtomicBool>>,
 }
+
+/// Decoding stopped because [`GenerateRequest::cancel`] was set; the rows are unfinished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("decoding was cancelled")]
+pub struct Cancelled;
 
 /// Decodes every prompt with a built strategy: pipelines run the batch together; a search runs
 /// each prompt alone and returns its best hypothesis (whose tokens are then streamed).
@@ -222,6 +231,13 @@ pub fn generate(
             model.retain(&keep)?;
             live = keep.iter().map(|&s| live[s]).collect();
         }
+        if req
+            .cancel
+            .as_ref()
+            .is_some_and(|c| c.load(Ordering::SeqCst))
+        {
+            return Err(Box::new(Cancelled));
+        }
         logits = model.step(&next)?;
     }
 }
@@ -318,6 +334,7 @@ mod tests {
             ignore_eos: false,
             stop: StopStrings::default(),
             max_new_chars: None,
+            cancel: None,
         }
     }
 
@@ -352,6 +369,19 @@ mod tests {
             assert_eq!(g[0].sampling_entropies[i], 0.0);
             assert_eq!(g[0].sampling_logprobs[i], 0.0, "a deterministic choice");
         }
+    }
+
+    /// A set cancel flag stops decoding before the next step, with [`Cancelled`].
+    #[test]
+    fn a_set_cancel_flag_stops_before_the_next_step() {
+        let mut r = req(vec![vec![1, 2]], 1_000_000);
+        r.cancel = Some(Arc::new(AtomicBool::new(true)));
+        let err = generate(&mut table(11), &r, &mut pipes(GREEDY, 1), |_, _| {}).unwrap_err();
+        assert!(err.is::<Cancelled>(), "{err}");
+        // Unset, the same request runs (here to a short cap).
+        r.cancel = Some(Arc::new(AtomicBool::new(false)));
+        r.max_new_tokens = 5;
+        assert_eq!(run(&mut table(11), &r, GREEDY)[0].tokens.len(), 5);
     }
 
     /// The sampled distribution's log-probability of each token, by hand: the table's logits at

@@ -28,7 +28,7 @@ pub mod strategy;
 pub use builtin_strategies::{BUILTIN_STRATEGIES, builtin_strategy_names, builtin_strategy_text};
 pub use features::last_hidden_features;
 pub use forced::{ForcedScore, score_forced};
-pub use generate::{GenerateRequest, StopStrings, decode, generate};
+pub use generate::{Cancelled, GenerateRequest, StopStrings, decode, generate};
 pub use generation::{FinishReason, Generation};
 pub use judge::Judge;
 pub use model::{Hidden, LanguageModel, Logits, ModelError};

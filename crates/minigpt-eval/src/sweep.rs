@@ -5,11 +5,12 @@
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 pub use minigpt_decode::Judge;
 use minigpt_decode::{
-    BuildContext, Decoding, GenerateRequest, Generation, LanguageModel, Last, Registry,
+    BuildContext, Cancelled, Decoding, GenerateRequest, Generation, LanguageModel, Last, Registry,
     StopStrings, Strategy, decode, last_hidden_features, score_forced,
 };
 use minigpt_tokenizer::Tokenizer;
@@ -501,6 +502,9 @@ pub struct Generator<'a> {
     pub cx: &'a BuildContext<'a>,
     /// Scores each continuation (`judge_perplexity`), if the config has a judge.
     pub judge: Option<&'a mut dyn Judge>,
+    /// Set on Ctrl-C: a sampling batch stops within one step and is not written (the run is
+    /// interrupted as if `stop` had been seen between batches).
+    pub cancel: Option<Arc<AtomicBool>>,
 }
 
 /// Runs `plan` in the folder `out`: opens it ([`RunDir::prepare`]: a new folder, or a resumed
@@ -583,6 +587,7 @@ fn generate(
         registry,
         cx,
         mut judge,
+        cancel,
     } = generator;
     let mut file = out.appender()?;
     // A character budget needs each token's bytes: a table built once from the tokenizer.
@@ -679,6 +684,7 @@ fn generate(
                 strings: vec![],
                 token_bytes: token_bytes.clone(),
             },
+            cancel: cancel.clone(),
             ..Default::default()
         };
         let mut decoding = if cell.built.is_search() {
@@ -694,10 +700,17 @@ fn generate(
         .map_err(|e| RunError(e.to_string()))?;
         let t0 = Instant::now();
         let mut last_token_at = vec![0.0f64; batch.len()];
-        let gens = decode(model, &req, &mut decoding, |row, _| {
+        let gens = match decode(model, &req, &mut decoding, |row, _| {
             last_token_at[row] = t0.elapsed().as_secs_f64();
-        })
-        .map_err(|e| RunError(format!("generation failed: {e}")))?;
+        }) {
+            Ok(gens) => gens,
+            // Cancelled mid-batch: nothing of it is written, as when stopped between batches.
+            Err(e) if e.is::<Cancelled>() => {
+                interrupted = true;
+                break;
+            }
+            Err(e) => return Err(RunError(format!("generation failed: {e}"))),
+        };
         let batch_seconds = t0.elapsed().as_secs_f64();
         let mut chunk = vec![];
         let mut token_records = vec![];

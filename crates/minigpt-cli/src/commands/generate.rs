@@ -65,6 +65,7 @@ pub fn run(args: GenerateArgs) -> Result<()> {
             Arc::new(move |t| tok.decode_bytes(&[t]))
         }),
         max_new_chars: None,
+        cancel: None,
     };
     let start = Instant::now();
     let mut stdout = std::io::stdout().lock();

@@ -92,6 +92,10 @@ pub fn run(args: RunArgs) -> Result<()> {
         &cx,
         judge.as_mut(),
     )?;
+    if outcome.interrupted {
+        // Said before the summary line, even when the batch stopped before the poller looked.
+        crate::interrupt::requested();
+    }
     // The files written, as the folder holds them.
     let files = if plan.references.is_some() {
         "generations.csv, human.csv, tokens.jsonl, features.jsonl, summary.csv, plots/"
@@ -147,6 +151,7 @@ pub(crate) fn run_sweep(
         registry,
         cx,
         judge: judge.map(|j| j as &mut dyn Judge),
+        cancel: Some(crate::interrupt::flag()),
     };
     let outcome = minigpt_eval::sweep::run(
         plan,

@@ -753,6 +753,51 @@ fn ctrl_c_keeps_finished_rows_writes_the_summary_and_exits_130() {
     assert!(ack.is_some() && ack < end, "{rest:?}");
 }
 
+/// Rows with no practical end (10^9 new tokens each): Ctrl-C stops the batch within a step,
+/// writes none of it, and exits 130.
+#[test]
+fn ctrl_c_stops_a_batch_of_endless_rows_within_a_step() {
+    let guard = dir("endless");
+    let d = guard.path().to_path_buf();
+    let cfg = config(&d, 1, 1_000_000_000, 4, "1.0");
+    let out = d.join("out");
+    let child = command(&[
+        "run",
+        "--config",
+        &cfg.display().to_string(),
+        "--out",
+        &out.display().to_string(),
+    ])
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let t0 = Instant::now();
+    while !out.join("generations.csv").exists() && t0.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    crate::util::ctrl_c(&child);
+    let stopped = Instant::now();
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(130), "{err}");
+    assert!(
+        stopped.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        stopped.elapsed()
+    );
+    assert!(
+        err.contains("stopping: finishing the work in flight"),
+        "{err}"
+    );
+    assert!(err.contains("interrupted after 0 rows"), "{err}");
+    assert_eq!(
+        records(&out.join("generations.csv")).len(),
+        1,
+        "the header only"
+    );
+}
+
 #[test]
 fn eval_compares_a_candidate_with_a_judging_baseline() {
     let guard = dir("eval");

@@ -231,6 +231,7 @@ fn beams_find_what_greedy_misses() {
             ignore_eos: false,
             stop: Default::default(),
             max_new_chars: None,
+            cancel: None,
         };
         let g = decode(
             &mut Fake::new(vocab),

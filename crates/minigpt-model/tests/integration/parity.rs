@@ -85,6 +85,7 @@ fn greedy(lm: &mut GptLm, prompts: Vec<Vec<u32>>, n: usize) -> Vec<minigpt_decod
         ignore_eos: false,
         stop: Default::default(),
         max_new_chars: None,
+        cancel: None,
     };
     generate(lm, &req, &mut pipes, |_, _| {}).unwrap()
 }
