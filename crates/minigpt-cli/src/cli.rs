@@ -269,6 +269,9 @@ pub struct StrategiesArgs {
     /// Directory of strategy files to list beside the built-in strategies.
     #[arg(long, value_name = "DIR", default_value = "configs/decode")]
     pub configs: PathBuf,
+    /// The model the strategies are checked against (its tokenizer and vocabulary).
+    #[command(flatten)]
+    pub model: ModelArgs,
 }
 
 /// `minigpt download`.

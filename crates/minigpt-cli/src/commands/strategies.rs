@@ -8,7 +8,6 @@ use anyhow::Result;
 use minigpt_decode::{
     BUILTIN_STRATEGIES, BuildContext, PluginKind, Registry, Strategy, builtin_strategy_text,
 };
-use minigpt_tokenizer::{Gpt2Bpe, Tokenizer};
 
 use crate::cli::StrategiesArgs;
 
@@ -44,10 +43,12 @@ pub fn run(args: StrategiesArgs) -> Result<()> {
         }
         println!();
     }
-    // Text tokens in strategy files (logit_bias keys, dry breakers) are resolved with GPT-2's
-    // vocabulary for this listing; `generate` uses the model's own tokenizer.
-    let gpt2 = Gpt2Bpe::builtin();
-    let encode = |s: &str| gpt2.encode(s).unwrap_or_default();
+    // Every strategy is checked against the model it would run on (the shipped one unless
+    // --model names another): text tokens (logit_bias keys, dry breakers) through its
+    // tokenizer, token ids, beams and candidates against its vocabulary.
+    let (lm, tok) = crate::load::load(&args.model)?;
+    let vocab = lm.config.vocab_size;
+    let encode = |s: &str| tok.encode(s).unwrap_or_default();
     let cx = BuildContext {
         encode: Some(&encode),
     };
@@ -68,7 +69,8 @@ pub fn run(args: StrategiesArgs) -> Result<()> {
     names.sort();
     names.dedup();
     println!(
-        "Strategies (use with --strategy NAME or in sweep.strategies; a file in a config's strategies_dir comes before the built-in of its name):"
+        "Strategies, checked against {} (use with --strategy NAME or in sweep.strategies; a file in a config's strategies_dir comes before the built-in of its name):",
+        crate::load::model_name(crate::load::source_of(&args.model).as_ref())
     );
     for name in names {
         let file = files.remove(&name);
@@ -87,7 +89,8 @@ pub fn run(args: StrategiesArgs) -> Result<()> {
         let loaded = match &file {
             Some(f) => Strategy::load(f, &registry, &cx),
             None => Strategy::builtin(&name, &registry, &cx).expect("a built-in name"),
-        };
+        }
+        .and_then(|s| s.check_vocab(&registry, &cx, vocab).map(|()| s));
         match loaded {
             Ok(s) => {
                 let chain = s.chain(&registry, &cx)?;

@@ -435,6 +435,35 @@ fn show_chain_and_strategies_listing() {
     ] {
         assert!(text.contains(needle), "{needle} missing from:\n{text}");
     }
+    // Against the shipped model (the default), every shipped file is valid; a file whose beams
+    // outnumber the vocabulary of the model named is marked invalid.
+    let shipped = minigpt(&["strategies", "--configs", &configs().display().to_string()]);
+    let text = String::from_utf8_lossy(&shipped.stdout);
+    assert!(
+        text.contains("checked against minigpt-shakespeare"),
+        "{text}"
+    );
+    assert!(!text.contains("invalid"), "{text}");
+    let guard = crate::util::temp_dir("cli-list");
+    std::fs::write(
+        guard.path().join("wide_beam.toml"),
+        "[search]\nname = \"beam_search\"\nnum_beams = 100\n",
+    )
+    .unwrap();
+    let dir = guard.path().display().to_string();
+    let small = crate::util::root().join("tests/fixtures/tiny-char-gelu");
+    let out = minigpt(&[
+        "strategies",
+        "--configs",
+        &dir,
+        "--model",
+        &small.display().to_string(),
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("wide_beam") && text.contains("invalid") && text.contains("num_beams = 100"),
+        "{text}"
+    );
 }
 
 #[test]
