@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use crate::config::differing_keys;
 use crate::error::RunError;
-use crate::records::{FeatureRecord, Keyed, TokenRecord};
+use crate::records::{FeatureRecord, TokenRecord, in_row_order};
 use crate::row::GenerationRow;
 use crate::row::RowKey;
 use crate::run_dir::{FEATURES, MergedPart, RUN_JSON, RunDir, RunInfo, TOKENS};
@@ -108,13 +108,14 @@ pub fn merge(parts: &[PathBuf], out: &Path, finished: &str) -> Result<Merged, Ru
     if !human.is_empty() {
         run.write_human(&human)?;
     }
-    // The records in the merged rows' order (first copy of each), then the human rows'.
-    let all_rows: Vec<GenerationRow> = rows.iter().chain(&human).cloned().collect();
-    let tokens = first_in_row_order(tokens, &all_rows);
+    // The records in the merged rows' order, then the human rows'; the first part's copy of
+    // each (reversed, since the last of a key wins).
+    let all_rows = || rows.iter().chain(&human);
+    let tokens = in_row_order(tokens.into_iter().rev(), all_rows());
     if !tokens.is_empty() {
         run.write_jsonl(TOKENS, &tokens)?;
     }
-    let features = first_in_row_order(features, &all_rows);
+    let features = in_row_order(features.into_iter().rev(), all_rows());
     if !features.is_empty() {
         run.write_jsonl(FEATURES, &features)?;
     }
@@ -124,15 +125,4 @@ pub fn merge(parts: &[PathBuf], out: &Path, finished: &str) -> Result<Merged, Ru
         rows: rows.len(),
         rows_in_grid: info.rows_in_grid,
     })
-}
-
-/// The first record of each of `rows` (in their order): records of rows not merged are dropped.
-fn first_in_row_order<T: Keyed>(records: Vec<T>, rows: &[GenerationRow]) -> Vec<T> {
-    let mut by_key: std::collections::HashMap<RowKey, T> = std::collections::HashMap::new();
-    for r in records {
-        by_key.entry(r.key()).or_insert(r);
-    }
-    rows.iter()
-        .filter_map(|r| by_key.remove(&r.key()))
-        .collect()
 }

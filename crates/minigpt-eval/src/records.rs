@@ -135,3 +135,16 @@ impl FeatureRecord {
         }
     }
 }
+
+/// `records` in the order of `rows`, one per row (the last of a key wins); records of other
+/// rows (a batch cut short by a kill before its CSV write) are dropped.
+pub fn in_row_order<'r, T: Keyed>(
+    records: impl IntoIterator<Item = T>,
+    rows: impl IntoIterator<Item = &'r GenerationRow>,
+) -> Vec<T> {
+    let mut by_key: std::collections::HashMap<RowKey, T> =
+        records.into_iter().map(|r| (r.key(), r)).collect();
+    rows.into_iter()
+        .filter_map(|r| by_key.remove(&r.key()))
+        .collect()
+}

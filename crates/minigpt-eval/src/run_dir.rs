@@ -216,7 +216,7 @@ impl RunDir {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
             Err(e) => return Err(RunError::io("read", &path, e)),
         };
-        let whole = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        let whole = complete_lines(&bytes);
         let mut out: Vec<T> = vec![];
         let mut at: std::collections::HashMap<crate::row::RowKey, usize> = Default::default();
         for (i, line) in bytes[..whole].split(|&b| b == b'\n').enumerate() {
@@ -249,7 +249,7 @@ impl RunDir {
         let Ok(bytes) = std::fs::read(&path) else {
             return Ok(());
         };
-        let whole = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        let whole = complete_lines(&bytes);
         if whole < bytes.len() {
             OpenOptions::new()
                 .write(true)
@@ -388,6 +388,11 @@ impl Appender {
             .sync_all()
             .map_err(|e| RunError::io("sync", &self.path, e))
     }
+}
+
+/// The length of `bytes` up to its last line end: what a torn last line leaves whole.
+fn complete_lines(bytes: &[u8]) -> usize {
+    bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1)
 }
 
 /// Records as JSON lines.

@@ -21,7 +21,7 @@ use crate::error::RunError;
 use crate::grid::{Cell, RowRef, cells, row_seed, rows, shard};
 use crate::metrics;
 use crate::prompt_set::PromptSet;
-use crate::records::{FeatureRecord, Keyed, TokenRecord};
+use crate::records::{FeatureRecord, TokenRecord, in_row_order};
 use crate::row::HUMAN;
 use crate::row::{GenerationRow, RowKey};
 use crate::run_dir::{FEATURES, RunDir, RunInfo, TOKENS, utc_now};
@@ -138,7 +138,7 @@ impl Plan {
         let cells = cells(strategies, &config.sweep.temperatures);
         // The grid's size, checked before anything is allocated for it.
         let samples = config.experiment.samples;
-        let size = cells
+        cells
             .len()
             .checked_mul(prompts.len())
             .and_then(|n| n.checked_mul(samples))
@@ -150,7 +150,6 @@ impl Plan {
                     prompts.len()
                 ))
             })?;
-        debug_assert!(size <= MAX_GRID_ROWS);
         let all = rows(cells.len(), prompts.len(), samples);
         let grid_rows = all.len();
         let rows = match shard_of {
@@ -465,15 +464,6 @@ fn features<'j>(
         .zip(vectors)
         .map(|(r, v)| FeatureRecord::of(r, &plan.feature_model, v))
         .collect())
-}
-
-/// `records` in the order of `rows`, one per row; records of rows not in `rows` (a batch cut
-/// short by a kill before its CSV write) are dropped.
-fn in_row_order<T: Keyed>(records: Vec<T>, rows: &[GenerationRow]) -> Vec<T> {
-    let mut by_key: HashMap<RowKey, T> = records.into_iter().map(|r| (r.key(), r)).collect();
-    rows.iter()
-        .filter_map(|r| by_key.remove(&r.key()))
-        .collect()
 }
 
 /// `text` cut to its first `budget` characters (whole when there is no budget): the token that
@@ -792,10 +782,10 @@ fn generate(
     if !interrupted {
         // One record per row, in the CSV's order, then the human rows' records (the last
         // appended of each key: the ones just computed).
-        let all_rows: Vec<GenerationRow> = records.iter().chain(&human).cloned().collect();
-        out.write_jsonl(TOKENS, &in_row_order(out.read_tokens()?, &all_rows))?;
+        let all_rows = || records.iter().chain(&human);
+        out.write_jsonl(TOKENS, &in_row_order(out.read_tokens()?, all_rows()))?;
         if plan.references.is_some() {
-            out.write_jsonl(FEATURES, &in_row_order(out.read_features()?, &all_rows))?;
+            out.write_jsonl(FEATURES, &in_row_order(out.read_features()?, all_rows()))?;
         }
     }
     out.write_summary(&records)?;
