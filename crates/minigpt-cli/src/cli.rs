@@ -23,6 +23,10 @@ Examples:
   minigpt bench --model path/to/gpt2 --batch 1,8"
 )]
 pub struct Cli {
+    /// Refuse to run unless every model runs on --device wgpu and its adapter is a GPU, not a
+    /// CPU software rasteriser such as lavapipe (which --device wgpu otherwise only warns about).
+    #[arg(long = "require-gpu", alias = "require_gpu", global = true)]
+    pub require_gpu: bool,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,

@@ -4,10 +4,11 @@
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use minigpt_hub::{ModelSource, Settings};
-use minigpt_model::{GptConfig, GptLm, PackCache, parse_target};
+use minigpt_model::{GptConfig, GptLm, PackCache, Target, parse_target};
 use minigpt_tokenizer::{CharTokenizer, Tokenizer};
 
 use crate::cli::ModelArgs;
@@ -29,6 +30,53 @@ pub mod builtin {
     pub(super) const CONFIG: &str = include_str!(shipped!("config.json"));
     pub(super) const WEIGHTS: &[u8] = include_bytes!(shipped!("model.safetensors"));
     pub(super) const VOCAB: &str = include_str!(shipped!("char_vocab.json"));
+}
+
+/// `--require-gpu`, set once by `main` before the command runs: every model must run on a
+/// `wgpu` adapter that is a GPU.
+static REQUIRE_GPU: AtomicBool = AtomicBool::new(false);
+
+/// Turns `--require-gpu` on for this process.
+pub fn set_require_gpu(on: bool) {
+    REQUIRE_GPU.store(on, Ordering::Relaxed);
+}
+
+/// The target `device` and `dtype` name, after the GPU check: a `wgpu` device names its adapter
+/// on stderr (once per process) and warns when that is a CPU software rasteriser; under
+/// `--require-gpu` that, or any other device, is an error.
+pub fn target(device: &str, dtype: &str) -> Result<Target> {
+    static NAMED: AtomicBool = AtomicBool::new(false);
+    let target = parse_target(device, dtype)?;
+    let require = REQUIRE_GPU.load(Ordering::Relaxed);
+    let adapter = match &target {
+        Target::Burn(d) => minigpt_model::adapter(d),
+        Target::Native(_) => None,
+    };
+    match adapter {
+        None if require => bail!(
+            "--require-gpu, but this model runs on device {device}: use --device wgpu \
+             (device = \"wgpu\" in a config), or drop --require-gpu"
+        ),
+        None => {}
+        Some(a) if a.software && require => bail!(
+            "--require-gpu, but the wgpu adapter is {}, a CPU software rasteriser: install \
+             the GPU's Vulkan driver, or drop --require-gpu",
+            a.name
+        ),
+        Some(a) if !NAMED.swap(true, Ordering::Relaxed) => {
+            if a.software {
+                eprintln!(
+                    "warning: --device wgpu runs on {}, a CPU software rasteriser, not a GPU: \
+                     --device cpu is faster (--require-gpu makes this an error)",
+                    a.name
+                );
+            } else {
+                eprintln!("wgpu adapter: {}", a.name);
+            }
+        }
+        Some(_) => {}
+    }
+    Ok(target)
 }
 
 /// What `--model` names (`None`: the built-in model): a folder when one exists at that path,
@@ -70,7 +118,7 @@ pub fn load_model(args: &ModelArgs) -> Result<GptLm> {
 
 /// The model `source` names (the built-in one for `None`) on `device`, weights in `dtype`.
 pub fn load_model_at(source: Option<&ModelSource>, device: &str, dtype: &str) -> Result<GptLm> {
-    let target = parse_target(device, dtype)?;
+    let target = target(device, dtype)?;
     let dir = source.map(model_dir).transpose()?;
     model_in(dir.as_deref(), &target)
 }
@@ -161,7 +209,7 @@ pub fn load_at(
     device: &str,
     dtype: &str,
 ) -> Result<(GptLm, Arc<dyn Tokenizer>)> {
-    let target = parse_target(device, dtype)?;
+    let target = target(device, dtype)?;
     let dir = source.map(model_dir).transpose()?;
     let mut lm = model_in(dir.as_deref(), &target)?;
     let tok: Box<dyn Tokenizer> = match &dir {

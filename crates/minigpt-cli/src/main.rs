@@ -29,6 +29,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    load::set_require_gpu(cli.require_gpu);
     let result = match cli.command {
         cli::Command::Generate(args) => commands::generate::run(args),
         cli::Command::Score(args) => commands::score::run(args),

@@ -1,8 +1,9 @@
 //! The generation loop: prefill, then select / stop / step until every row has finished.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 
+use crate::cancel::{self, Cancelled};
 use crate::dist::lse_and_entropy;
 use crate::generation::{FinishReason, Generation};
 use crate::model::{LanguageModel, ModelError};
@@ -77,11 +78,6 @@ pub struct GenerateRequest {
     pub cancel: Option<Arc<AtomicBool>>,
 }
 
-/// Decoding stopped because [`GenerateRequest::cancel`] was set; the rows are unfinished.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("decoding was cancelled")]
-pub struct Cancelled;
-
 /// Decodes every prompt with a built strategy: pipelines run the batch together; a search runs
 /// each prompt alone and returns its best hypothesis (whose tokens are then streamed).
 pub fn decode(
@@ -95,6 +91,9 @@ pub fn decode(
         Decoding::Search { search, processors } => {
             let mut out = Vec::with_capacity(req.prompts.len());
             for (row, prompt) in req.prompts.iter().enumerate() {
+                if cancel::is_set(req.cancel.as_deref()) {
+                    return Err(Box::new(Cancelled));
+                }
                 if prompt.is_empty() {
                     return Err(format!("prompt {row} is empty: give at least one token").into());
                 }
@@ -104,6 +103,7 @@ pub fn decode(
                     eos_token_id: req.eos_token_id,
                     ignore_eos: req.ignore_eos,
                     seed: req.seeds.get(row).copied().unwrap_or(0),
+                    cancel: req.cancel.as_deref(),
                 };
                 processors.iter_mut().for_each(|p| p.reset());
                 let best = search
@@ -231,11 +231,7 @@ pub fn generate(
             model.retain(&keep)?;
             live = keep.iter().map(|&s| live[s]).collect();
         }
-        if req
-            .cancel
-            .as_ref()
-            .is_some_and(|c| c.load(Ordering::SeqCst))
-        {
+        if cancel::is_set(req.cancel.as_deref()) {
             return Err(Box::new(Cancelled));
         }
         logits = model.step(&next)?;

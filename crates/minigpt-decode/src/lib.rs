@@ -5,6 +5,7 @@
 
 pub mod builtin;
 pub mod builtin_strategies;
+pub mod cancel;
 pub mod dist;
 pub mod features;
 pub mod forced;
@@ -26,9 +27,10 @@ pub mod selectors;
 pub mod strategy;
 
 pub use builtin_strategies::{BUILTIN_STRATEGIES, builtin_strategy_names, builtin_strategy_text};
+pub use cancel::Cancelled;
 pub use features::last_hidden_features;
 pub use forced::{ForcedScore, score_forced};
-pub use generate::{Cancelled, GenerateRequest, StopStrings, decode, generate};
+pub use generate::{GenerateRequest, StopStrings, decode, generate};
 pub use generation::{FinishReason, Generation};
 pub use judge::Judge;
 pub use model::{Hidden, LanguageModel, Logits, ModelError};

@@ -2,6 +2,7 @@
 //! (beam search, contrastive search) instead of choosing one token per row.
 
 use std::fmt;
+use std::sync::atomic::AtomicBool;
 
 use crate::generation::Generation;
 use crate::model::{LanguageModel, ModelError};
@@ -20,6 +21,9 @@ pub struct SearchRequest<'a> {
     pub ignore_eos: bool,
     /// The row's seed (searches here are deterministic; kept for plugins that sample).
     pub seed: u64,
+    /// Checked before every model step: once set, the search stops with
+    /// [`Cancelled`](crate::Cancelled).
+    pub cancel: Option<&'a AtomicBool>,
 }
 
 /// A whole-sequence search. `processors` (the strategy's chain, possibly empty) rewrite each

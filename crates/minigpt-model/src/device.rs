@@ -50,3 +50,23 @@ pub fn parse_target(device: &str, dtype: &str) -> Result<Target, ModelError> {
         }
     }
 }
+
+/// The adapter a `wgpu` device runs on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Adapter {
+    /// As the driver names it: `NVIDIA H200`, `llvmpipe (LLVM 15.0.7, 256 bits)`.
+    pub name: String,
+    /// A CPU software rasteriser (lavapipe, llvmpipe, SwiftShader, WARP) rather than a GPU:
+    /// the driver reports a CPU device type, so there is no card behind it.
+    pub software: bool,
+}
+
+/// The adapter behind a Burn `device` (opening it), or `None` for a device that is not `wgpu`.
+pub fn adapter(device: &Device) -> Option<Adapter> {
+    // cubecl-wgpu fills `physical` for every adapter but those wgpu types `DeviceType::Cpu`.
+    let id = device.identity()?;
+    Some(Adapter {
+        name: id.name,
+        software: id.physical.is_none(),
+    })
+}

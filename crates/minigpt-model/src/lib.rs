@@ -21,7 +21,7 @@ pub use checkpoint::{
     CONFIG_FILE, WEIGHTS_FILE, load_dir, load_dir_with, load_weights, save_dir, to_safetensors,
 };
 pub use config::{ACTIVATIONS, GptConfig};
-pub use device::{DEVICE_NAMES, Target, parse_device, parse_target};
+pub use device::{Adapter, DEVICE_NAMES, Target, adapter, parse_device, parse_target};
 pub use error::ModelError;
 pub use gpt::Gpt;
 pub use judge::GptJudge;

@@ -12,6 +12,8 @@ use crate::cli::TrainArgs;
 /// Runs the command.
 pub fn run(args: TrainArgs) -> Result<()> {
     let cfg = TrainConfig::load(&args.config)?;
+    crate::load::target(&cfg.train.device, "f32")
+        .with_context(|| format!("{}: train.device", args.config.display()))?;
     let started = Instant::now();
     crate::interrupt::install().context("cannot install the Ctrl-C handler")?;
     let bar = ProgressBar::new(cfg.train.max_steps as u64);

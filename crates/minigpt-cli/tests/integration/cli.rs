@@ -227,6 +227,28 @@ fn bad_inputs_exit_2_with_one_line() {
     run(gen_args(&["--top-p", "0"]), &["top-p"]);
     run(gen_args(&["--top-k", "0"]), &["top-k"]);
     run(gen_args(&["--device", "tpu"]), &["tpu", "flex"]);
+    // --require-gpu asks every model to run on a wgpu GPU: the cpu device is refused.
+    run(
+        gen_args(&["--require-gpu"]),
+        &["--require-gpu", "runs on device cpu", "--device wgpu"],
+    );
+    let guard = temp_dir("require-gpu");
+    let out = guard.path().join("run");
+    assert_usage_error(
+        &[
+            "--require-gpu",
+            "run",
+            "--config",
+            &crate::util::root()
+                .join("configs/sweep.toml")
+                .display()
+                .to_string(),
+            "--out",
+            &out.display().to_string(),
+        ],
+        &["configs/sweep.toml: [model]: --require-gpu"],
+    );
+    assert!(!out.exists(), "a refused run writes nothing");
     // A batch whose KV cache alone is terabytes: refused before anything is allocated.
     assert_usage_error(
         &[

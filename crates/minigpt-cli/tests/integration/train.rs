@@ -234,7 +234,21 @@ fn bad_training_inputs_exit_2_with_one_line() {
         &base.replace("learning_rate = 0.01", "learning_rate = 1e30"),
         "training diverged at step",
     );
+    // --require-gpu with training on the CPU: refused before the output folder exists.
     let _ = std::fs::remove_dir_all(dir.join("out"));
+    std::fs::write(&cfg_path, &base).unwrap();
+    let out = command(&[
+        "train",
+        "--config",
+        &cfg_path.display().to_string(),
+        "--require-gpu",
+    ])
+    .output()
+    .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("train.device: --require-gpu"), "{err}");
+    assert!(!dir.join("out").exists(), "nothing written");
     std::fs::write(dir.join("out"), "a file, not a folder").unwrap();
     run(&base, "output folder");
     let out = command(&["train", "--config", "/nonexistent/train.toml"])

@@ -147,3 +147,63 @@ strategies_dir = "{}"
         "sweep texts differ between wgpu and cpu"
     );
 }
+
+/// `--device wgpu` names its adapter once on stderr, and warns when it is a CPU software
+/// rasteriser (lavapipe in CI); `--require-gpu` then refuses to run, with one line and no
+/// output. On a real GPU the same flag lets the run through.
+#[test]
+fn wgpu_names_its_adapter_and_require_gpu_refuses_a_software_one() {
+    if !wgpu_here() {
+        return;
+    }
+    let model = fixture();
+    let args = |extra: &[&'static str]| {
+        let mut a = vec![
+            "generate",
+            "--model",
+            model.as_str(),
+            "--device",
+            "wgpu",
+            "--prompt",
+            "The quick brown fox",
+            "--greedy",
+            "--max-new-tokens",
+            "2",
+        ];
+        a.extend_from_slice(extra);
+        minigpt(&a)
+    };
+    let plain = args(&[]);
+    let stderr = String::from_utf8_lossy(&plain.stderr).to_string();
+    let text = ok(plain);
+    let named: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("wgpu adapter: ") || l.starts_with("warning: --device wgpu"))
+        .collect();
+    assert_eq!(named.len(), 1, "the adapter is named once: {stderr}");
+    let software = named[0].contains("a CPU software rasteriser, not a GPU");
+    let strict = args(&["--require-gpu"]);
+    let strict_err = String::from_utf8_lossy(&strict.stderr).to_string();
+    if software {
+        eprintln!("adapter (software): {}", named[0]);
+        assert_eq!(strict.status.code(), Some(2), "{strict_err}");
+        assert!(strict.stdout.is_empty(), "no text on refusal");
+        let lines: Vec<&str> = strict_err
+            .lines()
+            // (Mesa's EGL adds `error: XDG_RUNTIME_DIR ...` lines of its own.)
+            .filter(|l| l.starts_with("error:") && !l.contains("XDG_RUNTIME_DIR"))
+            .collect();
+        assert_eq!(lines.len(), 1, "{strict_err}");
+        assert!(
+            lines[0].contains("--require-gpu") && lines[0].contains("software rasteriser"),
+            "{strict_err}"
+        );
+    } else {
+        eprintln!("adapter (GPU): {}", named[0]);
+        assert_eq!(
+            ok(strict),
+            text,
+            "--require-gpu on a GPU runs as without it"
+        );
+    }
+}

@@ -16,6 +16,7 @@
 
 use std::fmt;
 
+use crate::cancel::{self, Cancelled};
 use crate::dist::lse_and_entropy;
 use crate::generation::{FinishReason, Generation};
 use crate::model::{LanguageModel, ModelError};
@@ -296,6 +297,9 @@ impl SearchStrategy for BeamSearch {
                 .map(|(_, b)| *b.tokens.last().unwrap_or(&0))
                 .collect();
             running = next.into_iter().map(|(_, b)| b).collect();
+            if cancel::is_set(req.cancel) {
+                return Err(Box::new(Cancelled));
+            }
             model.retain(&rows)?;
             logits = model.step(&toks)?;
         }

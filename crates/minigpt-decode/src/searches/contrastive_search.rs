@@ -7,6 +7,7 @@
 
 use std::fmt;
 
+use crate::cancel::{self, Cancelled};
 use crate::dist::{entropy, log_prob, softmax};
 use crate::generation::{FinishReason, Generation};
 use crate::model::{LanguageModel, Logits, ModelError};
@@ -166,6 +167,10 @@ impl SearchStrategy for ContrastiveSearch {
             ids.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]).then(a.cmp(&b)));
             ids.truncate(self.k);
             let cand: Vec<u32> = ids.iter().map(|&i| i as u32).collect();
+            if cancel::is_set(req.cancel) {
+                model.record_hidden(false)?;
+                return Err(Box::new(Cancelled));
+            }
             model.retain(&vec![0; cand.len()])?;
             let next = model.step(&cand)?;
             let hidden = model

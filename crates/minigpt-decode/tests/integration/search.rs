@@ -175,6 +175,7 @@ fn run(
         eos_token_id: eos,
         ignore_eos: false,
         seed: 0,
+        cancel: None,
     };
     search.search(model, &req, &mut processors).unwrap()
 }
@@ -313,4 +314,91 @@ fn contrastive_search_hand_worked() {
     assert_eq!(run_cs(3, 1.0), vec![1, 2, 0]);
     // k = 1 is greedy whatever alpha.
     assert_eq!(run_cs(1, 0.9), vec![0, 0, 0]);
+}
+
+/// A model that sets `flag` once it has run `after` steps, and counts the steps after that.
+struct Tripwire {
+    inner: Fake,
+    after: usize,
+    steps: usize,
+    flag: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl LanguageModel for Tripwire {
+    fn vocab_size(&self) -> usize {
+        self.inner.vocab_size()
+    }
+    fn context_len(&self) -> usize {
+        self.inner.context_len()
+    }
+    fn max_row_len(&self) -> Option<usize> {
+        None
+    }
+    fn prefill(&mut self, prompts: &[Vec<u32>]) -> Result<Logits, ModelError> {
+        self.inner.prefill(prompts)
+    }
+    fn step(&mut self, tokens: &[u32]) -> Result<Logits, ModelError> {
+        self.steps += 1;
+        if self.steps == self.after {
+            self.flag.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        self.inner.step(tokens)
+    }
+    fn retain(&mut self, rows: &[usize]) -> Result<(), ModelError> {
+        self.inner.retain(rows)
+    }
+    fn record_hidden(&mut self, on: bool) -> Result<(), ModelError> {
+        self.inner.record_hidden(on)
+    }
+    fn last_hidden(&self) -> Option<&Hidden> {
+        self.inner.last_hidden()
+    }
+}
+
+/// Ctrl-C during a search of a million tokens: both searches stop with `Cancelled` before the
+/// step after the one that set the flag, and a flag set before decoding starts runs no step.
+#[test]
+fn searches_stop_within_a_step_when_cancelled() {
+    let r = Registry::builtin();
+    let cx = BuildContext::default();
+    let hidden: Vec<Vec<f32>> = (0..7).map(|t| vec![t as f32 + 1.0, 1.0]).collect();
+    for toml in [
+        "[search]\nname = \"beam_search\"\nnum_beams = 3",
+        "[search]\nname = \"contrastive_search\"\ntop_k = 3\npenalty_alpha = 0.6",
+    ] {
+        for after in [0, 1, 5] {
+            let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(after == 0));
+            let mut inner = Fake::new(7);
+            inner.hidden_of = Some(hidden.clone());
+            let mut model = Tripwire {
+                inner,
+                after,
+                steps: 0,
+                flag: flag.clone(),
+            };
+            let req = GenerateRequest {
+                prompts: vec![vec![1, 2], vec![3]],
+                max_new_tokens: 1_000_000,
+                seeds: vec![0, 0],
+                eos_token_id: None,
+                ignore_eos: true,
+                stop: Default::default(),
+                max_new_chars: None,
+                cancel: Some(flag),
+            };
+            let s = Strategy::parse("t", "test", toml, &r, &cx).unwrap();
+            let err = decode(
+                &mut model,
+                &req,
+                &mut s.build(&r, &cx, 2).unwrap(),
+                |_, _| {},
+            )
+            .unwrap_err();
+            assert!(err.is::<minigpt_decode::Cancelled>(), "{toml}: {err}");
+            assert_eq!(
+                model.steps, after,
+                "{toml}: steps run after the flag was set"
+            );
+        }
+    }
 }

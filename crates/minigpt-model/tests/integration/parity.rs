@@ -270,6 +270,7 @@ fn beam_search_matches_hugging_face(c: &Case) {
             eos_token_id: None,
             ignore_eos: false,
             seed: 0,
+            cancel: None,
         };
         let mut lm = load(c);
         let got = search.search(&mut lm, &req, &mut processors).unwrap();
