@@ -147,22 +147,8 @@ impl Dry {
         }
         // Step 2: z[k] = how many tokens ending k positions before the end equal the tokens
         // at the end (the Z-function of the reversed sequence).
-        let at = |i: usize| t[n - 1 - i];
-        let z = &mut self.z;
-        z.clear();
-        z.resize(n, 0);
-        let (mut lt, mut rt) = (0usize, 0usize);
-        for k in 1..n {
-            let mut len = if k < rt { z[k - lt].min(rt - k) } else { 0 };
-            while k + len < n && at(len) == at(k + len) {
-                len += 1;
-            }
-            if k + len > rt {
-                lt = k;
-                rt = k + len;
-            }
-            z[k] = len;
-        }
+        reversed_z(t, &mut self.z);
+        let z = &self.z;
         // Step 3: the token after the earlier copy would extend it.
         for k in 1..n {
             let len = z[k].min(limit);
@@ -185,6 +171,33 @@ impl Dry {
         let p = (self.multiplier * self.base.powi(exponent)) as f32;
         p.min(f32::MAX)
     }
+}
+
+/// Fills `z` with the Z-function of `t` reversed: `z[k]` = how many tokens ending `k` positions
+/// before the end equal the tokens at the end. Returns the token comparisons made, at most
+/// `2 n`: the Z-algorithm is linear where a direct count is quadratic on repetitive text.
+fn reversed_z(t: &[u32], z: &mut Vec<usize>) -> usize {
+    let n = t.len();
+    let at = |i: usize| t[n - 1 - i];
+    z.clear();
+    z.resize(n, 0);
+    let (mut lt, mut rt, mut compared) = (0usize, 0usize, 0usize);
+    for k in 1..n {
+        let mut len = if k < rt { z[k - lt].min(rt - k) } else { 0 };
+        while k + len < n {
+            compared += 1;
+            if at(len) != at(k + len) {
+                break;
+            }
+            len += 1;
+        }
+        if k + len > rt {
+            lt = k;
+            rt = k + len;
+        }
+        z[k] = len;
+    }
+    compared
 }
 
 /// The breakers' token ids. A text the vocabulary cannot write (no token for it, as `"` in the
@@ -310,6 +323,32 @@ mod tests {
             ok.to_string(),
             "dry(multiplier=0.8, base=1.75, allowed_length=2)"
         );
+    }
+
+    #[test]
+    fn z_algorithm_is_linear_on_repetitive_text() {
+        // A direct count compares ~n²/2 tokens on one repeated token; the Z-algorithm at most
+        // 2n on any text (here 64k tokens: repeated, periodic, and pseudo-random).
+        let n = 1 << 16;
+        let mut x = 1u64;
+        let texts: [Vec<u32>; 3] = [
+            vec![7; n],
+            (0..n as u32).map(|i| i % 5).collect(),
+            (0..n)
+                .map(|_| {
+                    x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+                    (x >> 61) as u32
+                })
+                .collect(),
+        ];
+        let mut z = Vec::new();
+        for t in &texts {
+            let compared = reversed_z(t, &mut z);
+            assert!(compared <= 2 * n, "{compared} comparisons for {n} tokens");
+        }
+        // The repeated token: every earlier position matches all the way to the start.
+        reversed_z(&texts[0], &mut z);
+        assert!((1..n).all(|k| z[k] == n - k));
     }
 
     #[test]
