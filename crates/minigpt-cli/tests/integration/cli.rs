@@ -176,6 +176,37 @@ fn streamed_text_equals_json_text_and_seed_reproduces() {
     assert_ne!(other["tokens"], a["tokens"]);
 }
 
+/// Past the context, `score` slides windows by half the context by default (the stride of
+/// Hugging Face's perplexity guide: 512 for GPT-2's 1024), says so, and `--stride 1` is the
+/// exact mode: every token with a full window, which changes the figures.
+#[test]
+fn score_slides_by_half_the_context_by_default_and_says_so() {
+    let m = model();
+    let text = "The quick brown fox jumps over the lazy dog. ".repeat(20);
+    let run = |extra: &[&str]| {
+        let mut a = vec!["score", "--model", m.as_str(), "--text", text.as_str()];
+        a.extend_from_slice(extra);
+        minigpt(&a)
+    };
+    let default = json(&run(&["--json"]));
+    assert!(default["tokens"].as_array().unwrap().len() > 3 * 64);
+    assert_eq!(
+        default["stride"], 32,
+        "half of the fixture's n_positions = 64"
+    );
+    assert_eq!(default, json(&run(&["--json", "--stride", "32"])));
+    let exact = json(&run(&["--json", "--stride", "1"]));
+    assert_eq!(exact["stride"], 1);
+    assert_ne!(exact["logprobs"], default["logprobs"]);
+    let plain = String::from_utf8(run(&[]).stdout).unwrap();
+    assert!(
+        plain.contains(
+            "windows of 64 tokens advancing 32 (--stride 1 gives every token a full window)"
+        ),
+        "{plain}"
+    );
+}
+
 #[test]
 fn score_json_matches_hugging_face() {
     let m = model();
