@@ -173,6 +173,23 @@ mod tests {
         assert_eq!(ticks(1.3, 3.1, 0.5), vec![1.5, 2.0, 2.5, 3.0]);
     }
 
+    /// Losses just before divergence can be huge: the axis still has a handful of ticks.
+    #[test]
+    fn huge_losses_draw_bounded_axes() {
+        for (a, b) in [
+            (1e31, 1e31),
+            (3.0, 1e31),
+            (1e300, 1.7e308),
+            (0.0, 0.0),
+            (1e-300, 2e-300),
+        ] {
+            let svg = loss_curve_svg("t", &[a, b, f64::INFINITY], &[(2, b)]);
+            assert!(svg.ends_with("</svg>\n"));
+            let ticks = svg.matches("stroke=\"#e5e5e5\"").count();
+            assert!((1..=30).contains(&ticks), "{a}, {b}: {ticks} grid lines");
+        }
+    }
+
     #[test]
     fn curve_places_points_in_the_plot_area() {
         let train = [4.0, 3.0, 2.0, f64::NAN];
