@@ -85,6 +85,16 @@ keeps every finished row, writes the summary and exits 130.")]
     #[command(after_help = "Example:
   minigpt merge --out experiments/runs/all experiments/runs/part-1 experiments/runs/part-2")]
     Merge(MergeArgs),
+    /// Write report.html into a run or eval folder: one self-contained page (no network) with
+    /// the header, the sortable summary, every plot behind a metric selector, and the texts
+    /// side by side with each token shaded by its probability.
+    #[command(after_help = "Examples:
+  minigpt report experiments/runs/shakespeare-decoding
+  minigpt report experiments/runs/eval-gpt2        # an eval folder: both models side by side
+
+run, merge and eval write the report themselves when they finish (and when Ctrl-C stops a run);
+this command rewrites it, for example for a folder written by an older minigpt.")]
+    Report(ReportArgs),
     /// Prefill and decode speed (tokens/s) at batch 1 and 8.
     #[command(after_help = "Example:
   minigpt bench --prompt-len 64 --new-tokens 64   # the built-in model (128 positions)
@@ -265,6 +275,14 @@ pub struct MergeArgs {
     /// Shard folders of one config.
     #[arg(required = true, value_name = "DIR")]
     pub parts: Vec<PathBuf>,
+}
+
+/// `minigpt report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// A folder written by `minigpt run`, `merge` or `eval`.
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
 }
 
 /// `minigpt strategies`.

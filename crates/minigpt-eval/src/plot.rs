@@ -76,7 +76,9 @@ fn ticks(lo: f64, hi: f64) -> Vec<(f64, String)> {
         .take_while(|&v| v <= hi + step * 1e-9)
         .map(|v| {
             let label = if !(1e-4..1e6).contains(&step) {
-                format!("{v:.2e}")
+                // Enough mantissa digits for neighbouring ticks to differ.
+                let d = ((v.abs().max(step) / step).log10().ceil() as usize).clamp(2, 15);
+                format!("{v:.d$e}")
             } else if step >= 1.0 {
                 format!("{v:.0}")
             } else {
@@ -134,7 +136,14 @@ pub fn line_chart(title: &str, y_label: &str, series: &[Series]) -> String {
     if !y0.is_finite() {
         (y0, y1) = (0.0, 1.0);
     }
-    let (y0, y1) = widen(y0, y1, 0.08, 1e-6);
+    // A flat line (every value equal) gets an axis of ±5 % around it, not of rounding noise.
+    let flat = y1 - y0 <= y0.abs().max(y1.abs()) * 1e-9;
+    let floor = if flat {
+        (y0.abs() * 0.05).max(1e-6)
+    } else {
+        1e-6
+    };
+    let (y0, y1) = widen(y0, y1, 0.08, floor);
     let pw = w - left - right;
     let ph = h - top - bottom;
     let px = |x: f64| left + (x - x0) / (x1 - x0) * pw;
@@ -441,5 +450,23 @@ mod tests {
         let t = ticks(1e31, 1e31 + 1e25);
         assert!(t.len() >= 2 && t.len() <= MAX_TICKS, "{t:?}");
         assert!(t.windows(2).all(|w| w[1].0 > w[0].0));
+        // Neighbouring labels differ even where the step is tiny against the values.
+        assert!(t.windows(2).all(|w| w[1].1 != w[0].1), "{t:?}");
+    }
+
+    /// A flat line (every text 256 tokens long) gets a readable axis around its value, with
+    /// distinct labels, instead of one spanning rounding noise.
+    #[test]
+    fn a_flat_line_gets_a_readable_axis() {
+        let series = [Series {
+            label: "a".into(),
+            points: vec![(Some(0.5), 256.0), (Some(1.0), 256.0)],
+            bars: vec![],
+            reference: false,
+        }];
+        let svg = line_chart("t", "y", &series);
+        for label in ["250", "260"] {
+            assert!(svg.contains(&format!(">{label}</text>")), "{label}: {svg}");
+        }
     }
 }

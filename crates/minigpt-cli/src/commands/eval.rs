@@ -186,10 +186,10 @@ pub fn run(args: EvalArgs) -> Result<()> {
         "bits_per_byte.csv, "
     };
     eprintln!(
-        "done: {} (comparison.csv, {bpb}plots/; each model's run in candidate/ and baseline/)",
+        "done: {} (comparison.csv, {bpb}plots/, report.html; each model's run in candidate/ and baseline/)",
         out.display()
     );
-    Ok(())
+    crate::commands::report::write_and_say(&out)
 }
 
 /// One model of the evaluation, loaded.

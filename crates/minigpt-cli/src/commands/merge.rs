@@ -23,5 +23,5 @@ pub fn run(args: MergeArgs) -> Result<()> {
         },
         args.out.display()
     );
-    Ok(())
+    crate::commands::report::write_and_say(&args.out)
 }

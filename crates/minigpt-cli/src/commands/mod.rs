@@ -5,6 +5,7 @@ pub mod download;
 pub mod eval;
 pub mod generate;
 pub mod merge;
+pub mod report;
 pub mod run;
 pub mod run_info;
 pub mod score;

@@ -98,9 +98,9 @@ pub fn run(args: RunArgs) -> Result<()> {
     }
     // The files written, as the folder holds them.
     let files = if plan.references.is_some() {
-        "generations.csv, human.csv, tokens.jsonl, features.jsonl, summary.csv, plots/"
+        "generations.csv, human.csv, tokens.jsonl, features.jsonl, summary.csv, plots/, report.html"
     } else {
-        "generations.csv, tokens.jsonl, summary.csv, plots/"
+        "generations.csv, tokens.jsonl, summary.csv, plots/, report.html"
     };
     eprintln!(
         "{} {} rows ({} generated now in {} model batches, {} already there) in {}: {files}",
@@ -115,6 +115,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         outcome.skipped,
         out.display()
     );
+    crate::commands::report::write_and_say(&out)?;
     if outcome.interrupted {
         return Err(Interrupted("run the same command again to finish the remaining rows").into());
     }

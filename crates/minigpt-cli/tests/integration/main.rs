@@ -6,6 +6,7 @@ mod util;
 mod cli;
 mod default_model;
 mod hub;
+mod report;
 mod run;
 mod train;
 mod wgpu;
