@@ -148,6 +148,7 @@ seen["plot_after"] = js("""(() => {
   return t && t.textContent;
 })()""")
 seen["compare_rows"] = js("document.querySelectorAll('#compare tr').length")
+seen["bits_per_byte_rows"] = js("document.querySelectorAll('#bpb tr').length")
 seen["browser"] = js(f"""(() => {{
   const s = document.querySelector('#prompt');
   s.selectedIndex = {prompt_index};
@@ -163,6 +164,7 @@ seen["browser"] = js(f"""(() => {{
     loop_tokens: document.querySelectorAll('#cards .t.loop').length,
     count: document.querySelector('#count').textContent,
     texts: cards.map(c => c.querySelector('.text').textContent),
+    titles: cards.map(c => c.querySelector('h3').textContent),
   }};
 }})()""")
 seen["paged"] = js("""(() => {

@@ -206,3 +206,84 @@ strategies_dir = "{}"
         "the reference and two samples of each strategy"
     );
 }
+
+/// An eval's report: both models in the table, the plot and the texts, the chosen metric side
+/// by side, and the bits per byte of both.
+#[test]
+fn an_eval_report_shows_both_models_side_by_side_in_chromium() {
+    let guard = temp_dir("report-eval");
+    let d = guard.path();
+    std::fs::write(
+        d.join("heldout.txt"),
+        "to be, or not to be: that is it.\n".repeat(30),
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("eval.toml"),
+        format!(
+            r#"[experiment]
+name = "e"
+seed = 3
+samples = 2
+max_new_chars = 24
+[candidate]
+path = "{}"
+[baseline]
+path = "{}"
+[prompts]
+items = ["TORIA:", "to be"]
+[sweep]
+temperatures = [1.0]
+strategies = ["greedy", "top_p_0.9"]
+strategies_dir = "{}"
+[heldout]
+file = "heldout.txt"
+fraction = 0.5
+"#,
+            fixtures().join("tiny-char-gelu").display(),
+            fixtures().join("tiny-gpt2").display(),
+            root().join("configs/decode").display()
+        ),
+    )
+    .unwrap();
+    let out = d.join("out");
+    minigpt_ok(&[
+        "eval",
+        "--config",
+        &d.join("eval.toml").display().to_string(),
+        "--out",
+        &out.display().to_string(),
+    ]);
+    let report = out.join("report.html");
+    assert!(report.exists());
+    if !browser_here() {
+        return;
+    }
+    let seen = open(&report, &d.join("shot.png"), 0);
+    assert_eq!(seen["console_errors"], serde_json::json!([]));
+    // Each model's cells and each one's human row.
+    let lines = |side: &str| RunDir::new(out.join(side)).read_summary().unwrap().len();
+    assert_eq!(seen["summary_rows"], lines("candidate") + lines("baseline"));
+    assert_eq!(seen["summary_columns"][0], "model");
+    // The chosen metric side by side: a header and one line per candidate cell (greedy, top-p).
+    assert_eq!(seen["compare_rows"], 1 + 2);
+    assert_eq!(seen["bits_per_byte_rows"], 1 + 2);
+    // Prompt 0 (no references here): 2 strategies × 2 samples of each model, both named.
+    let b = &seen["browser"];
+    assert_eq!(b["human_cards"], 0);
+    assert_eq!(b["cards"], 2 * 2 * 2);
+    let models = ["tiny-char-gelu", "tiny-gpt2"];
+    for m in models {
+        assert_eq!(
+            b["titles"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|t| t.as_str().unwrap().starts_with(m))
+                .count(),
+            4,
+            "{m}"
+        );
+    }
+    assert_eq!(b["prompt_text"], "TORIA:");
+}
