@@ -280,6 +280,12 @@ fn bad_inputs_exit_2_with_one_line() {
         &["configs/sweep.toml: [model]: --require-gpu"],
     );
     assert!(!out.exists(), "a refused run writes nothing");
+    // A report of a folder that holds no run.
+    assert_usage_error(
+        &["report", &guard.path().display().to_string()],
+        &["is not a run folder", "minigpt run, merge or eval"],
+    );
+    assert!(!guard.path().join("report.html").exists());
     // A batch whose KV cache alone is terabytes: refused before anything is allocated.
     assert_usage_error(
         &[

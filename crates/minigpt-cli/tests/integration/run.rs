@@ -483,6 +483,13 @@ fn texts_are_the_same_across_batch_sizes_and_shards() {
         records(&merged.join("summary.csv")).len(),
         records(&whole.join("summary.csv")).len()
     );
+    // The merged folder's report holds every row, as the whole run's does.
+    let texts = |dir: &Path| {
+        let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+        html.matches("\"x\":").count()
+    };
+    assert_eq!(texts(&merged), got.len() - 1);
+    assert_eq!(texts(&merged), texts(&whole));
     // Shards of a different config do not merge.
     let other = d.join("other");
     std::fs::create_dir_all(&other).unwrap();
