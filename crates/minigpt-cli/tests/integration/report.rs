@@ -214,36 +214,8 @@ fn an_eval_report_shows_both_models_side_by_side_in_chromium() {
     let guard = temp_dir("report-eval");
     let d = guard.path();
     std::fs::write(
-        d.join("heldout.txt"),
-        "to be, or not to be: that is it.\n".repeat(30),
-    )
-    .unwrap();
-    std::fs::write(
         d.join("eval.toml"),
-        format!(
-            r#"[experiment]
-name = "e"
-seed = 3
-samples = 2
-max_new_chars = 24
-[candidate]
-path = "{}"
-[baseline]
-path = "{}"
-[prompts]
-items = ["TORIA:", "to be"]
-[sweep]
-temperatures = [1.0]
-strategies = ["greedy", "top_p_0.9"]
-strategies_dir = "{}"
-[heldout]
-file = "heldout.txt"
-fraction = 0.5
-"#,
-            fixtures().join("tiny-char-gelu").display(),
-            fixtures().join("tiny-gpt2").display(),
-            root().join("configs/decode").display()
-        ),
+        crate::util::tiny_eval_config(d, &fixtures().join("tiny-gpt2")),
     )
     .unwrap();
     let out = d.join("out");

@@ -809,41 +809,8 @@ fn ctrl_c_stops_a_batch_of_endless_rows_within_a_step() {
 fn eval_compares_a_candidate_with_a_judging_baseline() {
     let guard = dir("eval");
     let d = guard.path().to_path_buf();
-    std::fs::write(
-        d.join("heldout.txt"),
-        "to be, or not to be: that is it.\n".repeat(30),
-    )
-    .unwrap();
-    let cand = root().join("tests/fixtures/tiny-char-gelu");
     let base = root().join("tests/fixtures/tiny-gpt2");
-    let decode = root().join("configs/decode");
-    let cfg = |baseline: &Path| {
-        format!(
-            r#"
-[experiment]
-name = "e"
-seed = 3
-samples = 2
-max_new_chars = 24
-[candidate]
-path = "{}"
-[baseline]
-path = "{}"
-[prompts]
-items = ["TORIA:", "to be"]
-[sweep]
-temperatures = [1.0]
-strategies = ["greedy", "top_p_0.9"]
-strategies_dir = "{}"
-[heldout]
-file = "heldout.txt"
-fraction = 0.5
-"#,
-            cand.display(),
-            baseline.display(),
-            decode.display()
-        )
-    };
+    let cfg = |baseline: &Path| crate::util::tiny_eval_config(&d, baseline);
     let path = d.join("eval.toml");
     std::fs::write(&path, cfg(&base)).unwrap();
     let out = d.join("out");

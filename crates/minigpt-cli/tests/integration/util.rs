@@ -1,6 +1,6 @@
 //! What every end-to-end test uses: the repository's paths, the binary, temp folders.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 /// The repository's root.
@@ -68,4 +68,39 @@ pub fn ctrl_c(child: &std::process::Child) {
         .status()
         .unwrap();
     assert!(sent.success());
+}
+
+/// An eval of the tiny character model against `baseline`: 2 prompts, greedy and top-p, 2
+/// samples of 24 characters, and half of a held-out text it writes into `dir`.
+pub fn tiny_eval_config(dir: &Path, baseline: &Path) -> String {
+    std::fs::write(
+        dir.join("heldout.txt"),
+        "to be, or not to be: that is it.\n".repeat(30),
+    )
+    .unwrap();
+    format!(
+        r#"
+[experiment]
+name = "e"
+seed = 3
+samples = 2
+max_new_chars = 24
+[candidate]
+path = "{}"
+[baseline]
+path = "{}"
+[prompts]
+items = ["TORIA:", "to be"]
+[sweep]
+temperatures = [1.0]
+strategies = ["greedy", "top_p_0.9"]
+strategies_dir = "{}"
+[heldout]
+file = "heldout.txt"
+fraction = 0.5
+"#,
+        fixtures().join("tiny-char-gelu").display(),
+        baseline.display(),
+        root().join("configs/decode").display()
+    )
 }
