@@ -3,6 +3,7 @@
 //!
 //! This crate has no Burn dependency: every piece is tested against tiny table-driven fake models.
 
+pub mod batch;
 pub mod builtin;
 pub mod builtin_strategies;
 pub mod cancel;
@@ -24,13 +25,15 @@ pub mod search;
 pub mod searches;
 pub mod selector;
 pub mod selectors;
+pub mod stop;
 pub mod strategy;
 
+pub use batch::{Accepted, Batch, NewRow};
 pub use builtin_strategies::{BUILTIN_STRATEGIES, builtin_strategy_names, builtin_strategy_text};
 pub use cancel::Cancelled;
 pub use features::last_hidden_features;
 pub use forced::{ForcedScore, score_forced};
-pub use generate::{GenerateRequest, StopStrings, decode, generate};
+pub use generate::{GenerateRequest, decode, generate};
 pub use generation::{FinishReason, Generation};
 pub use judge::Judge;
 pub use model::{Hidden, LanguageModel, Logits, ModelError};
@@ -41,4 +44,5 @@ pub use rng::Rng;
 pub use row_check::{RowProblem, UnusableRow};
 pub use search::{SearchRequest, SearchStrategy};
 pub use selector::{Choice, TokenSelector};
+pub use stop::StopStrings;
 pub use strategy::{Decoding, Last, PluginSpec, Strategy, StrategyError};

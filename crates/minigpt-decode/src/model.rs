@@ -77,6 +77,18 @@ pub trait LanguageModel {
     /// Appends `tokens[i]` to live row `i` and returns the next-token logits of every live row.
     fn step(&mut self, tokens: &[u32]) -> Result<Logits, ModelError>;
 
+    /// Appends `tokens[i]` to live row `i`, then starts one row per prompt after the live rows,
+    /// in one call, and returns the next-token logits of every row (the live ones, then the
+    /// new ones): rows join a running batch (continuous batching). Models that cannot add rows
+    /// to a running batch refuse unless `prompts` is empty.
+    fn step_join(&mut self, tokens: &[u32], prompts: &[Vec<u32>]) -> Result<Logits, ModelError> {
+        if prompts.is_empty() {
+            self.step(tokens)
+        } else {
+            Err("this model cannot add rows to a running batch (minigpt's cpu device can)".into())
+        }
+    }
+
     /// Keeps the given live rows in the given order (indices into the current rows); an index
     /// may repeat, which duplicates the row (beam search).
     fn retain(&mut self, rows: &[usize]) -> Result<(), ModelError>;

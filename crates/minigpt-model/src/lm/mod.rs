@@ -191,6 +191,16 @@ impl LanguageModel for GptLm {
         self.engine.retain(rows)
     }
 
+    fn step_join(
+        &mut self,
+        tokens: &[u32],
+        prompts: &[Vec<u32>],
+    ) -> Result<Logits, minigpt_decode::ModelError> {
+        check_context(&self.config, self.policy, prompts)?;
+        let logits = self.engine.step_join(tokens, prompts)?;
+        Ok(self.mask_textless(logits))
+    }
+
     fn record_hidden(&mut self, on: bool) -> Result<(), minigpt_decode::ModelError> {
         self.engine.record_hidden(on)
     }

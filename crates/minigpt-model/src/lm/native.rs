@@ -216,6 +216,27 @@ impl LanguageModel for NativeLm {
         Ok(self.advance())
     }
 
+    fn step_join(
+        &mut self,
+        tokens: &[u32],
+        prompts: &[Vec<u32>],
+    ) -> Result<Logits, minigpt_decode::ModelError> {
+        check_ids(&self.config, tokens)?;
+        one_per_row(tokens, self.rows.len())?;
+        if !prompts.is_empty() {
+            check_prompts(&self.config, prompts)?;
+        }
+        for ((row, _), &t) in self.rows.iter_mut().zip(tokens) {
+            row.push(t);
+        }
+        // New rows start with empty caches: one forward pass brings each live row one token
+        // and each new row its whole prompt, every row computed as it would be alone.
+        for p in prompts {
+            self.rows.push((p.clone(), self.net.new_cache()));
+        }
+        Ok(self.advance())
+    }
+
     fn record_hidden(&mut self, on: bool) -> Result<(), minigpt_decode::ModelError> {
         self.record_hidden = on;
         self.hidden = None;

@@ -469,3 +469,108 @@ fn shifted_context_steps_equal_uncached_windows() {
     let err = burn.prefill(&[vec![1, 2]]).unwrap_err().to_string();
     assert!(err.contains("--device cpu"), "{err}");
 }
+
+/// Continuous batching on the native engine: rows that join a running batch at different steps
+/// (one past the context, where windows slide), and a row removed mid-way, leave every other
+/// row's sampled tokens exactly as when it runs alone with the same seed.
+#[test]
+fn rows_joining_a_running_batch_sample_as_they_would_alone() {
+    use minigpt_decode::{Batch, NewRow, Pipeline};
+    let mut lm = load(&Case::new("cpu", "f32", 0.0));
+    let v = lm.config.vocab_size;
+    let (registry, cx) = (Registry::builtin(), BuildContext::default());
+    let strategy = Strategy::parse(
+        "s",
+        "test",
+        "[[processors]]\nname = \"temperature\"\nt = 1.3\n[[processors]]\nname = \"top_p\"\np = 0.95\n[selector]\nname = \"multinomial\"",
+        &registry,
+        &cx,
+    )
+    .unwrap();
+    let pipeline = || -> Pipeline {
+        strategy
+            .pipelines(&registry, &cx, 1)
+            .unwrap()
+            .pop()
+            .unwrap()
+    };
+    // (prompt length, seed, the step it joins at, tokens to generate)
+    let rows = [
+        (5usize, 11u64, 0usize, 30usize),
+        (70, 12, 3, 25),
+        (1, 13, 7, 12),
+        (9, 14, 7, 20),
+    ];
+    let prompt = |i: usize, n: usize| -> Vec<u32> {
+        (0..n)
+            .map(|j| ((i * 7919 + j * 104_729) % v) as u32)
+            .collect()
+    };
+    let alone: Vec<Vec<u32>> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, &(n, seed, _, max))| {
+            let req = GenerateRequest {
+                prompts: vec![prompt(i, n)],
+                max_new_tokens: max,
+                seeds: vec![seed],
+                ..Default::default()
+            };
+            generate(&mut lm, &req, &mut [pipeline()], |_, _| {}).unwrap()[0]
+                .tokens
+                .clone()
+        })
+        .collect();
+    let row = |i: usize| {
+        let (n, seed, _, max) = rows[i];
+        NewRow {
+            id: i,
+            prompt: prompt(i, n),
+            pipeline: pipeline(),
+            seed,
+            max_new_tokens: max,
+            eos_token_id: None,
+            ignore_eos: false,
+            stop: Default::default(),
+            max_new_chars: None,
+        }
+    };
+    // Row 3 is removed after its 4th token (a client gone); the others run to their end.
+    let mut got: Vec<Vec<u32>> = vec![vec![]; rows.len()];
+    let mut finished = vec![false; rows.len()];
+    let mut batch: Batch = Batch::new();
+    let mut step = 0;
+    loop {
+        for (i, r) in rows.iter().enumerate() {
+            if r.2 == step {
+                batch.add(row(i)).unwrap();
+            }
+        }
+        for (id, _) in batch.advance(&mut lm).unwrap() {
+            finished[id] = true;
+        }
+        for (id, g) in batch.select(&mut lm, |a| got[a.id].push(a.token)).unwrap() {
+            assert_eq!(g.tokens, got[id]);
+            finished[id] = true;
+        }
+        if got[3].len() == 4 && !finished[3] {
+            let gone = batch.remove(&mut lm, |id| id == 3).unwrap();
+            assert_eq!(gone.len(), 1);
+            finished[3] = true;
+        }
+        step += 1;
+        if batch.is_empty() && step > 7 {
+            break;
+        }
+    }
+    assert!(finished.iter().all(|&f| f));
+    for i in 0..3 {
+        assert_eq!(got[i], alone[i], "row {i}");
+    }
+    assert_eq!(got[3], alone[3][..4]);
+    // A Burn device cannot add rows to a running batch, and says so.
+    let mut flex = load(&Case::new("flex", "f32", 1e-4));
+    flex.prefill(&[prompt(0, 3)]).unwrap();
+    let err = flex.step_join(&[1], &[prompt(1, 2)]).unwrap_err();
+    assert!(err.to_string().contains("cannot add rows"), "{err}");
+}
