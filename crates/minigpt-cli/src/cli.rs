@@ -95,6 +95,18 @@ keeps every finished row, writes the summary and exits 130.")]
 run, merge and eval write the report themselves when they finish (and when Ctrl-C stops a run);
 this command rewrites it, for example for a folder written by an older minigpt.")]
     Report(ReportArgs),
+    /// Serve the model over HTTP: OpenAI's completions API (streaming included), with every
+    /// request's rows decoded together in one continuously refilled batch.
+    #[command(after_help = "Examples:
+  minigpt serve                                  # the shipped model on http://127.0.0.1:8080
+  minigpt serve --model path/to/gpt2 --port 9000 --max-batch 32
+  curl -s localhost:8080/v1/completions -H 'Content-Type: application/json' \\
+       -d '{\"prompt\": \"ROMEO:\", \"max_tokens\": 40, \"temperature\": 0.8, \"seed\": 1}'
+
+Any OpenAI client works: base_url http://127.0.0.1:8080/v1 and any api_key. minigpt's own field
+\"strategy\" takes a built-in strategy's name (GET /v1/strategies) or a chain as JSON, e.g.
+{\"processors\": [{\"name\": \"min_p\", \"p\": 0.05}], \"selector\": {\"name\": \"multinomial\"}}.")]
+    Serve(ServeArgs),
     /// Prefill and decode speed (tokens/s) at batch 1 and 8.
     #[command(after_help = "Example:
   minigpt bench --prompt-len 64 --new-tokens 64   # the built-in model (128 positions)
@@ -283,6 +295,39 @@ pub struct ReportArgs {
     /// A folder written by `minigpt run`, `merge` or `eval`.
     #[arg(value_name = "DIR")]
     pub dir: PathBuf,
+}
+
+/// `minigpt serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub model: ModelArgs,
+    /// Address to listen on (127.0.0.1: this machine only).
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// Port (0: any free port, printed on the first line).
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+    /// Most rows decoded together; further rows wait for a place.
+    #[arg(long = "max-batch", alias = "max_batch", default_value_t = 64)]
+    pub max_batch: usize,
+    /// Requests allowed to wait beyond a full batch; more get 503.
+    #[arg(long = "max-queue", alias = "max_queue", default_value_t = 256)]
+    pub max_queue: usize,
+    /// Largest max_tokens a request may ask for.
+    #[arg(long = "max-tokens", alias = "max_tokens", default_value_t = 4096)]
+    pub max_tokens: usize,
+    /// Longest prompt, in tokens.
+    #[arg(
+        long = "max-prompt-tokens",
+        alias = "max_prompt_tokens",
+        default_value_t = 8192
+    )]
+    pub max_prompt_tokens: usize,
+    /// Largest request body, in bytes (413 beyond).
+    #[arg(long = "max-body-bytes", alias = "max_body_bytes", default_value_t = 1 << 20)]
+    pub max_body_bytes: usize,
 }
 
 /// `minigpt strategies`.

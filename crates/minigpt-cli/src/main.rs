@@ -38,6 +38,7 @@ fn main() -> ExitCode {
         cli::Command::Run(args) => commands::run::run(args),
         cli::Command::Merge(args) => commands::merge::run(args),
         cli::Command::Report(args) => commands::report::run(args),
+        cli::Command::Serve(args) => commands::serve::run(args),
         cli::Command::Eval(args) => commands::eval::run(args),
         cli::Command::Bench(args) => commands::bench::run(args),
         cli::Command::Download(args) => commands::download::run(args),

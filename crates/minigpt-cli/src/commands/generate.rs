@@ -116,7 +116,7 @@ pub fn run(args: GenerateArgs) -> Result<()> {
     Ok(())
 }
 
-fn clock_seed() -> u64 {
+pub(crate) fn clock_seed() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64 % 1_000_000_007)

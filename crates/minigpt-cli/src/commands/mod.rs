@@ -9,5 +9,6 @@ pub mod report;
 pub mod run;
 pub mod run_info;
 pub mod score;
+pub mod serve;
 pub mod strategies;
 pub mod train;

@@ -8,5 +8,6 @@ mod default_model;
 mod hub;
 mod report;
 mod run;
+mod serve;
 mod train;
 mod wgpu;
