@@ -244,6 +244,29 @@ fn routes_errors_streams_and_references() {
     let (_, a) = s.post(&json!({"prompt": prompt, "max_tokens": 20, "strategy": chain, "seed": 5}));
     assert_eq!(text(&a, 0), greedy[..20], "top-1 sampling is greedy");
 
+    // echo puts the prompt first; a prompt of token ids is the same prompt; a logit bias of
+    // +100 on one token makes greedy write only it; penalties are accepted.
+    let (_, e) =
+        s.post(&json!({"prompt": prompt, "max_tokens": 20, "temperature": 0, "echo": true}));
+    assert_eq!(text(&e, 0), format!("{prompt}{}", &greedy[..20]));
+    let ids = crate::util::json(&minigpt_ok(&["score", "--text", prompt, "--json"]))["tokens"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(ids.len(), prompt.chars().count());
+    let (_, by_ids) = s.post(&json!({"prompt": ids, "max_tokens": 20, "temperature": 0}));
+    assert_eq!(text(&by_ids, 0), greedy[..20]);
+    let z = ids[0].as_u64().unwrap();
+    let (_, biased) = s.post(&json!({"prompt": prompt, "max_tokens": 6, "temperature": 0,
+                                     "logit_bias": {z.to_string(): 100}}));
+    let first = prompt.chars().next().unwrap().to_string();
+    assert_eq!(text(&biased, 0), first.repeat(6));
+    let (st, _) = s.post(
+        &json!({"prompt": prompt, "max_tokens": 6, "presence_penalty": 1.5,
+                                  "frequency_penalty": 0.5, "top_p": 0.9, "seed": 2}),
+    );
+    assert_eq!(st, 200);
+
     // Errors: OpenAI's error object with the right status, messages as the CLI's.
     let err = |body: &str, status: u16, needle: &str| {
         let (st, v) = s.post_raw(body);
@@ -302,8 +325,6 @@ fn routes_errors_streams_and_references() {
         404,
         "does not exist",
     );
-    let big = format!(r#"{{"prompt": "{}"}}"#, "a".repeat(2 << 20));
-    err(&big, 413, "");
 }
 
 /// Rows of concurrent requests, joining and leaving one batch, sample exactly what each request
