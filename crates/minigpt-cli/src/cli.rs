@@ -43,6 +43,8 @@ pub enum Command {
   minigpt generate --model path/to/gpt2 --prompt \"The\" --top-k 40 --top-p 0.9 --seed 7
   minigpt generate --model path/to/gpt2 --prompt \"The\" --strategy configs/decode/min_p_0.05.toml --temperature 0.7 --show-chain
   minigpt generate --prompt \"ROMEO:\" --strategy typical_0.95 --seed 3
+  minigpt generate --model gpt2 --temperature 0.8          # on a terminal: type prompts, /help for commands
+  printf 'ROMEO:\\nJULIET:\\n' | minigpt generate --seed 1   # one JSON line per prompt
 
 Without --strategy, the flags build this chain (each step only when its flag is given):
   logits -> repetition_penalty -> temperature -> top_k -> top_p -> min_p -> multinomial (or greedy)")]
@@ -126,7 +128,7 @@ private or gated repositories. An interrupted download resumes on the next run."
 }
 
 /// Where the model is and what runs it.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct ModelArgs {
     /// A model directory in Hugging Face layout (config.json, model.safetensors, tokenizer
     /// files), or a Hugging Face repo id (gpt2, openai-community/gpt2-medium, name@revision)
@@ -143,14 +145,19 @@ pub struct ModelArgs {
 }
 
 /// `minigpt generate`.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct GenerateArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub model: ModelArgs,
-    /// The text to continue.
+    /// The text to continue. Without it, prompts are read line by line: at an interactive
+    /// prompt on a terminal, or one per line from a pipe with one JSON line out per prompt.
     #[arg(long)]
-    pub prompt: String,
+    pub prompt: Option<String>,
+    /// Read prompts interactively (the default with no --prompt on a terminal); /help lists
+    /// the commands that change the chain between prompts.
+    #[arg(long, short = 'i')]
+    pub interactive: bool,
     /// Most tokens to generate.
     #[arg(
         long = "max-new-tokens",

@@ -770,3 +770,97 @@ fn search_strategies_run_end_to_end() {
         assert_eq!(v["tokens"].as_array().unwrap().len(), 12);
     }
 }
+
+/// Without `--prompt`: from a pipe, one JSON line per prompt line (a line the model cannot
+/// take gets an error object); on a terminal (a pseudo-terminal from util-linux's `script`),
+/// an interactive prompt whose commands change the chain between prompts.
+#[test]
+fn prompts_read_from_a_pipe_or_typed_at_a_terminal() {
+    use std::io::Write;
+    use std::process::Stdio;
+    let one = |prompt: &str, extra: &[&str]| -> String {
+        let mut a = vec!["generate", "--prompt", prompt, "--json"];
+        a.extend_from_slice(extra);
+        json(&crate::util::minigpt_ok(&a))["text"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let sampling = [
+        "--max-new-tokens",
+        "12",
+        "--temperature",
+        "0.8",
+        "--seed",
+        "4",
+    ];
+    let mut child = command(&[&["generate"][..], &sampling[..]].concat())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"ROMEO:\n\nJULIET:\nnot <here>\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3, "the empty line is skipped");
+    assert_eq!(lines[0]["text"], one("ROMEO:", &sampling));
+    assert_eq!(lines[1]["text"], one("JULIET:", &sampling));
+    assert_eq!(lines[1]["seed"], 4);
+    assert!(
+        lines[2]["error"].as_str().unwrap().contains('<'),
+        "{}",
+        lines[2]
+    );
+
+    // The terminal: greedy 20 tokens, then 5 after /set, a refused setting, /quit.
+    let bin = env!("CARGO_BIN_EXE_minigpt");
+    let mut child = std::process::Command::new("script")
+        .args([
+            "-qec",
+            &format!("{bin} generate --greedy --max-new-tokens 20"),
+            "/dev/null",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("util-linux's script runs");
+    let mut stdin = child.stdin.take().unwrap();
+    for line in [
+        "ROMEO:",
+        "/set max_new_tokens 5",
+        "ROMEO:",
+        "/set temperature -1",
+        "/show",
+        "/quit",
+    ] {
+        writeln!(stdin, "{line}").unwrap();
+        stdin.flush().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let screen = String::from_utf8_lossy(&out.stdout).replace("\r\n", "\n");
+    let long = one("ROMEO:", &["--greedy", "--max-new-tokens", "20"]);
+    let short = one("ROMEO:", &["--greedy", "--max-new-tokens", "5"]);
+    assert!(screen.contains("Type a prompt"), "{screen}");
+    assert!(screen.contains(&format!("{long}\n[20 tokens")), "{screen}");
+    assert!(screen.contains(&format!("{short}\n[5 tokens")), "{screen}");
+    assert!(
+        screen.contains("error: --temperature must be a finite number > 0"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("chain: logits -> greedy | max_new_tokens 5"),
+        "{screen}"
+    );
+}
