@@ -12,22 +12,7 @@ use std::process::Command;
 use minigpt_eval::RunDir;
 use serde_json::Value;
 
-use crate::util::{fixtures, minigpt_ok, root, temp_dir};
-
-/// False (with a note) when chromium is missing and CI did not ask for it.
-fn browser_here() -> bool {
-    if std::env::var_os("MINIGPT_REQUIRE_BROWSER").is_some() {
-        return true;
-    }
-    let found = Path::new("/usr/bin/chromium").exists();
-    if !found {
-        eprintln!(
-            "no chromium here: the browser checks are skipped (apt-get install chromium, or set \
-             MINIGPT_REQUIRE_BROWSER=1 to make a missing browser fail)"
-        );
-    }
-    found
-}
+use crate::util::{browser_here, fixtures, minigpt_ok, root, temp_dir};
 
 /// What the browser saw, from `scripts/browser_check.py`.
 fn open(report: &Path, shot: &Path, prompt: usize) -> Value {

@@ -178,6 +178,20 @@ fn routes_errors_streams_and_references() {
             .map(|x| x.as_f64().unwrap())
             .fold(f64::MIN, f64::max);
         assert!((best - have[i].as_f64().unwrap()).abs() < 1e-9, "step {i}");
+        // minigpt's `entropy` lies between what the top 5 and the rest of the 65 tokens allow:
+        // the rest, of mass r, each no likelier than the 5th, adds at least r * -ln(p5) and at
+        // most r * ln(60 / r) (spread evenly).
+        let p: Vec<f64> = top.values().map(|x| x.as_f64().unwrap().exp()).collect();
+        let p5 = p.iter().copied().fold(1.0, f64::min);
+        let r = (1.0 - p.iter().sum::<f64>()).max(0.0);
+        let known: f64 = p.iter().map(|p| -p * p.ln()).sum();
+        let h = lp["entropy"][i].as_f64().unwrap();
+        let lo = known + r * -p5.ln();
+        let hi = known + if r > 0.0 { r * (60.0 / r).ln() } else { 0.0 };
+        assert!(
+            lo - 1e-9 <= h && h <= hi + 1e-9,
+            "step {i}: {lo} <= {h} <= {hi}"
+        );
     }
     let tokens: String = lp["tokens"]
         .as_array()
@@ -243,6 +257,16 @@ fn routes_errors_streams_and_references() {
         json!({"processors": [{"name": "top_k", "k": 1}], "selector": {"name": "multinomial"}});
     let (_, a) = s.post(&json!({"prompt": prompt, "max_tokens": 20, "strategy": chain, "seed": 5}));
     assert_eq!(text(&a, 0), greedy[..20], "top-1 sampling is greedy");
+    // ... and as a strategy file's TOML text, checked as a file is.
+    let toml = "[[processors]]\nname = \"top_k\"\nk = 1\n[selector]\nname = \"multinomial\"\n";
+    let (_, a) = s.post(&json!({"prompt": prompt, "max_tokens": 20, "strategy": toml, "seed": 9}));
+    assert_eq!(text(&a, 0), greedy[..20], "top-1 sampling is greedy");
+    let (st, e) = s.post(&json!({"prompt": prompt, "strategy": "[selector]\nname = \"nope\""}));
+    assert_eq!(st, 400);
+    assert!(
+        e["error"]["message"].as_str().unwrap().contains("nope"),
+        "{e}"
+    );
 
     // echo puts the prompt first; a prompt of token ids is the same prompt; a logit bias of
     // +100 on one token makes greedy write only it; penalties are accepted.
@@ -497,4 +521,155 @@ fn the_openai_client_completes_streams_and_reads_logprobs() {
             .unwrap()
             .contains("top_p must be in (0, 1]")
     );
+}
+
+/// The playground (`GET /`) in headless Chromium, driven by `scripts/playground_check.py`: a
+/// typed prompt, four columns (a preset, the greedy preset, a chain as JSON, a chain that is
+/// not JSON) run side by side, and a click on a token. What the page shows is held to the
+/// server's own answers to the same requests and to `minigpt generate`.
+#[test]
+fn the_playground_streams_strategies_side_by_side_in_chromium() {
+    let s = serve(&[]);
+    let r = ureq::get(&format!("{}/", s.base)).call().unwrap();
+    assert_eq!(r.header("content-type"), Some("text/html; charset=utf-8"));
+    let page = r.into_string().unwrap();
+    assert!(page.contains("<title>minigpt playground</title>"));
+    assert!(
+        !page.contains("src=\"http") && !page.contains("href=\"http") && !page.contains("@import"),
+        "the page loads no external assets"
+    );
+    if !crate::util::browser_here() {
+        return;
+    }
+    let dir = crate::util::temp_dir("playground");
+    let shot = dir.path().join("playground.png");
+    let out = std::process::Command::new("python3")
+        .arg(crate::util::root().join("scripts/playground_check.py"))
+        .arg(&s.base)
+        .arg(&shot)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "the playground check failed (exit {:?}): {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen: Value = serde_json::from_slice(&out.stdout).expect("the check prints JSON");
+    eprintln!("playground: {}", seen["columns"]);
+    assert_eq!(seen["console_errors"], json!([]));
+    assert_eq!(seen["network_requests"], json!([]));
+    assert_eq!(seen["initial_columns"], 2);
+    assert_eq!(seen["columns_set"], json!(["top_p_0.9", "greedy", "", ""]));
+    assert_eq!(seen["add_disabled_at_4"], true);
+    let presets = seen["presets"].as_array().unwrap();
+    assert!(presets.contains(&json!("min_p_0.05")) && !presets.contains(&json!("beam_4")));
+    let prompt = "ROMEO:\n";
+    assert_eq!(seen["prompt"], prompt);
+    let cols = seen["columns"].as_array().unwrap();
+
+    // Each column's text is the server's answer to the same request made directly.
+    let chain =
+        json!({"processors": [{"name": "top_k", "k": 5}], "selector": {"name": "multinomial"}});
+    let direct = |strategy: Value| {
+        let (st, v) = s.post(&json!({"prompt": prompt, "max_tokens": 40, "seed": 7,
+                                     "logprobs": 10, "strategy": strategy}));
+        assert_eq!(st, 200, "{v}");
+        v
+    };
+    let top_p = direct(json!("top_p_0.9"));
+    for (i, want) in [(0, text(&top_p, 0)), (2, text(&direct(chain), 0))] {
+        let c = &cols[i];
+        assert_eq!(
+            (c["state"].as_str(), c["tokens"].as_u64()),
+            (Some("done"), Some(40))
+        );
+        assert_eq!(c["shaded"], 40, "every token shaded");
+        assert_eq!(c["prompt"], prompt);
+        assert_eq!(c["text"].as_str().unwrap(), want, "column {i}");
+    }
+    // The greedy column is `minigpt generate --greedy`.
+    let cli = crate::util::json(&minigpt_ok(&[
+        "generate",
+        "--prompt",
+        prompt,
+        "--max-new-tokens",
+        "40",
+        "--greedy",
+        "--json",
+    ]));
+    assert_eq!(cols[1]["state"], "done");
+    assert_eq!(cols[1]["text"], cli["text"]);
+    // The chain that is not JSON: an error in its column, no request.
+    assert_eq!(cols[3]["state"], "error");
+    assert!(
+        cols[3]["info"]
+            .as_str()
+            .unwrap()
+            .contains("the chain is not valid JSON"),
+        "{}",
+        cols[3]["info"]
+    );
+    // A token's shade title is its probability.
+    let lp0 = top_p["choices"][0]["logprobs"]["token_logprobs"][0]
+        .as_f64()
+        .unwrap();
+    assert_eq!(
+        cols[0]["titles"][0].as_str().unwrap(),
+        format!("p = {}", fmt_p(lp0.exp()))
+    );
+
+    // The third token's detail: the ten most likely tokens, most likely first, their
+    // probabilities and the step's entropy as the API reports them; the chosen one marked.
+    let d = &seen["detail"];
+    assert_eq!(d["hidden"], false);
+    assert_eq!(d["picked"], 1);
+    let lp = &top_p["choices"][0]["logprobs"];
+    let mut want: Vec<f64> = lp["top_logprobs"][2]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_f64().unwrap().exp())
+        .collect();
+    want.sort_by(|a, b| b.total_cmp(a));
+    let rows = d["rows"].as_array().unwrap();
+    assert_eq!(want.len(), 10);
+    for (i, w) in want.iter().enumerate() {
+        assert_eq!(rows[i]["cells"][2].as_str().unwrap(), fmt_p(*w), "row {i}");
+    }
+    let chosen = lp["tokens"][2].as_str().unwrap();
+    assert_eq!(
+        d["title"].as_str().unwrap(),
+        format!("step 3: {}", serde_json::to_string(chosen).unwrap())
+    );
+    assert_eq!(
+        rows.iter().filter(|r| r["chosen"] == true).count(),
+        1,
+        "{rows:?}"
+    );
+    let entropy = lp["entropy"][2].as_f64().unwrap();
+    assert!(
+        d["meta"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("entropy {entropy:.3} nats")),
+        "{}",
+        d["meta"]
+    );
+    // Nothing left running once the page is closed.
+    let (_, h) = s.get("/health");
+    assert_eq!(
+        (h["running_rows"].as_u64(), h["requests"].as_u64()),
+        (Some(0), Some(0))
+    );
+}
+
+/// The playground's probability format: three decimals from 0.01, else one significant digit
+/// in exponent form (JavaScript's `toFixed(3)` and `toExponential(1)`).
+fn fmt_p(p: f64) -> String {
+    if p >= 0.01 {
+        format!("{p:.3}")
+    } else {
+        format!("{p:.1e}")
+    }
 }

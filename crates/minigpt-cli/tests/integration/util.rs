@@ -104,3 +104,19 @@ fraction = 0.5
         root().join("configs/decode").display()
     )
 }
+
+/// False (with a note) when chromium is missing and CI did not ask for it (`.ci/run` installs
+/// chromium and sets `MINIGPT_REQUIRE_BROWSER=1`).
+pub fn browser_here() -> bool {
+    if std::env::var_os("MINIGPT_REQUIRE_BROWSER").is_some() {
+        return true;
+    }
+    let found = Path::new("/usr/bin/chromium").exists();
+    if !found {
+        eprintln!(
+            "no chromium here: the browser checks are skipped (apt-get install chromium, or set \
+             MINIGPT_REQUIRE_BROWSER=1 to make a missing browser fail)"
+        );
+    }
+    found
+}

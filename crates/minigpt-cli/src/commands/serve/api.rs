@@ -246,13 +246,18 @@ fn int(field: &str, v: i64, lo: usize, hi: usize) -> Result<usize, String> {
     Ok(v as usize)
 }
 
-/// `strategy`: a built-in strategy's name (the files of `configs/decode`) or a chain as JSON.
+/// `strategy`: a built-in strategy's name (the files of `configs/decode`), a strategy file's
+/// TOML text (a string holding `=`, which no name does), or a chain as a JSON object.
 fn named_or_inline(
     spec: &Value,
     registry: &Registry,
     cx: &BuildContext<'_>,
 ) -> Result<Strategy, String> {
     match spec {
+        Value::String(text) if text.contains('=') => {
+            Strategy::parse("request", "the request's strategy", text, registry, cx)
+                .map_err(|e| e.to_string())
+        }
         Value::String(name) => match Strategy::builtin(name, registry, cx) {
             Some(s) => s.map_err(|e| e.to_string()),
             None => Err(format!(
@@ -266,7 +271,10 @@ fn named_or_inline(
             Strategy::parse("request", "the request's strategy", &text, registry, cx)
                 .map_err(|e| e.to_string())
         }
-        _ => Err("strategy must be a strategy's name or a chain as a JSON object".into()),
+        _ => Err(
+            "strategy must be a strategy's name, a strategy file's TOML text or a chain as a JSON object"
+                .into(),
+        ),
     }
 }
 
@@ -369,13 +377,15 @@ fn from_fields(
     })
 }
 
-/// OpenAI's `logprobs` object of a choice.
+/// OpenAI's `logprobs` object of a choice, and minigpt's `entropy`: the entropy (nats) of the
+/// model's distribution at each token's step.
 #[derive(Debug, Default, Serialize)]
 pub struct Logprobs {
     pub tokens: Vec<String>,
     pub token_logprobs: Vec<Option<f64>>,
     pub top_logprobs: Vec<Option<BTreeMap<String, f64>>>,
     pub text_offset: Vec<usize>,
+    pub entropy: Vec<f64>,
 }
 
 /// One choice of a response (or of a stream chunk).

@@ -37,12 +37,13 @@ pub struct Job {
 /// What the decoding thread reports.
 #[derive(Debug)]
 pub enum Event {
-    /// A token of choice `index`: its raw log-probability, and the top alternatives when
-    /// asked for.
+    /// A token of choice `index`: its raw log-probability, the entropy of the model's
+    /// distribution at that step (nats), and the top alternatives when asked for.
     Token {
         index: usize,
         token: u32,
         logprob: f64,
+        entropy: f64,
         top: Vec<(u32, f64)>,
     },
     /// Choice `index` is complete.
@@ -134,7 +135,7 @@ pub fn run(mut lm: GptLm, jobs: Receiver<Job>, max_batch: usize, load: Arc<Load>
             let mut reports = vec![];
             let done = batch.select(&mut lm, |a| {
                 let Some(o) = owners.get(&a.id) else { return };
-                let (lse, _) = lse_and_entropy(a.raw);
+                let (lse, entropy) = lse_and_entropy(a.raw);
                 let top = o.logprobs.map_or_else(Vec::new, |k| top_k(a.raw, lse, k));
                 reports.push((
                     a.id,
@@ -142,6 +143,7 @@ pub fn run(mut lm: GptLm, jobs: Receiver<Job>, max_batch: usize, load: Arc<Load>
                         index: o.index,
                         token: a.token,
                         logprob: a.raw[a.token as usize] as f64 - lse,
+                        entropy,
                         top,
                     },
                 ));

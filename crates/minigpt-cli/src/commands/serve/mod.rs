@@ -3,6 +3,7 @@
 
 mod api;
 mod engine;
+mod playground;
 mod routes;
 
 use std::net::SocketAddr;
@@ -12,6 +13,7 @@ use anyhow::{Context, Result, bail};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
+use axum::serve::ListenerExt;
 use minigpt_decode::Registry;
 use minigpt_model::Target;
 use minigpt_tokenizer::Tokenizer;
@@ -62,9 +64,14 @@ pub fn run(args: ServeArgs) -> Result<()> {
         let local = listener.local_addr()?;
         // The first line says where: tests and scripts read the port from it (--port 0).
         eprintln!(
-            "serving {} on http://{local} (POST /v1/completions, GET /v1/models, /v1/strategies, /health); Ctrl-C stops",
+            "serving {} on http://{local} (the playground at /; POST /v1/completions, GET /v1/models, /v1/strategies, /health); Ctrl-C stops",
             state.model_name
         );
+        // Streams write one small event per token: without TCP_NODELAY, Nagle's algorithm
+        // holds each until the client's (delayed) acknowledgement of the one before.
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         axum::serve(listener, router(state, args.max_body_bytes))
             .with_graceful_shutdown(async {
                 let _ = tokio::signal::ctrl_c().await;
@@ -113,6 +120,7 @@ fn build_state(
 
 fn router(state: Arc<ServerState>, max_body: usize) -> Router {
     Router::new()
+        .route("/", get(playground::page))
         .route("/v1/completions", post(routes::completions))
         .route("/v1/models", get(routes::models))
         .route("/v1/strategies", get(routes::strategies))

@@ -282,8 +282,8 @@ impl Reply {
                 index,
                 token,
                 logprob,
+                entropy,
                 top,
-                ..
             } => {
                 let tok = self.tok.clone();
                 let c = &mut self.choices[index];
@@ -297,6 +297,7 @@ impl Reply {
                         top.iter().map(|&(t, lp)| (tok.decode(&[t]), lp)).collect();
                     c.logprobs.top_logprobs.push(Some(alts));
                     c.logprobs.text_offset.push(offset);
+                    c.logprobs.entropy.push(entropy);
                 }
                 c.text.push_str(&piece);
                 Ok(Some(index))
@@ -459,6 +460,7 @@ fn stream(
                         token_logprobs: lp.token_logprobs[last..].to_vec(),
                         top_logprobs: lp.top_logprobs[last..].to_vec(),
                         text_offset: lp.text_offset[last..].to_vec(),
+                        entropy: lp.entropy[last..].to_vec(),
                     }
                 });
                 let choice = Choice {
