@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# `minigpt serve` under load, and against llama.cpp's `llama-server`, in one run:
+#   1. the shipped model, 1/4/16/64 concurrent streaming clients for $SECONDS_EACH s each,
+#      then a check that the server holds no rows once the clients are gone;
+#   2. one random-weight GPT-2-124M (F32): `minigpt serve` and `llama-server` (built from the
+#      llama.cpp vendored in llama-cpp-python's source package, as scripts/bench_peers.sh
+#      fetches it; the same weights converted to GGUF F32 by llama.cpp's convert_hf_to_gguf.py),
+#      1/4/16 clients, interleaved: aggregate output tokens/s and p50/p99 time per output token.
+# The clients are scripts/bench_serve.py (Python's standard library, one thread per client).
+#
+#   scripts/bench_serve.sh                        # 30 s per point, 2 threads
+#   SECONDS_EACH=10 scripts/bench_serve.sh        # a quicker look
+#   ONLY=shipped scripts/bench_serve.sh           # part 1 only (no Python packages needed)
+#
+# Installs what it needs itself into a venv under the system temp dir ($PEERS_VENV, the one
+# scripts/bench_peers.sh uses, default ${TMPDIR:-/tmp}/minigpt-peers-venv): torch,
+# transformers, gguf and cmake; llama-server compiles for ~10 minutes the first time. Not part
+# of CI. Needs python3, gcc/g++, network access to PyPI.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+tmp=${TMPDIR:-/tmp}
+venv=${PEERS_VENV:-$tmp/minigpt-peers-venv}
+work=${PEERS_WORK:-$tmp/minigpt-peers}
+threads=${THREADS:-2}
+seconds=${SECONDS_EACH:-30}
+say() { printf '\n== %s\n' "$*" >&2; }
+mkdir -p "$work"
+
+say "building minigpt (release)"
+cargo build --release -q
+minigpt=${CARGO_TARGET_DIR:-$root/target}/release/minigpt
+
+say "part 1: the shipped model, 1/4/16/64 clients, ${seconds} s each"
+python3 scripts/bench_serve.py --minigpt "$minigpt" --seconds "$seconds" --clients 1,4,16,64 \
+  --max-tokens 128
+[ "${ONLY:-}" = shipped ] && exit 0
+
+# Python packages: the converter needs torch, numpy and gguf; cmake builds llama-server.
+if ! "$venv/bin/python" -c 'import torch, transformers, gguf, safetensors, cmake' 2>/dev/null; then
+  say "installing torch, transformers, gguf and cmake into $venv"
+  [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --upgrade pip
+  "$venv/bin/pip" install -q torch transformers safetensors numpy gguf sentencepiece cmake
+fi
+py="$venv/bin/python"
+
+# llama.cpp's source: the version vendored by the newest llama-cpp-python source package.
+src=$(ls -d "$work"/llama_cpp_python-*/ 2>/dev/null | sort -V | tail -1 || true)
+if [ -z "$src" ] || [ ! -f "$src/vendor/llama.cpp/CMakeLists.txt" ]; then
+  say "fetching llama.cpp (llama-cpp-python's source package)"
+  "$venv/bin/pip" download -q --no-deps --no-binary llama-cpp-python llama-cpp-python -d "$work"
+  tar xzf "$(ls "$work"/llama_cpp_python-*.tar.gz | sort -V | tail -1)" -C "$work"
+  src=$(ls -d "$work"/llama_cpp_python-*/ | sort -V | tail -1)
+fi
+llama=$src/vendor/llama.cpp
+server=$llama/build/bin/llama-server
+if [ ! -x "$server" ]; then
+  say "building llama-server from $llama (native CPU flags, no curl)"
+  "$venv/bin/cmake" -S "$llama" -B "$llama/build" -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON \
+    -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=ON \
+    >"$work/llama-server-cmake.log" 2>&1
+  "$venv/bin/cmake" --build "$llama/build" --target llama-server -j "$(nproc)" \
+    >"$work/llama-server-build.log" 2>&1
+fi
+
+# The model: random GPT-2-124M with GPT-2's tokenizer files (from the tiktoken-rs crate).
+model=$work/gpt2-random
+if [ ! -f "$model/model.safetensors" ]; then
+  say "writing a random GPT-2-124M to $model"
+  "$py" scripts/make_random_gpt2.py "$model"
+fi
+if [ ! -f "$model/vocab.json" ]; then
+  assets=$(dirname "$(find "${CARGO_HOME:-$HOME/.cargo}/registry/src" -path '*tiktoken-rs-*/assets/encoder.json' | head -1)")
+  cp "$assets/encoder.json" "$model/vocab.json"
+  cp "$assets/vocab.bpe" "$model/merges.txt"
+fi
+"$py" - "$model/config.json" <<'EOF'
+import json, sys
+p = sys.argv[1]; c = json.load(open(p))
+if "n_ctx" not in c:
+    c["n_ctx"] = c["n_positions"]; json.dump(c, open(p, "w"), indent=2)
+EOF
+gguf=$work/gpt2-random-f32.gguf
+if [ ! -f "$gguf" ]; then
+  say "converting to GGUF F32"
+  PYTHONPATH=$llama/gguf-py "$py" "$llama/convert_hf_to_gguf.py" "$model" --outtype f32 \
+    --outfile "$gguf" >"$work/convert-f32.log" 2>&1
+fi
+
+say "part 2: GPT-2-124M F32, minigpt serve against llama-server, 1/4/16 clients, ${seconds} s each"
+python3 scripts/bench_serve.py --minigpt "$minigpt" --model "$model" --seconds "$seconds" \
+  --clients 1,4,16 --max-tokens 128 --threads "$threads" \
+  --llama-server "$server" --gguf "$gguf"
