@@ -201,6 +201,67 @@ fn routes_errors_streams_and_references() {
         .collect();
     assert_eq!(tokens, greedy);
 
+    // echo with logprobs (how evaluation harnesses score a text): the prompt's tokens first,
+    // the first with null, the others with `minigpt score`'s log-probabilities; then the
+    // generated ones. With max_tokens 0, only the prompt. Streamed: the prompt's in the first
+    // chunk.
+    let whole = format!("{prompt}{}", &greedy[..10]);
+    let (st, v) = s.post(&json!({"prompt": whole, "max_tokens": 0, "echo": true, "logprobs": 3}));
+    assert_eq!(st, 200, "{v}");
+    let lp = &v["choices"][0]["logprobs"];
+    assert_eq!(text(&v, 0), whole);
+    let scored = crate::util::json(&minigpt_ok(&["score", "--text", &whole, "--json"]));
+    let want = scored["logprobs"].as_array().unwrap();
+    let have = lp["token_logprobs"].as_array().unwrap();
+    assert_eq!(have.len(), whole.chars().count());
+    assert_eq!(
+        (have[0].clone(), lp["top_logprobs"][0].clone()),
+        (Value::Null, Value::Null)
+    );
+    for (i, (h, w)) in have[1..].iter().zip(want).enumerate() {
+        let (h, w) = (h.as_f64().unwrap(), w.as_f64().unwrap());
+        assert!((h - w).abs() < 1e-5, "prompt token {}: {h} vs {w}", i + 1);
+    }
+    // The greedy continuation's tokens are each the most likely at their step.
+    let start = prompt.chars().count();
+    for i in start..have.len() {
+        let top = lp["top_logprobs"][i].as_object().unwrap();
+        let best = top
+            .iter()
+            .max_by(|a, b| a.1.as_f64().unwrap().total_cmp(&b.1.as_f64().unwrap()))
+            .unwrap()
+            .0;
+        assert_eq!(best, lp["tokens"][i].as_str().unwrap(), "position {i}");
+    }
+    let offsets: Vec<u64> = lp["text_offset"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o.as_u64().unwrap())
+        .collect();
+    assert_eq!(offsets, (0..whole.len() as u64).collect::<Vec<_>>());
+    let chunks = s.stream(&json!({"prompt": prompt, "max_tokens": 3, "echo": true,
+                                  "logprobs": 1, "temperature": 0, "stream": true}));
+    let first: Value = serde_json::from_str(&chunks[0]).unwrap();
+    assert_eq!(first["choices"][0]["text"], prompt);
+    assert_eq!(
+        first["choices"][0]["logprobs"]["tokens"]
+            .as_array()
+            .unwrap()
+            .len(),
+        prompt.chars().count()
+    );
+    let long = "x".repeat(200);
+    let (st, e) = s.post(&json!({"prompt": long, "max_tokens": 1, "echo": true, "logprobs": 1}));
+    assert_eq!(st, 400);
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("128 positions"),
+        "{e}"
+    );
+
     // Streaming: one chunk per token, text equal to the whole response, then [DONE].
     let body = json!({"prompt": prompt, "max_tokens": 25, "temperature": 0.9, "seed": 3, "n": 2,
                       "stream": true, "stream_options": {"include_usage": true}});

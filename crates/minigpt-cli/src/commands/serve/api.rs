@@ -378,14 +378,15 @@ fn from_fields(
 }
 
 /// OpenAI's `logprobs` object of a choice, and minigpt's `entropy`: the entropy (nats) of the
-/// model's distribution at each token's step.
+/// model's distribution at each token's step (`null` for an echoed prompt's first token, which
+/// nothing predicts, as its log-probability).
 #[derive(Debug, Default, Serialize)]
 pub struct Logprobs {
     pub tokens: Vec<String>,
     pub token_logprobs: Vec<Option<f64>>,
     pub top_logprobs: Vec<Option<BTreeMap<String, f64>>>,
     pub text_offset: Vec<usize>,
-    pub entropy: Vec<f64>,
+    pub entropy: Vec<Option<f64>>,
 }
 
 /// One choice of a response (or of a stream chunk).

@@ -24,6 +24,8 @@ pub struct JobRow {
     pub stop: Arc<StopStrings>,
     /// Alternatives to report per token (`logprobs`), if any.
     pub logprobs: Option<usize>,
+    /// `echo` with `logprobs`: report the prompt's own tokens first (an [`Event::Prompt`]).
+    pub score_prompt: bool,
 }
 
 /// A request for the decoding thread.
@@ -46,10 +48,45 @@ pub enum Event {
         entropy: f64,
         top: Vec<(u32, f64)>,
     },
+    /// The prompt of choice `index` scored (`echo` with `logprobs`): its tokens, and for each
+    /// token after the first its log-probability, the entropy of its step and the top
+    /// alternatives.
+    Prompt {
+        index: usize,
+        tokens: Vec<u32>,
+        steps: Vec<Step>,
+    },
     /// Choice `index` is complete.
     Done { index: usize, finish: FinishReason },
     /// Decoding failed for this request (a row the chain could not handle).
     Failed(String),
+}
+
+/// One scored position of a prompt.
+#[derive(Debug)]
+pub struct Step {
+    pub logprob: f64,
+    pub entropy: f64,
+    pub top: Vec<(u32, f64)>,
+}
+
+/// Scores `prompt` in one uncached forward pass (the batch's caches are untouched): each token
+/// after the first given the ones before it.
+fn score_prompt(lm: &GptLm, prompt: &[u32], k: usize) -> Vec<Step> {
+    let vocab = lm.config.vocab_size;
+    let logits = lm.sequence_logits(prompt);
+    logits
+        .chunks_exact(vocab)
+        .zip(&prompt[1..])
+        .map(|(row, &next)| {
+            let (lse, entropy) = lse_and_entropy(row);
+            Step {
+                logprob: row[next as usize] as f64 - lse,
+                entropy,
+                top: top_k(row, lse, k),
+            }
+        })
+        .collect()
 }
 
 /// Rows decoding and waiting, shared with the HTTP side for `/health` and the queue limit.
@@ -76,8 +113,16 @@ pub fn run(mut lm: GptLm, jobs: Receiver<Job>, max_batch: usize, load: Arc<Load>
     let mut next_id = 0usize;
     loop {
         // Take new jobs: wait for one when idle, else only what has arrived.
-        let mut take = |job: Job, waiting: &mut VecDeque<(NewRow, Owner)>| {
+        let mut take = |job: Job, lm: &GptLm, waiting: &mut VecDeque<(NewRow, Owner)>| {
             for r in job.rows {
+                if r.score_prompt {
+                    let steps = score_prompt(lm, &r.prompt, r.logprobs.unwrap_or(0));
+                    let _ = job.events.send(Event::Prompt {
+                        index: r.index,
+                        tokens: r.prompt.clone(),
+                        steps,
+                    });
+                }
                 let row = NewRow {
                     id: next_id,
                     prompt: r.prompt,
@@ -100,13 +145,13 @@ pub fn run(mut lm: GptLm, jobs: Receiver<Job>, max_batch: usize, load: Arc<Load>
         };
         if batch.is_empty() && waiting.is_empty() {
             match jobs.recv_timeout(Duration::from_millis(200)) {
-                Ok(job) => take(job, &mut waiting),
+                Ok(job) => take(job, &lm, &mut waiting),
                 Err(RecvTimeoutError::Timeout) => continue,
                 Err(RecvTimeoutError::Disconnected) => return,
             }
         }
         while let Ok(job) = jobs.try_recv() {
-            take(job, &mut waiting);
+            take(job, &lm, &mut waiting);
         }
         // Clients gone: their rows leave, decoding or waiting.
         waiting.retain(|(_, o)| !o.events.is_closed());

@@ -27,6 +27,8 @@ pub struct ServerState {
     model_name: String,
     tok: Arc<dyn Tokenizer>,
     vocab: usize,
+    /// The model's positions (`echo` with `logprobs` scores a prompt in one window).
+    context: usize,
     eos: Option<u32>,
     limits: Limits,
     registry: Registry,
@@ -91,6 +93,7 @@ fn build_state(
     let load = Arc::new(Load::default());
     let eos = lm.config.eos_token_id.or(tok.eos_token_id());
     let vocab = lm.config.vocab_size;
+    let context = lm.config.n_positions;
     let max_prompt_tokens = args.max_prompt_tokens;
     let engine_load = load.clone();
     let max_batch = args.max_batch;
@@ -102,6 +105,7 @@ fn build_state(
         model_name: name.to_string(),
         tok,
         vocab,
+        context,
         eos,
         limits: Limits {
             max_tokens: args.max_tokens,

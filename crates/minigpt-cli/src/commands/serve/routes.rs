@@ -152,10 +152,15 @@ fn submit(
     };
     let c = check(req, &encode, &decode, s.vocab, &s.limits, &s.registry, &cx)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e))?;
-    if c.echo && c.logprobs.is_some() {
+    let score_prompt = c.echo && c.logprobs.is_some();
+    if score_prompt && let Some(p) = c.prompts.iter().find(|p| p.ids.len() > s.context) {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
-            "echo with logprobs is not supported yet: ask for one or the other",
+            format!(
+                "echo with logprobs scores the prompt in one window: this prompt has {} tokens, more than the model's {} positions",
+                p.ids.len(),
+                s.context
+            ),
         ));
     }
     // Admission: running and queued requests together.
@@ -192,6 +197,7 @@ fn submit(
                 max_tokens: c.max_tokens,
                 stop: stop.clone(),
                 logprobs: c.logprobs,
+                score_prompt,
             });
         }
     }
@@ -275,9 +281,36 @@ impl Reply {
         }
     }
 
-    /// Applies one event; `Err` for a failed request.
-    fn apply(&mut self, event: Event) -> Result<Option<usize>, String> {
+    /// Applies one event: the choice it concerns and how many entries it added to that
+    /// choice's `logprobs`; `Err` for a failed request.
+    fn apply(&mut self, event: Event) -> Result<(usize, usize), String> {
         match event {
+            Event::Prompt {
+                index,
+                tokens,
+                steps,
+            } => {
+                let tok = self.tok.clone();
+                let lp = &mut self.choices[index].logprobs;
+                let mut offset = 0;
+                for (j, &t) in tokens.iter().enumerate() {
+                    let piece = tok.decode(&[t]);
+                    lp.text_offset.push(offset);
+                    offset += piece.len();
+                    lp.tokens.push(piece);
+                    // The first token has no context to be predicted from: null, as OpenAI's.
+                    let step = j.checked_sub(1).map(|i| &steps[i]);
+                    lp.token_logprobs.push(step.map(|s| s.logprob));
+                    lp.entropy.push(step.map(|s| s.entropy));
+                    lp.top_logprobs.push(step.map(|s| {
+                        s.top
+                            .iter()
+                            .map(|&(t, lp)| (tok.decode(&[t]), lp))
+                            .collect()
+                    }));
+                }
+                Ok((index, tokens.len()))
+            }
             Event::Token {
                 index,
                 token,
@@ -297,10 +330,10 @@ impl Reply {
                         top.iter().map(|&(t, lp)| (tok.decode(&[t]), lp)).collect();
                     c.logprobs.top_logprobs.push(Some(alts));
                     c.logprobs.text_offset.push(offset);
-                    c.logprobs.entropy.push(entropy);
+                    c.logprobs.entropy.push(Some(entropy));
                 }
                 c.text.push_str(&piece);
-                Ok(Some(index))
+                Ok((index, usize::from(self.want_logprobs)))
             }
             Event::Done { index, finish } => {
                 let c = &mut self.choices[index];
@@ -322,7 +355,7 @@ impl Reply {
                 {
                     c.text.truncate(cut);
                 }
-                Ok(Some(index))
+                Ok((index, 0))
             }
             Event::Failed(e) => Err(e),
         }
@@ -449,18 +482,18 @@ fn stream(
                     (reply, rx, admitted, true),
                 ))
             }
-            Ok(Some(index)) => {
+            Ok((index, new)) => {
                 let text = reply.sendable(index);
                 let c = &mut reply.choices[index];
-                let logprobs = (want && c.finish.is_none()).then(|| {
+                let logprobs = (want && new > 0).then(|| {
                     let lp = &c.logprobs;
-                    let last = lp.tokens.len().saturating_sub(1);
+                    let from = lp.tokens.len() - new;
                     Logprobs {
-                        tokens: lp.tokens[last..].to_vec(),
-                        token_logprobs: lp.token_logprobs[last..].to_vec(),
-                        top_logprobs: lp.top_logprobs[last..].to_vec(),
-                        text_offset: lp.text_offset[last..].to_vec(),
-                        entropy: lp.entropy[last..].to_vec(),
+                        tokens: lp.tokens[from..].to_vec(),
+                        token_logprobs: lp.token_logprobs[from..].to_vec(),
+                        top_logprobs: lp.top_logprobs[from..].to_vec(),
+                        text_offset: lp.text_offset[from..].to_vec(),
+                        entropy: lp.entropy[from..].to_vec(),
                     }
                 });
                 let choice = Choice {
@@ -476,10 +509,6 @@ fn stream(
                     (reply, rx, admitted, false),
                 ))
             }
-            Ok(None) => Some((
-                Ok(SseEvent::default().comment("")),
-                (reply, rx, admitted, false),
-            )),
         }
     });
     Sse::new(events).keep_alive(KeepAlive::default())
