@@ -97,16 +97,20 @@ keeps every finished row, writes the summary and exits 130.")]
 run, merge and eval write the report themselves when they finish (and when Ctrl-C stops a run);
 this command rewrites it, for example for a folder written by an older minigpt.")]
     Report(ReportArgs),
-    /// Serve the model over HTTP: OpenAI's completions API (streaming included), with every
-    /// request's rows decoded together in one continuously refilled batch.
+    /// Serve the model over HTTP: OpenAI's completions API (streaming included) and a playground
+    /// page, with every request's rows decoded together in one continuously refilled batch.
     #[command(after_help = "Examples:
   minigpt serve                                  # the shipped model on http://127.0.0.1:8080
   minigpt serve --model path/to/gpt2 --port 9000 --max-batch 32
   curl -s localhost:8080/v1/completions -H 'Content-Type: application/json' \\
        -d '{\"prompt\": \"ROMEO:\", \"max_tokens\": 40, \"temperature\": 0.8, \"seed\": 1}'
 
+Open http://127.0.0.1:8080/ for the playground: up to four strategies streaming side by side,
+tokens shaded by probability, a token's alternatives and entropy on click.
+
 Any OpenAI client works: base_url http://127.0.0.1:8080/v1 and any api_key. minigpt's own field
-\"strategy\" takes a built-in strategy's name (GET /v1/strategies) or a chain as JSON, e.g.
+\"strategy\" takes a built-in strategy's name (GET /v1/strategies), a strategy file's TOML text,
+or a chain as JSON, e.g.
 {\"processors\": [{\"name\": \"min_p\", \"p\": 0.05}], \"selector\": {\"name\": \"multinomial\"}}.")]
     Serve(ServeArgs),
     /// Prefill and decode speed (tokens/s) at batch 1 and 8.
