@@ -48,22 +48,7 @@ say "building minigpt (release)"
 cargo build --release -q
 export MINIGPT=${CARGO_TARGET_DIR:-$root/target}/release/minigpt
 
-# 3. The model: random GPT-2-124M (transformers' default GPT2Config) with GPT-2's tokenizer
-#    files (from the tiktoken-rs crate, for the GGUF converter).
-model=$work/gpt2-random
-export MODEL=$model
-if [ ! -f "$model/model.safetensors" ]; then
-  say "writing a random GPT-2-124M to $model"
-  "$py" scripts/make_random_gpt2.py "$model"
-fi
-if [ ! -f "$model/vocab.json" ]; then
-  assets=$(dirname "$(find "${CARGO_HOME:-$HOME/.cargo}/registry/src" -path '*tiktoken-rs-*/assets/encoder.json' | head -1)")
-  cp "$assets/encoder.json" "$model/vocab.json"
-  cp "$assets/vocab.bpe" "$model/merges.txt"
-fi
-
-# 4. GGUF F32 and F16 with llama.cpp's converter, from the source package of the installed
-#    llama-cpp-python (the converter wants n_ctx, which transformers 5 no longer writes).
+# 3. llama.cpp's converter, from the source package of the installed llama-cpp-python.
 ver=$("$py" -c 'import llama_cpp; print(llama_cpp.__version__)')
 src=$work/llama_cpp_python-$ver
 if [ ! -f "$src/vendor/llama.cpp/convert_hf_to_gguf.py" ]; then
@@ -71,19 +56,12 @@ if [ ! -f "$src/vendor/llama.cpp/convert_hf_to_gguf.py" ]; then
   "$venv/bin/pip" download -q --no-deps --no-binary llama-cpp-python "llama-cpp-python==$ver" -d "$work"
   tar xzf "$work/llama_cpp_python-$ver.tar.gz" -C "$work"
 fi
-"$py" - "$model/config.json" <<'EOF'
-import json, sys
-p = sys.argv[1]; c = json.load(open(p))
-if "n_ctx" not in c:
-    c["n_ctx"] = c["n_positions"]; json.dump(c, open(p, "w"), indent=2)
-EOF
-for t in f32 f16; do
-  if [ ! -f "$work/gpt2-random-$t.gguf" ]; then
-    say "converting to GGUF $t"
-    PYTHONPATH=$src/vendor/llama.cpp/gguf-py "$py" "$src/vendor/llama.cpp/convert_hf_to_gguf.py" \
-      "$model" --outtype "$t" --outfile "$work/gpt2-random-$t.gguf" >"$work/convert-$t.log" 2>&1
-  fi
-done
+
+# 4. The model: random GPT-2-124M, and as GGUF F32 and F16 (scripts/peer_model.sh).
+. scripts/peer_model.sh
+peer_model "$py" "$work" "$src/vendor/llama.cpp" f32 f16
+model=$work/gpt2-random
+export MODEL=$model
 
 # 5. Read bandwidth with $THREADS threads (a plain OpenMP sum over 1 GiB, best of 5).
 cat >"$work/bw.c" <<'EOF'

@@ -67,29 +67,12 @@ if [ ! -x "$server" ]; then
     >"$work/llama-server-build.log" 2>&1
 fi
 
-# The model: random GPT-2-124M with GPT-2's tokenizer files (from the tiktoken-rs crate).
+# The model: random GPT-2-124M, and as GGUF F32 (scripts/peer_model.sh, shared with
+# scripts/bench_peers.sh).
+. scripts/peer_model.sh
+peer_model "$py" "$work" "$llama" f32
 model=$work/gpt2-random
-if [ ! -f "$model/model.safetensors" ]; then
-  say "writing a random GPT-2-124M to $model"
-  "$py" scripts/make_random_gpt2.py "$model"
-fi
-if [ ! -f "$model/vocab.json" ]; then
-  assets=$(dirname "$(find "${CARGO_HOME:-$HOME/.cargo}/registry/src" -path '*tiktoken-rs-*/assets/encoder.json' | head -1)")
-  cp "$assets/encoder.json" "$model/vocab.json"
-  cp "$assets/vocab.bpe" "$model/merges.txt"
-fi
-"$py" - "$model/config.json" <<'EOF'
-import json, sys
-p = sys.argv[1]; c = json.load(open(p))
-if "n_ctx" not in c:
-    c["n_ctx"] = c["n_positions"]; json.dump(c, open(p, "w"), indent=2)
-EOF
 gguf=$work/gpt2-random-f32.gguf
-if [ ! -f "$gguf" ]; then
-  say "converting to GGUF F32"
-  PYTHONPATH=$llama/gguf-py "$py" "$llama/convert_hf_to_gguf.py" "$model" --outtype f32 \
-    --outfile "$gguf" >"$work/convert-f32.log" 2>&1
-fi
 
 say "part 2: GPT-2-124M F32, minigpt serve against llama-server, 1/4/16 clients, ${seconds} s each"
 python3 scripts/bench_serve.py --minigpt "$minigpt" --model "$model" --seconds "$seconds" \
