@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Use `minigpt serve`'s playground in headless Chromium (Debian's `chromium`) as a person
 would: type a prompt, pick the strategies of the columns (a preset, a preset edited as TOML,
-a chain as JSON, and one that is not valid JSON), run them side by side, and click a token for
-its alternatives. Prints what it saw as one JSON object; the Rust test
-(crates/minigpt-cli/tests/integration/serve.rs) holds it to the server's own answers.
+a chain as JSON, and one that is not valid JSON), run them side by side, click a token for its
+alternatives, then start a long run and Stop it. Prints what it saw as one JSON object; the
+Rust test (crates/minigpt-cli/tests/integration/serve.rs) holds it to the server's own answers.
 
     python3 scripts/playground_check.py http://127.0.0.1:PORT SCREENSHOT.png
 
@@ -88,6 +88,23 @@ seen["detail"] = b.js("""(() => {
 })()""")
 b.screenshot(shot)
 seen["screenshot"] = shot
+# Stop: a long run (past the model's positions every step recomputes its window), stopped
+# once the first column has written a few tokens.
+b.js("""(() => {
+  document.querySelector('#max-tokens').value = '4000';
+  document.querySelector('#run').click();
+  return 0;
+})()""")
+seen["before_stop"] = b.wait_for(
+    "document.querySelectorAll('#columns .column')[0].querySelectorAll('.out .t').length >= 5 || null")
+b.js("document.querySelector('#stop').click(), 0")
+seen["stopped"] = b.wait_for("""(() => {
+  const cols = [...document.querySelectorAll('#columns .column')];
+  if (!cols.every(c => ['done', 'error', 'stopped'].includes(c.dataset.state))) return null;
+  return cols.map(c => ({state: c.dataset.state, tokens: c.querySelectorAll('.out .t').length,
+                         info: c.querySelector('.info').textContent}));
+})()""", timeout=30)
+seen["stop_disabled"] = b.js("document.querySelector('#stop').disabled")
 seen["console_errors"], seen["network_requests"] = b.problems((base + "/", "data:"))
 b.close()
 print(json.dumps(seen))

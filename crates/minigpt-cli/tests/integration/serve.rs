@@ -717,12 +717,34 @@ fn the_playground_streams_strategies_side_by_side_in_chromium() {
         "{}",
         d["meta"]
     );
-    // Nothing left running once the page is closed.
-    let (_, h) = s.get("/health");
+    // Stop: the long run's three requests end early, and the server frees their rows.
+    assert_eq!(seen["before_stop"], true);
+    assert_eq!(seen["stop_disabled"], true);
+    let stopped = seen["stopped"]
+        .as_array()
+        .expect("the columns settle after Stop");
+    let states: Vec<&str> = stopped
+        .iter()
+        .map(|c| c["state"].as_str().unwrap())
+        .collect();
     assert_eq!(
-        (h["running_rows"].as_u64(), h["requests"].as_u64()),
-        (Some(0), Some(0))
+        states,
+        ["stopped", "stopped", "stopped", "error"],
+        "{stopped:?}"
     );
+    let n = stopped[0]["tokens"].as_u64().unwrap();
+    assert!((5..4000).contains(&n), "{n} tokens before Stop");
+    // Nothing left running once the page has stopped (rows leave at the next step).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, h) = s.get("/health");
+        let held = (h["running_rows"].as_u64(), h["requests"].as_u64());
+        if held == (Some(0), Some(0)) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "still held after Stop: {h}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// The playground's probability format: three decimals from 0.01, else one significant digit

@@ -265,7 +265,11 @@ function showDetail(col, k) {
 async function init() {
   $('#run').addEventListener('click', run);
   $('#stop').addEventListener('click', () => {
-    if (state.controller) state.controller.abort();
+    if (!state.controller) return;
+    state.controller.abort();
+    state.controller = null;
+    $('#stop').disabled = true;
+    note('stopped');
   });
   $('#add').addEventListener('click', () => {
     const used = new Set(columns().map((c) => c.querySelector('.preset').value));
