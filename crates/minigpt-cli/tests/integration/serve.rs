@@ -410,6 +410,19 @@ fn routes_errors_streams_and_references() {
         404,
         "does not exist",
     );
+    // Other paths and methods: OpenAI's error object too, naming the routes.
+    let (st, e) = s.get("/v1/chat/completions");
+    assert_eq!(st, 404);
+    let m = e["error"]["message"].as_str().unwrap();
+    assert!(m.contains("no route GET /v1/chat/completions") && m.contains("POST /v1/completions"));
+    let (st, e) = s.get("/v1/completions");
+    assert_eq!(st, 405);
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("does not take GET")
+    );
 }
 
 /// Rows of concurrent requests, joining and leaving one batch, sample exactly what each request

@@ -129,6 +129,8 @@ fn router(state: Arc<ServerState>, max_body: usize) -> Router {
         .route("/v1/models", get(routes::models))
         .route("/v1/strategies", get(routes::strategies))
         .route("/health", get(routes::health))
+        .fallback(routes::no_route)
+        .method_not_allowed_fallback(routes::wrong_method)
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(state)
 }

@@ -10,7 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use axum::Json;
 use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode, Uri};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::stream::{self, Stream};
@@ -51,6 +51,29 @@ impl IntoResponse for ApiError {
         let body = json!({"error": {"message": self.message, "type": self.kind, "param": null, "code": null}});
         (self.status, Json(body)).into_response()
     }
+}
+
+/// The routes, for the 404 and 405 messages.
+const ROUTES: &str =
+    "GET / (the playground), POST /v1/completions, GET /v1/models, GET /v1/strategies, GET /health";
+
+/// Any other path: a 404 as OpenAI's error object, naming the routes.
+pub async fn no_route(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        format!("no route {method} {}: this server has {ROUTES}", uri.path()),
+    )
+}
+
+/// A known path with the wrong method: a 405 as OpenAI's error object.
+pub async fn wrong_method(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!(
+            "{} does not take {method}: this server has {ROUTES}",
+            uri.path()
+        ),
+    )
 }
 
 /// `GET /health`.
