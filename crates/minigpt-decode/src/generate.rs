@@ -98,9 +98,6 @@ pub fn generate(
         )
         .into());
     }
-    if let Some(i) = req.prompts.iter().position(|p| p.is_empty()) {
-        return Err(format!("prompt {i} is empty: give at least one token").into());
-    }
     let stop = Arc::new(req.stop.clone());
     let mut batch: Batch<&mut Pipeline> = Batch::new();
     for (row, (prompt, pipeline)) in req.prompts.iter().zip(pipelines.iter_mut()).enumerate() {

@@ -237,8 +237,7 @@ impl Session {
         let before = self.args.clone();
         match (name, rest.as_slice()) {
             ("quit" | "exit" | "q", []) => return Ok(true),
-            ("help" | "h", []) => eprintln!("{HELP}"),
-            ("show", []) => eprintln!("{}", self.settings()?),
+            ("help" | "h" | "show", []) => {}
             ("strategy", [file]) => {
                 self.args.strategy = (*file != "none").then(|| (*file).into());
                 if self.args.strategy.is_some() {
@@ -250,43 +249,46 @@ impl Session {
             ("set", [key, value]) => self.set(key, value)?,
             _ => bail!("unknown command /{cmd}: /help lists the commands"),
         }
-        if let Err(e) = self.chain() {
-            self.args = before;
-            return Err(e);
-        }
-        if name != "help" && name != "show" {
-            eprintln!("{}", self.settings()?);
+        let chain = match self.chain() {
+            Ok(chain) => chain,
+            Err(e) => {
+                self.args = before;
+                return Err(e);
+            }
+        };
+        match name {
+            "help" | "h" => eprintln!("{HELP}"),
+            _ => eprintln!("{}", self.settings(&chain)),
         }
         Ok(false)
     }
 
     fn set(&mut self, key: &str, value: &str) -> Result<()> {
         let a = &mut self.args;
-        let off = matches!(value, "none" | "off");
-        let num = |v: &str| -> Result<f32> {
-            v.parse()
-                .map_err(|_| anyhow::anyhow!("/set {key} {v}: not a number"))
-        };
         let int = |v: &str| -> Result<u64> {
             v.parse()
                 .map_err(|_| anyhow::anyhow!("/set {key} {v}: not a whole number"))
         };
+        // `none` or `off` unsets an optional setting.
+        let off = matches!(value, "none" | "off");
+        let opt_num = || -> Result<Option<f32>> {
+            if off {
+                return Ok(None);
+            }
+            let v = value
+                .parse()
+                .map_err(|_| anyhow::anyhow!("/set {key} {value}: not a number"))?;
+            Ok(Some(v))
+        };
+        let opt_int = || (!off).then(|| int(value)).transpose();
         match key.replace('-', "_").as_str() {
-            "temperature" => a.temperature = if off { None } else { Some(num(value)?) },
-            "top_k" => {
-                a.top_k = if off {
-                    None
-                } else {
-                    Some(int(value)? as usize)
-                }
-            }
-            "top_p" => a.top_p = if off { None } else { Some(num(value)?) },
-            "min_p" => a.min_p = if off { None } else { Some(num(value)?) },
-            "repetition_penalty" => {
-                a.repetition_penalty = if off { None } else { Some(num(value)?) }
-            }
+            "temperature" => a.temperature = opt_num()?,
+            "top_k" => a.top_k = opt_int()?.map(|k| k as usize),
+            "top_p" => a.top_p = opt_num()?,
+            "min_p" => a.min_p = opt_num()?,
+            "repetition_penalty" => a.repetition_penalty = opt_num()?,
             "max_new_tokens" => a.max_new_tokens = int(value)? as usize,
-            "seed" => a.seed = if off { None } else { Some(int(value)?) },
+            "seed" => a.seed = opt_int()?,
             "greedy" => a.greedy = matches!(value, "on" | "true" | "1"),
             _ => bail!(
                 "/set {key}: unknown setting (temperature, top_k, top_p, min_p, repetition_penalty, max_new_tokens, seed, greedy)"
@@ -295,14 +297,14 @@ impl Session {
         Ok(())
     }
 
-    fn settings(&self) -> Result<String> {
+    /// The settings, with `chain` (the chain they build) first.
+    fn settings(&self, chain: &str) -> String {
         let a = &self.args;
-        Ok(format!(
-            "chain: {} | max_new_tokens {} | seed {}",
-            self.chain()?,
+        format!(
+            "chain: {chain} | max_new_tokens {} | seed {}",
             a.max_new_tokens,
             a.seed.map_or("random".into(), |s| s.to_string())
-        ))
+        )
     }
 }
 

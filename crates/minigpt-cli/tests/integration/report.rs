@@ -7,29 +7,20 @@
 //! the file.
 
 use std::path::Path;
-use std::process::Command;
 
 use minigpt_eval::RunDir;
 use serde_json::Value;
 
-use crate::util::{browser_here, fixtures, minigpt_ok, root, temp_dir};
+use crate::util::{browser_here, fixtures, minigpt_ok, root, script_json, temp_dir};
 
 /// What the browser saw, from `scripts/browser_check.py`.
 fn open(report: &Path, shot: &Path, prompt: usize) -> Value {
-    let out = Command::new("python3")
-        .arg(root().join("scripts/browser_check.py"))
-        .arg(report)
-        .arg(shot)
-        .arg(prompt.to_string())
-        .output()
-        .expect("python3 runs");
-    assert!(
-        out.status.success(),
-        "the browser check failed (exit {:?}): {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("the check prints JSON")
+    let prompt = prompt.to_string();
+    script_json(
+        "python3",
+        "browser_check.py",
+        &[report.as_os_str(), shot.as_os_str(), prompt.as_ref()],
+    )
 }
 
 #[test]

@@ -135,18 +135,7 @@ fn routes_errors_streams_and_references() {
     assert_eq!(st, 200, "{v}");
     assert_eq!(v["object"], "text_completion");
     let got = text(&v, 0);
-    let cli = crate::util::json(&minigpt_ok(&[
-        "generate",
-        "--prompt",
-        prompt,
-        "--max-new-tokens",
-        "40",
-        "--temperature",
-        "0.8",
-        "--seed",
-        "7",
-        "--json",
-    ]));
+    let cli = generate_json(prompt, &["--temperature", "0.8", "--seed", "7"]);
     assert_eq!(got, cli["text"].as_str().unwrap());
     assert_eq!(v["choices"][0]["finish_reason"], "length");
     assert_eq!(v["usage"]["completion_tokens"], 40);
@@ -542,31 +531,11 @@ fn the_openai_client_completes_streams_and_reads_logprobs() {
         return;
     };
     let s = serve(&[]);
-    let out = std::process::Command::new(&python)
-        .arg(crate::util::root().join("scripts/openai_check.py"))
-        .arg(format!("{}/v1", s.base))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let url = format!("{}/v1", s.base);
+    let v = crate::util::script_json(&python, "openai_check.py", &[url.as_ref()]);
     eprintln!("openai {}", v["openai_version"]);
     let prompt = "ROMEO:\nBut soft";
-    let cli = crate::util::json(&minigpt_ok(&[
-        "generate",
-        "--prompt",
-        prompt,
-        "--max-new-tokens",
-        "40",
-        "--temperature",
-        "0.8",
-        "--seed",
-        "7",
-        "--json",
-    ]));
+    let cli = generate_json(prompt, &["--temperature", "0.8", "--seed", "7"]);
     assert_eq!(v["text"], cli["text"]);
     assert_eq!(v["streamed"], cli["text"]);
     assert_eq!(v["finish_reason"], "length");
@@ -617,19 +586,11 @@ fn the_playground_streams_strategies_side_by_side_in_chromium() {
     }
     let dir = crate::util::temp_dir("playground");
     let shot = dir.path().join("playground.png");
-    let out = std::process::Command::new("python3")
-        .arg(crate::util::root().join("scripts/playground_check.py"))
-        .arg(&s.base)
-        .arg(&shot)
-        .output()
-        .expect("python3 runs");
-    assert!(
-        out.status.success(),
-        "the playground check failed (exit {:?}): {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr)
+    let seen = crate::util::script_json(
+        "python3",
+        "playground_check.py",
+        &[s.base.as_ref(), shot.as_os_str()],
     );
-    let seen: Value = serde_json::from_slice(&out.stdout).expect("the check prints JSON");
     eprintln!("playground: {}", seen["columns"]);
     assert_eq!(seen["console_errors"], json!([]));
     assert_eq!(seen["network_requests"], json!([]));
@@ -663,15 +624,7 @@ fn the_playground_streams_strategies_side_by_side_in_chromium() {
         assert_eq!(c["text"].as_str().unwrap(), want, "column {i}");
     }
     // The greedy column is `minigpt generate --greedy`.
-    let cli = crate::util::json(&minigpt_ok(&[
-        "generate",
-        "--prompt",
-        prompt,
-        "--max-new-tokens",
-        "40",
-        "--greedy",
-        "--json",
-    ]));
+    let cli = generate_json(prompt, &["--greedy"]);
     assert_eq!(cols[1]["state"], "done");
     assert_eq!(cols[1]["text"], cli["text"]);
     // The chain that is not JSON: an error in its column, no request.
@@ -768,4 +721,12 @@ fn fmt_p(p: f64) -> String {
     } else {
         format!("{p:.1e}")
     }
+}
+
+/// `minigpt generate --prompt PROMPT --max-new-tokens 40 EXTRA... --json`.
+fn generate_json(prompt: &str, extra: &[&str]) -> Value {
+    let mut args = vec!["generate", "--prompt", prompt, "--max-new-tokens", "40"];
+    args.extend_from_slice(extra);
+    args.push("--json");
+    crate::util::json(&minigpt_ok(&args))
 }

@@ -120,3 +120,25 @@ pub fn browser_here() -> bool {
     }
     found
 }
+
+/// Runs `python scripts/SCRIPT ARGS...` (a check script that prints one JSON object) and
+/// returns what it printed; a failing script fails the test with its exit code and stderr.
+pub fn script_json(
+    python: impl AsRef<std::ffi::OsStr>,
+    script: &str,
+    args: &[&std::ffi::OsStr],
+) -> serde_json::Value {
+    let out = Command::new(python)
+        .arg(root().join("scripts").join(script))
+        .args(args)
+        .output()
+        .expect("python runs");
+    assert!(
+        out.status.success(),
+        "{script} failed (exit {:?}): {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{script} printed no JSON object: {e}"))
+}

@@ -63,7 +63,7 @@ pub enum Event {
 }
 
 /// One scored position of a prompt.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Step {
     pub logprob: f64,
     pub entropy: f64,
@@ -114,15 +114,22 @@ pub fn run(mut lm: GptLm, jobs: Receiver<Job>, max_batch: usize, load: Arc<Load>
     loop {
         // Take new jobs: wait for one when idle, else only what has arrived.
         let mut take = |job: Job, lm: &GptLm, waiting: &mut VecDeque<(NewRow, Owner)>| {
+            // `echo` with `logprobs`: the prompts' scores first. A request's `n` choices of one
+            // prompt come one after another, so each prompt is scored once.
+            let mut scored: Option<(&[u32], Vec<Step>)> = None;
+            for r in job.rows.iter().filter(|r| r.score_prompt) {
+                let steps = match scored.take() {
+                    Some((p, steps)) if p == r.prompt.as_slice() => steps,
+                    _ => score_prompt(lm, &r.prompt, r.logprobs.unwrap_or(0)),
+                };
+                let _ = job.events.send(Event::Prompt {
+                    index: r.index,
+                    tokens: r.prompt.clone(),
+                    steps: steps.clone(),
+                });
+                scored = Some((&r.prompt, steps));
+            }
             for r in job.rows {
-                if r.score_prompt {
-                    let steps = score_prompt(lm, &r.prompt, r.logprobs.unwrap_or(0));
-                    let _ = job.events.send(Event::Prompt {
-                        index: r.index,
-                        tokens: r.prompt.clone(),
-                        steps,
-                    });
-                }
                 let row = NewRow {
                     id: next_id,
                     prompt: r.prompt,
@@ -180,15 +187,14 @@ pub fn run(mut lm: GptLm, jobs: Receiver<Job>, max_batch: usize, load: Arc<Load>
             let mut reports = vec![];
             let done = batch.select(&mut lm, |a| {
                 let Some(o) = owners.get(&a.id) else { return };
-                let (lse, entropy) = lse_and_entropy(a.raw);
-                let top = o.logprobs.map_or_else(Vec::new, |k| top_k(a.raw, lse, k));
+                let top = o.logprobs.map_or_else(Vec::new, |k| top_k(a.raw, a.lse, k));
                 reports.push((
                     a.id,
                     Event::Token {
                         index: o.index,
                         token: a.token,
-                        logprob: a.raw[a.token as usize] as f64 - lse,
-                        entropy,
+                        logprob: a.raw[a.token as usize] as f64 - a.lse,
+                        entropy: a.entropy,
                         top,
                     },
                 ));

@@ -208,10 +208,8 @@ fn submit(
         for j in 0..c.n {
             let pipeline = c
                 .strategy
-                .pipelines(&s.registry, &cx, 1)
-                .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?
-                .pop()
-                .expect("one pipeline");
+                .pipeline(&s.registry, &cx)
+                .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
             rows.push(JobRow {
                 index: i * c.n + j,
                 prompt: p.ids.clone(),
