@@ -7,6 +7,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result, bail};
+use minigpt_decode::LanguageModel;
+use minigpt_eval::config::BatchSize;
 use minigpt_hub::{ModelSource, Settings};
 use minigpt_model::{GptConfig, GptLm, PackCache, Target, parse_target};
 use minigpt_tokenizer::{CharTokenizer, Tokenizer};
@@ -183,19 +185,36 @@ pub fn files_sha256(source: Option<&ModelSource>) -> Result<String> {
     Ok(format!("{:x}", h.finalize()))
 }
 
-/// Refuses a sweep whose batches of `batch_size` full-context rows would not fit in memory
-/// (`config` names the file in the message).
-pub fn check_batch_fits(lm: &GptLm, batch_size: usize, config: &Path) -> Result<()> {
+/// The rows per model batch of a sweep on `lm`: `batch_size` as given, or what `"auto"` picks
+/// (the largest batch up to 64 whose memory estimate fits in half the available memory, on a
+/// batch-invariant model; one row otherwise), said on stderr with the reason. Refuses a batch
+/// of full-context rows that would not fit in memory (`config` names the file in the message).
+pub fn batch_size(lm: &GptLm, batch_size: BatchSize, config: &Path) -> Result<usize> {
+    let bytes =
+        |b: usize| minigpt_model::memory::inference_bytes(&lm.config, b, lm.config.n_positions);
+    let free = minigpt_model::memory::available_bytes();
+    let chosen = batch_size.choose(lm.batch_invariant(), |b| {
+        free.is_none_or(|free| bytes(b) <= u128::from(free) / 2)
+    });
+    if let Some(why) = &chosen.why {
+        eprintln!(
+            "experiment.batch_size = \"auto\": {} row{} per model batch ({why})",
+            chosen.rows,
+            if chosen.rows == 1 { "" } else { "s" }
+        );
+    }
     minigpt_model::memory::check_fits(
         &format!(
-            "{}: a batch of {batch_size} rows of {} tokens",
+            "{}: a batch of {} rows of {} tokens",
             config.display(),
+            chosen.rows,
             lm.config.n_positions
         ),
-        minigpt_model::memory::inference_bytes(&lm.config, batch_size, lm.config.n_positions),
+        bytes(chosen.rows),
         "lower experiment.batch_size",
     )
-    .map_err(anyhow::Error::msg)
+    .map_err(anyhow::Error::msg)?;
+    Ok(chosen.rows)
 }
 
 /// The model on its device and its tokenizer.

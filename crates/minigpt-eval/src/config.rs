@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use minigpt_hub::ModelSource;
 use serde::{Deserialize, Serialize};
 
+pub use crate::batch_size::BatchSize;
 pub use crate::prompt_set::Prompts;
 
 /// A config that cannot be used; the message names the file and the key.
@@ -52,9 +53,9 @@ pub struct Experiment {
     /// the first token that reaches it and its text is cut there (what an eval compares).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_new_chars: Option<usize>,
-    /// Rows generated together (one strategy and temperature per batch).
-    #[serde(default = "sixteen")]
-    pub batch_size: usize,
+    /// Rows generated together: a number, or `"auto"` (the default; see [`BatchSize`]).
+    #[serde(default)]
+    pub batch_size: BatchSize,
     /// How rows longer than the model's context are fed: `slide` (the default: an exact
     /// window of the last `n_positions` tokens, recomputed at every token) or `shift` (on
     /// `cpu`: a full row restarts on its last `n_positions / 2` tokens and goes on cached).
@@ -75,9 +76,6 @@ impl Experiment {
 
 fn one() -> usize {
     1
-}
-fn sixteen() -> usize {
-    16
 }
 
 /// `[model]` / `[judge]`: a model directory (relative to the config file), a Hugging Face
@@ -188,13 +186,11 @@ impl SweepConfig {
                 e.name
             ));
         }
-        for (key, v) in [
-            ("experiment.samples", e.samples),
-            ("experiment.batch_size", e.batch_size),
-        ] {
-            if v == 0 {
-                return Err(format!("{key} must be at least 1"));
-            }
+        if e.samples == 0 {
+            return Err("experiment.samples must be at least 1".into());
+        }
+        if e.batch_size == BatchSize::Rows(0) {
+            return Err("experiment.batch_size must be at least 1, or \"auto\"".into());
         }
         if let Some(c) = &e.context
             && c != "slide"
@@ -317,7 +313,7 @@ mod tests {
             }
         );
         assert_eq!(cfg.experiment.samples, 1);
-        assert_eq!(cfg.experiment.batch_size, 16);
+        assert_eq!(cfg.experiment.batch_size, BatchSize::Auto);
         assert!(cfg.validate().is_ok());
     }
 }

@@ -7,6 +7,7 @@
 //! and `plot` read rows; `run_dir` owns the folder and its files (`run_lock` its lock); `sweep`, `merge` and
 //! `compare` work through `run_dir`.
 
+pub mod batch_size;
 pub mod bootstrap;
 pub mod compare;
 pub mod config;

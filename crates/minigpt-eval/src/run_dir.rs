@@ -39,6 +39,10 @@ pub const FEATURES: &str = "features.jsonl";
 /// `run.json`. Fields are in alphabetical order, the order the file has always had.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct RunInfo {
+    /// Rows per model batch that the last process ran (`"auto"` resolved); absent in folders
+    /// written before it was recorded and in merged ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_size: Option<usize>,
     /// The resolved config.
     #[serde(default)]
     pub config: Value,

@@ -16,7 +16,7 @@ use minigpt_decode::{
 use minigpt_tokenizer::Tokenizer;
 use serde_json::{Value, json};
 
-use crate::config::SweepConfig;
+use crate::config::{BatchSize, SweepConfig};
 use crate::error::RunError;
 use crate::grid::{Cell, RowRef, cells, row_seed, rows, shard};
 use crate::metrics;
@@ -54,6 +54,9 @@ pub struct Plan {
     pub feature_model: String,
     /// What determines the generated rows: a run folder only takes rows of an equal one.
     pub fingerprint: Value,
+    /// Rows per model batch: the config's number; for `"auto"`, one until the caller sets what
+    /// [`crate::config::BatchSize::choose`] picks for the loaded model (recorded in `run.json`).
+    pub batch_size: usize,
 }
 
 /// Loads the strategies a config names; errors name the config and the entry. A name is a
@@ -200,6 +203,10 @@ impl Plan {
         if let Some(r) = &references {
             fingerprint["references"] = json!(r);
         }
+        let batch_size = match config.experiment.batch_size {
+            BatchSize::Rows(n) => n,
+            BatchSize::Auto => 1,
+        };
         Ok(Self {
             config,
             model_name: model_name.to_string(),
@@ -211,6 +218,7 @@ impl Plan {
             shard: shard_of,
             feature_model: judge_name.unwrap_or(model_name).to_string(),
             fingerprint,
+            batch_size,
         })
     }
 
@@ -239,6 +247,7 @@ impl Plan {
         RunInfo {
             config: json!(self.config),
             finished,
+            batch_size: Some(self.batch_size),
             grid: self.fingerprint.clone(),
             merged_from: None,
             meta: meta.clone(),
@@ -601,7 +610,7 @@ fn generate(
     );
     let per_cell = plan.prompts.len() * plan.config.experiment.samples;
     let want = |r: &RowRef| mine.contains(r) && !done.contains(&plan.key(r));
-    let batch_size = plan.config.experiment.batch_size;
+    let batch_size = plan.batch_size;
     let mut batches: Vec<(Vec<RowRef>, Vec<bool>)> = vec![];
     let mut pending = 0;
     // A model whose rows do not depend on their batch (the native engine) gets full batches of

@@ -59,7 +59,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
         if let Some(c) = &sweep.experiment.context {
             lm.policy = ContextPolicy::parse(c).expect("checked when the config was loaded");
         }
-        crate::load::check_batch_fits(&lm, sweep.experiment.batch_size, &args.config)?;
+        let batch_size = crate::load::batch_size(&lm, sweep.experiment.batch_size, &args.config)?;
         let name = crate::load::short_name(sweep.model.source.as_ref());
         sides.push(Side {
             is_baseline,
@@ -67,6 +67,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
             lm,
             tok,
             name,
+            batch_size,
         });
     }
     if sides[0].name == sides[1].name {
@@ -97,7 +98,11 @@ pub fn run(args: EvalArgs) -> Result<()> {
     let baseline_sha = crate::load::files_sha256(cfg.baseline.source.as_ref())?;
     let mut plans = vec![];
     for Side {
-        sweep, tok, name, ..
+        sweep,
+        tok,
+        name,
+        batch_size,
+        ..
     } in &sides
     {
         let encode = |s: &str| tok.encode(s).unwrap_or_default();
@@ -114,6 +119,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
             &cx,
             None,
         )?;
+        plan.batch_size = *batch_size;
         plan.pin_files(
             &crate::load::files_sha256(sweep.model.source.as_ref())?,
             Some(&baseline_sha),
@@ -199,6 +205,8 @@ struct Side {
     lm: minigpt_model::GptLm,
     tok: std::sync::Arc<dyn minigpt_tokenizer::Tokenizer>,
     name: String,
+    /// Rows per model batch (`experiment.batch_size`, `auto` resolved for this side's model).
+    batch_size: usize,
 }
 
 /// The folder of one side's run (and its name in messages) inside the evaluation's folder.

@@ -38,7 +38,7 @@ pub fn run(args: RunArgs) -> Result<()> {
     if let Some(c) = &cfg.experiment.context {
         lm.policy = ContextPolicy::parse(c).expect("checked when the config was loaded");
     }
-    crate::load::check_batch_fits(&lm, cfg.experiment.batch_size, &args.config)?;
+    let batch_size = crate::load::batch_size(&lm, cfg.experiment.batch_size, &args.config)?;
     let mut judge = match &cfg.judge {
         Some(j) => {
             let (jlm, jtok) = crate::load::load_at(j.source.as_ref(), &j.device, &j.dtype)
@@ -72,6 +72,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         .as_ref()
         .map(|j| crate::load::files_sha256(j.source.as_ref()))
         .transpose()?;
+    plan.batch_size = batch_size;
     plan.pin_files(
         &crate::load::files_sha256(cfg.model.source.as_ref())?,
         judge_sha.as_deref(),

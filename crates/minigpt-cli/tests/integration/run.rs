@@ -1361,3 +1361,54 @@ strategies = ["greedy", "top_p_0.9"]
     );
     assert_eq!(untimed(records(&cut.join("summary.csv"))), untimed(summary));
 }
+
+#[test]
+fn batch_size_auto_fills_batches_on_the_native_engine_and_stays_at_one_on_burn() {
+    // No `batch_size`: "auto". On the native engine (batch-invariant) the 3 prompts × 1 sample
+    // of 4 strategies at one temperature fit in the cap of 64; on Burn's `flex` (rows padded
+    // to their batch) auto stays at one row and says why. `run.json` keeps the choice.
+    let guard = dir("auto-batch");
+    let d = guard.path().to_path_buf();
+    let cfg = config(&d, 1, 6, 4, "1.0");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    assert!(text.contains("batch_size = 4\n"));
+    for (device, rows, said) in [
+        ("cpu", 64, "64 rows per model batch (the cap of 64)"),
+        (
+            "flex",
+            1,
+            "1 row per model batch (this device's batched rows depend",
+        ),
+    ] {
+        let sub = d.join(device);
+        std::fs::create_dir_all(&sub).unwrap();
+        let p = sub.join("sweep.toml");
+        let body = text
+            .replace("batch_size = 4\n", "")
+            .replace("[model]\n", &format!("[model]\ndevice = \"{device}\"\n"));
+        std::fs::write(&p, body).unwrap();
+        let out = sub.join("out");
+        let o = minigpt(&[
+            "run",
+            "--config",
+            &p.display().to_string(),
+            "--out",
+            &out.display().to_string(),
+        ]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success(), "{device}: {err}");
+        assert!(
+            err.contains(&format!("experiment.batch_size = \"auto\": {said}")),
+            "{device}: {err}"
+        );
+        let info: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap();
+        assert_eq!(info["batch_size"], rows, "{device}");
+        assert_eq!(
+            info["config"]["experiment"]["batch_size"], "auto",
+            "{device}"
+        );
+        // 3 prompts × (greedy + 2 samplers + beam) = 12 rows.
+        assert_eq!(records(&out.join("generations.csv")).len(), 13, "{device}");
+    }
+}
