@@ -93,6 +93,21 @@ mod tests {
         for (s, d) in src.iter().zip(&dst) {
             assert_eq!(s.to_f32().to_bits(), d.to_bits(), "{s}");
         }
+        say_path("widen");
+    }
+
+    /// Says on stderr (past the harness's capture) which build a conversion test ran.
+    fn say_path(what: &str) {
+        use std::io::Write;
+        let msg = if crate::x86_simd_for_tests() {
+            format!("note: {what}: the F16C build compared with `half`")
+        } else {
+            format!(
+                "note: {what}: F16C not available (or MINIGPT_NO_SIMD set): only the portable \
+                 build was compared with `half`"
+            )
+        };
+        let _ = writeln!(std::io::stderr(), "{msg}");
     }
 
     #[test]
@@ -118,5 +133,6 @@ mod tests {
                 "{s}: {d} vs {want}"
             );
         }
+        say_path("narrow");
     }
 }

@@ -69,6 +69,36 @@ pub(crate) fn test_values(n: usize, seed: u64) -> Vec<f32> {
         .collect()
 }
 
+#[cfg(test)]
+thread_local! {
+    /// Set by [`on_portable_build`]: this thread's element-wise functions take their portable
+    /// build.
+    static PORTABLE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether this thread's element-wise functions must take their portable build (tests only).
+#[cfg(test)]
+pub(crate) fn portable_forced() -> bool {
+    PORTABLE.get()
+}
+
+/// Whether this thread's element-wise functions must take their portable build (tests only).
+#[cfg(not(test))]
+#[inline(always)]
+pub(crate) const fn portable_forced() -> bool {
+    false
+}
+
+/// Runs `f` with this thread's element-wise functions on their portable build (for tests that
+/// compare it with the SIMD build).
+#[cfg(test)]
+pub(crate) fn on_portable_build<R>(f: impl FnOnce() -> R) -> R {
+    PORTABLE.set(true);
+    let r = f();
+    PORTABLE.set(false);
+    r
+}
+
 /// Whether the engine runs its AVX2 + FMA + F16C code, for tests that say what they covered.
 #[cfg(test)]
 pub(crate) fn x86_simd_for_tests() -> bool {

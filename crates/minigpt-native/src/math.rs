@@ -20,7 +20,7 @@ macro_rules! multiversion {
                 #[target_feature(enable = "avx2,fma")]
                 #[allow(clippy::too_many_arguments)]
                 fn fast($($arg: $ty),*) { body($($arg),*) }
-                if crate::x86::simd() {
+                if crate::x86::simd() && !crate::portable_forced() {
                     // SAFETY: the CPU has AVX2 and FMA (checked by `simd`), the features
                     // `fast` is compiled for; it is otherwise safe code.
                     unsafe { fast($($arg),*) };
@@ -175,6 +175,88 @@ mod tests {
         gelu_erf(&mut v);
         assert!((v[0] as f64 - 0.841_344_746).abs() < 3e-7);
         assert!((v[1] as f64 - -0.5 * 0.308_537_539).abs() < 3e-7);
+    }
+
+    #[test]
+    fn simd_builds_give_the_portable_bits() {
+        // Each element-wise function's AVX2 + FMA build against its portable build, bit for
+        // bit, on lengths around the eight-lane chunks and values across GELU's range.
+        use std::io::Write;
+        if !crate::x86_simd_for_tests() {
+            let _ = writeln!(
+                std::io::stderr(),
+                "note: AVX2/FMA not available (or MINIGPT_NO_SIMD set): the SIMD builds of \
+                 gelu_tanh, gelu_erf, layer_norm, add_into and add_assign were not exercised"
+            );
+            return;
+        }
+        let mut cases = 0;
+        for (n, seed) in [
+            (1usize, 1u64),
+            (7, 2),
+            (8, 3),
+            (9, 4),
+            (31, 5),
+            (256, 6),
+            (1027, 7),
+        ] {
+            let x: Vec<f32> = values(n, seed).iter().map(|v| v * 12.0).collect();
+            let (g, b) = (values(n, seed + 10), values(n, seed + 20));
+            let both = |f: &dyn Fn() -> Vec<f32>| (f(), crate::on_portable_build(f));
+            let cmp = |name: &str, (simd, portable): (Vec<f32>, Vec<f32>)| {
+                let same = simd
+                    .iter()
+                    .zip(&portable)
+                    .all(|(a, b)| a.to_bits() == b.to_bits());
+                assert!(same, "{name}, {n} values: the SIMD build's bits differ");
+            };
+            cmp(
+                "gelu_tanh",
+                both(&|| {
+                    let mut v = x.clone();
+                    gelu_tanh(&mut v);
+                    v
+                }),
+            );
+            cmp(
+                "gelu_erf",
+                both(&|| {
+                    let mut v = x.clone();
+                    gelu_erf(&mut v);
+                    v
+                }),
+            );
+            cmp(
+                "layer_norm",
+                both(&|| {
+                    let mut o = vec![0f32; n];
+                    layer_norm(&x, &g, &b, 1e-5, &mut o);
+                    o
+                }),
+            );
+            cmp(
+                "add_into",
+                both(&|| {
+                    let mut o = vec![0f32; n];
+                    add_into(&mut o, &x, &g);
+                    o
+                }),
+            );
+            cmp(
+                "add_assign",
+                both(&|| {
+                    let mut o = x.clone();
+                    add_assign(&mut o, &b);
+                    o
+                }),
+            );
+            cases += 5;
+        }
+        let _ = writeln!(
+            std::io::stderr(),
+            "note: AVX2+FMA builds of gelu_tanh, gelu_erf, layer_norm, add_into and add_assign: \
+             {cases} cases compared bit for bit with the portable build"
+        );
     }
 
     #[test]
