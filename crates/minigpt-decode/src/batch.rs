@@ -4,7 +4,7 @@
 //! which rows it shared steps with, nor on when it joined.
 
 use std::borrow::BorrowMut;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crate::dist::lse_and_entropy;
 use crate::generation::{FinishReason, Generation};
@@ -13,6 +13,7 @@ use crate::pipeline::Pipeline;
 use crate::processor::StepContext;
 use crate::rng::Rng;
 use crate::row_check::UnusableRow;
+use crate::selector::Choice;
 use crate::stop::StopStrings;
 
 /// A row to decode, with its chain owned (`P = Pipeline`) or borrowed (`&mut Pipeline`).
@@ -111,7 +112,7 @@ impl<P: BorrowMut<Pipeline>> Default for Batch<P> {
     }
 }
 
-impl<P: BorrowMut<Pipeline>> Batch<P> {
+impl<P: BorrowMut<Pipeline> + Send> Batch<P> {
     /// An empty batch.
     pub fn new() -> Self {
         Self::default()
@@ -163,22 +164,11 @@ impl<P: BorrowMut<Pipeline>> Batch<P> {
         let max_row_len = model.max_row_len();
         let mut keep = Vec::with_capacity(self.live.len());
         let mut next = Vec::with_capacity(self.live.len());
-        for (slot, row) in self.live.iter_mut().enumerate() {
+        let chosen = choose_all(model, &mut self.live, &logits, &mut self.scratch)?;
+        for ((slot, row), c) in self.live.iter_mut().enumerate().zip(chosen) {
+            let (choice, lse, h) = (c.choice, c.lse, c.entropy);
             let raw = logits.row(slot);
-            self.scratch.clear();
-            self.scratch.extend_from_slice(raw);
             let spec = &mut row.spec;
-            let cx = StepContext {
-                tokens: &row.seq,
-                prompt_len: spec.prompt.len(),
-                eos_token_id: spec.eos_token_id,
-                seed: spec.seed,
-            };
-            let choice = spec
-                .pipeline
-                .borrow_mut()
-                .choose(&cx, &mut self.scratch, &mut row.rng)
-                .map_err(|e| UnusableRow { row: spec.id, ..e })?;
             let tok = choice.token;
             let g = &mut row.generation;
             if !spec.ignore_eos && spec.eos_token_id == Some(tok) {
@@ -186,7 +176,6 @@ impl<P: BorrowMut<Pipeline>> Batch<P> {
                 continue;
             }
             g.tokens.push(tok);
-            let (lse, h) = lse_and_entropy(raw);
             g.logprobs.push(raw[tok as usize] as f64 - lse);
             g.entropies.push(h);
             g.sampling_entropies.push(choice.entropy);
@@ -323,4 +312,85 @@ impl<P: BorrowMut<Pipeline>> Batch<P> {
         self.logits = Some(logits);
         Ok(done)
     }
+}
+
+/// A row's choice at one step, with its raw distribution's log-sum-exp and entropy.
+struct Chosen {
+    choice: Choice,
+    lse: f64,
+    entropy: f64,
+}
+
+/// A row's [`Chosen`], or why its chain could not choose.
+type RowChoice = Result<Chosen, UnusableRow>;
+
+/// Rows × vocabulary from which the rows' chains run on the model's threads
+/// ([`LanguageModel::for_each_row`]): below it a step's chains take microseconds.
+const PARALLEL_CHAINS: usize = 1 << 16;
+
+/// Every live row's choice from its logits, with the raw distribution's log-sum-exp and
+/// entropy: the rows' chains side by side on the model's threads when the work is large enough
+/// (each row has its own chain and generator, so the results are the same either way), and
+/// the first row's error in slot order.
+fn choose_all<P: BorrowMut<Pipeline> + Send>(
+    model: &dyn LanguageModel,
+    live: &mut [Row<P>],
+    logits: &Logits,
+    scratch: &mut Vec<f32>,
+) -> Result<Vec<Chosen>, ModelError> {
+    let one = |slot: usize, row: &mut Row<P>, scratch: &mut Vec<f32>| {
+        let raw = logits.row(slot);
+        scratch.clear();
+        scratch.extend_from_slice(raw);
+        let spec = &mut row.spec;
+        let cx = StepContext {
+            tokens: &row.seq,
+            prompt_len: spec.prompt.len(),
+            eos_token_id: spec.eos_token_id,
+            seed: spec.seed,
+        };
+        let choice = spec
+            .pipeline
+            .borrow_mut()
+            .choose(&cx, scratch, &mut row.rng)
+            .map_err(|e| UnusableRow { row: spec.id, ..e })?;
+        let (lse, h) = lse_and_entropy(raw);
+        Ok::<_, UnusableRow>(Chosen {
+            choice,
+            lse,
+            entropy: h,
+        })
+    };
+    let results: Vec<RowChoice> = if live.len() < 2 || live.len() * logits.vocab < PARALLEL_CHAINS {
+        live.iter_mut()
+            .enumerate()
+            .map(|(slot, row)| one(slot, row, scratch))
+            .collect()
+    } else {
+        // One lock per row, each taken once by the thread that runs it (never contended).
+        let work: Vec<Mutex<(&mut Row<P>, Option<RowChoice>)>> =
+            live.iter_mut().map(|r| Mutex::new((r, None))).collect();
+        model.for_each_row(work.len(), &|slot| {
+            let mut item = work[slot].lock().unwrap_or_else(|e| e.into_inner());
+            let r = SCRATCH.with_borrow_mut(|s| one(slot, item.0, s));
+            item.1 = Some(r);
+        });
+        work.into_iter()
+            .map(|m| {
+                m.into_inner()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .1
+                    .expect("every row ran")
+            })
+            .collect()
+    };
+    results
+        .into_iter()
+        .map(|r| r.map_err(|e| Box::new(e) as ModelError))
+        .collect()
+}
+
+thread_local! {
+    /// A thread's copy of the row it is choosing for (the chain edits its logits in place).
+    static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }

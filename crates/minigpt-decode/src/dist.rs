@@ -76,7 +76,7 @@ const EXP2_32: [f64; 32] = {
 /// exp(x) for x ≤ 0, within 2 ulp of `f64::exp` (measured over [−708, 0] in the tests), and 0
 /// below −708 (where `f64::exp` gives values under 3e-308). Branch-free, so loops over a row
 /// vectorise: 2.4× libm's throughput on 50,257 values (113 vs 273 µs, measured). Processors use it for the
-/// masses behind their cuts; the loop's own statistics keep `f64::exp`.
+/// masses behind their cuts, and the loop for its statistics ([`lse_and_entropy`]).
 ///
 /// x = (32m + j)·ln2/32 + r with |r| ≤ ln2/64 (Cody–Waite, fdlibm's split of ln 2), then
 /// exp(x) = 2^m · 2^(j/32) · (degree-6 Taylor polynomial of r; the next term is < 4e-18).
@@ -105,17 +105,31 @@ pub(crate) fn exp_neg(x: f64) -> f64 {
     if x < -708.0 { 0.0 } else { v }
 }
 
-/// `(max, logsumexp, entropy)` of the finite logits in one pass with [`exp_neg`] (the
-/// processors' counterpart of [`lse_and_entropy`]).
+/// `(max, logsumexp, entropy)` of the finite logits in one pass with [`exp_neg`] (what the
+/// processors use; [`lse_and_entropy`] without its check for an all-masked row).
 pub(crate) fn lse_entropy_fast(logits: &[f32]) -> (f64, f64, f64) {
     let max = max_logit(logits) as f64;
+    let (z, zd) = exp_sums(logits, max);
+    (max, max + z.ln(), z.ln() - zd / z)
+}
+
+/// `(Σ e, Σ e·d)` with `d = l − max` and `e = exp(d)` ([`exp_neg`]) over the logits (−∞ ones
+/// add nothing), in four lanes so the loop vectorises; `max` is finite. Compiled for AVX2 as
+/// well where the CPU has it (`multiversion`; the same operations, so the same bits).
+#[multiversion::multiversion(targets("x86_64+avx2"))]
+fn exp_sums(logits: &[f32], max: f64) -> (f64, f64) {
+    exp_sums_body(logits, max)
+}
+
+/// [`exp_sums`]' body, for both of its compilations (and the tests' baseline one).
+#[inline(always)]
+fn exp_sums_body(logits: &[f32], max: f64) -> (f64, f64) {
     let term = |l: f32| {
         let d = l as f64 - max;
         let x = exp_neg(d);
         // 0·(−∞) would be NaN: masked tokens add nothing.
         (x, if x > 0.0 { x * d } else { 0.0 })
     };
-    // Four lanes of fixed-size arrays, so the loop vectorises.
     let (mut z, mut zd) = ([0.0f64; 4], [0.0f64; 4]);
     let (chunks, rest) = logits.as_chunks::<4>();
     for c in chunks {
@@ -131,7 +145,7 @@ pub(crate) fn lse_entropy_fast(logits: &[f32]) -> (f64, f64, f64) {
         zt += x;
         zdt += xd;
     }
-    (max, max + zt.ln(), zt.ln() - zdt / zt)
+    (zt, zdt)
 }
 
 /// The smallest float32 `s` (±∞ included) with `s as f64 >= x`: for every float32 `l`,
@@ -357,14 +371,9 @@ pub fn kth_largest(logits: &[f32], k: usize, buf: &mut Vec<f32>) -> f32 {
     *kth
 }
 
-/// `log Σ exp(logits)` in f64 (−∞ for an all-masked row).
+/// `log Σ exp(logits)` in f64 (−∞ for an all-masked row), as [`lse_and_entropy`] computes it.
 pub fn log_sum_exp(logits: &[f32]) -> f64 {
-    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
-    if max == f64::NEG_INFINITY {
-        return max;
-    }
-    let sum: f64 = logits.iter().map(|&l| (l as f64 - max).exp()).sum();
-    max + sum.ln()
+    lse_and_entropy(logits).0
 }
 
 /// `logits[i] - logsumexp(logits)` in f64.
@@ -373,21 +382,18 @@ pub fn log_prob(logits: &[f32], i: usize) -> f64 {
 }
 
 /// `(logsumexp(logits), entropy of softmax(logits))` in one pass over the row (f64): the loop's
-/// per-step statistics of the raw distribution.
+/// per-step statistics of the raw distribution, and `score`'s log-probabilities.
+///
+/// With [`exp_neg`] (within 2 ulp of `f64::exp`) in four lanes: libm's `exp`, one call per
+/// token, took 29 % of a batch-64 top-p sweep step on GPT-2's 50,257 tokens (PERFORMANCE.md,
+/// "Sampling chains"). H = log Z − Σ e·d / Z with Z = Σ e, e = exp(d), d = l − max.
 pub fn lse_and_entropy(logits: &[f32]) -> (f64, f64) {
-    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+    let max = max_logit(logits) as f64;
     if max == f64::NEG_INFINITY {
         return (max, 0.0);
     }
-    let (mut z, mut zl) = (0.0f64, 0.0f64);
-    for &l in logits.iter().filter(|l| l.is_finite()) {
-        let d = l as f64 - max;
-        let e = d.exp();
-        z += e;
-        zl += e * d;
-    }
-    // H = log Z - E[l - max] with Z = Σ exp(l - max).
-    (max + z.ln(), z.ln() - zl / z)
+    let (z, zd) = exp_sums(logits, max);
+    (max + z.ln(), z.ln() - zd / z)
 }
 
 /// Shannon entropy (nats) of softmax(logits).
@@ -483,6 +489,34 @@ mod tests {
         assert!((entropy(&[0.0, 0.0, NEG, 0.0]) - 3f64.ln()).abs() < 1e-12);
         assert_eq!(entropy(&[5.0]), 0.0);
         assert_eq!(softmax(&[NEG, NEG]), vec![0.0, 0.0]);
+    }
+
+    #[test]
+    fn exp_sums_paths_agree() {
+        // The AVX2 build (where the CPU has it) gives the baseline build's bits.
+        let mut rng = crate::Rng::new(9);
+        for case in 0..40 {
+            let n = 1 + (rng.next_u64() % 60000) as usize;
+            let row: Vec<f32> = (0..n)
+                .map(|_| {
+                    if rng.next_f64() < 0.3 {
+                        NEG
+                    } else {
+                        ((rng.next_f64() - 0.5) * 30.0) as f32
+                    }
+                })
+                .collect();
+            let max = max_logit(&row) as f64;
+            if max == f64::NEG_INFINITY {
+                continue;
+            }
+            let (a, b) = (exp_sums(&row, max), exp_sums_body(&row, max));
+            assert_eq!(
+                (a.0.to_bits(), a.1.to_bits()),
+                (b.0.to_bits(), b.1.to_bits()),
+                "case {case}"
+            );
+        }
     }
 
     #[test]

@@ -155,6 +155,8 @@ mod tests {
         max_row: Option<usize>,
         rows: Vec<Vec<u32>>,
         retains: usize,
+        /// Run `for_each_row` on three threads (as the native engine runs it on its team).
+        threads: bool,
     }
 
     impl Table {
@@ -199,6 +201,27 @@ mod tests {
             self.rows = rows.iter().map(|&i| self.rows[i].clone()).collect();
             Ok(())
         }
+        fn for_each_row(&self, n: usize, f: &(dyn Fn(usize) + Sync)) {
+            if !self.threads {
+                return (0..n).for_each(f);
+            }
+            let next = std::sync::atomic::AtomicUsize::new(0);
+            std::thread::scope(|s| {
+                for _ in 0..3 {
+                    s.spawn(|| {
+                        loop {
+                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            if i >= n {
+                                break;
+                            }
+                            f(i);
+                            // Interleave the threads' rows.
+                            std::thread::yield_now();
+                        }
+                    });
+                }
+            });
+        }
     }
 
     fn table(vocab: usize) -> Table {
@@ -207,6 +230,7 @@ mod tests {
             max_row: None,
             rows: vec![],
             retains: 0,
+            threads: false,
         }
     }
 
@@ -249,6 +273,43 @@ mod tests {
 
     fn run(m: &mut Table, r: &GenerateRequest, spec: &str) -> Vec<Generation> {
         generate(m, r, &mut pipes(spec, r.prompts.len()), |_, _| {}).unwrap()
+    }
+
+    #[test]
+    fn rows_chains_on_the_models_threads_give_the_same_rows() {
+        // 16 rows × 8192 tokens: the batch runs the rows' chains through `for_each_row` (here on
+        // three threads). Every row's tokens, log-probabilities and entropies equal those of the
+        // same row run alone (one row: its chain on this thread), to the bit.
+        const SPREAD: &str = "[[processors]]\nname = \"temperature\"\nt = 900.0\n[[processors]]\nname = \"top_p\"\np = 0.9\n[selector]\nname = \"multinomial\"";
+        let prompts: Vec<Vec<u32>> = (0..16u32).map(|i| vec![i * 7 + 1, i]).collect();
+        let mut threaded = table(8192);
+        threaded.threads = true;
+        let together = run(&mut threaded, &req(prompts.clone(), 12), SPREAD);
+        let bits = |g: &Generation| {
+            (
+                g.tokens.clone(),
+                g.logprobs.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+                g.entropies.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+                g.sampling_entropies
+                    .iter()
+                    .map(|x| x.to_bits())
+                    .collect::<Vec<_>>(),
+                g.sampling_logprobs
+                    .iter()
+                    .map(|x| x.to_bits())
+                    .collect::<Vec<_>>(),
+            )
+        };
+        let mut distinct = std::collections::HashSet::new();
+        for (i, p) in prompts.iter().enumerate() {
+            let mut alone_req = req(vec![p.clone()], 12);
+            alone_req.seeds = vec![i as u64];
+            let alone = run(&mut table(8192), &alone_req, SPREAD);
+            assert_eq!(bits(&together[i]), bits(&alone[0]), "row {i}");
+            distinct.extend(together[i].tokens.iter().copied());
+        }
+        // The draws are spread (the test would be weak on a near-greedy chain).
+        assert!(distinct.len() > 100, "{}", distinct.len());
     }
 
     #[test]

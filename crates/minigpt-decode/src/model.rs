@@ -108,4 +108,11 @@ pub trait LanguageModel {
     fn last_hidden(&self) -> Option<&Hidden> {
         None
     }
+
+    /// Calls `f(i)` for every `i < n` and returns when all are done: on the model's own threads
+    /// where it has them (the rows' decoding chains run there between steps), by default one
+    /// after another on this thread.
+    fn for_each_row(&self, n: usize, f: &(dyn Fn(usize) + Sync)) {
+        (0..n).for_each(f)
+    }
 }

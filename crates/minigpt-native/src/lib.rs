@@ -49,6 +49,13 @@ pub fn threads() -> usize {
     team::team().threads()
 }
 
+/// Calls `f(i)` for every `i < n` on the engine's threads (the caller's included) and returns
+/// when all are done; items are claimed one at a time. For work between forward passes (the
+/// rows' decoding chains), so it shares the engine's threads instead of starting a pool.
+pub fn for_each(n: usize, f: &(dyn Fn(usize) + Sync)) {
+    team::team().run(n, f)
+}
+
 /// `v` resized to `n` values (contents unspecified: every caller overwrites them).
 pub(crate) fn sized(v: &mut Vec<f32>, n: usize) -> &mut [f32] {
     v.resize(n, 0.0);

@@ -167,6 +167,10 @@ impl LanguageModel for GptLm {
         self.engine.batch_invariant()
     }
 
+    fn for_each_row(&self, n: usize, f: &(dyn Fn(usize) + Sync)) {
+        self.engine.for_each_row(n, f)
+    }
+
     fn max_row_len(&self) -> Option<usize> {
         match self.policy {
             ContextPolicy::Sliding | ContextPolicy::Shift => None,

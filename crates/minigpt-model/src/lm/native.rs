@@ -179,6 +179,10 @@ impl LanguageModel for NativeLm {
         true
     }
 
+    fn for_each_row(&self, n: usize, f: &(dyn Fn(usize) + Sync)) {
+        minigpt_native::for_each(n, f)
+    }
+
     fn max_row_len(&self) -> Option<usize> {
         None
     }
