@@ -14,8 +14,17 @@
 
 Every worker measures the same things as `minigpt bench`: greedy decode with a KV cache after
 a 32-token random prompt (tokens/s, batch 1 and 8; time to first token = the prompt's
-prefill), and the prefill of 512 random tokens at batch 1 (logits of the last position only),
-best of N repeats after a warm-up.
+prefill), the prefill of 128, 512 and 1024 random tokens at batch 1 (logits of the last
+position only), best of N repeats after a warm-up; and, for minigpt and HF only, what a sweep
+does: 128 new tokens per row after a 32-token prompt at batch 16 and 64, sampled with top-p 0.9
+at temperature 1.0 (minigpt: its decoding chain with every token's statistics, `minigpt bench
+--strategy`; HF: `generate(do_sample=True, top_p=0.9, top_k=0)`), new tokens over the whole
+generation's time, best of $SAMPLE_REPEATS (default 1) after a short warm-up.
+
+Each measurement records the CPU time other processes took while it ran (from /proc/stat,
+less its own): a measurement during which others used more than $MAX_OTHER (default 0.15) of a
+core is redone, up to twice, and marked "contended" if it stays so. The table gives each
+figure's median over rounds with its range, then every round's value.
 """
 import json
 import os
@@ -24,6 +33,8 @@ import sys
 import time
 
 SHORT, LONG = 32, 512
+PREFILLS = (128, 512, 1024)
+SAMPLE_BATCHES = (16, 64)
 
 
 def env_int(name, default):
@@ -34,6 +45,12 @@ def peak_rss_mb(children=False):
     import resource
     who = resource.RUSAGE_CHILDREN if children else resource.RUSAGE_SELF
     return resource.getrusage(who).ru_maxrss / 1024
+
+
+def timed(run):
+    t0 = time.perf_counter()
+    run()
+    return time.perf_counter() - t0
 
 
 def best_seconds(run, repeats, setup=lambda: None):
@@ -64,8 +81,15 @@ def minigpt(dtype):
         out[f"decode_b{r['batch']}"] = r["decode_tokens_per_s"]
         if r["batch"] == 1:
             out["ttft_ms"] = r["ttft_ms"]
-    (r,) = run(["--prompt-len", str(LONG), "--new-tokens", "1", "--batch", "1"])
-    out["prefill_512"] = r["prefill_tokens_per_s"]
+    for n in PREFILLS:
+        (r,) = run(["--prompt-len", str(n), "--new-tokens", "0", "--batch", "1"])
+        out[f"prefill_{n}"] = r["prefill_tokens_per_s"]
+    if dtype == "f32":
+        reps = str(env_int("SAMPLE_REPEATS", 1))
+        batches = ",".join(map(str, SAMPLE_BATCHES))
+        for r in run(["--prompt-len", str(SHORT), "--new-tokens", str(new), "--batch", batches,
+                      "--strategy", "top_p_0.9", "--temperature", "1.0", "--repeats", reps]):
+            out[f"sample_b{r['batch']}"] = r["sample_tokens_per_s"]
     out["peak_rss_mb"] = peak_rss_mb(children=True)
     print(json.dumps(out))
 
@@ -100,9 +124,25 @@ def hf(model_dir):
             out[f"decode_b{b}"] = b * new / best_d
             if b == 1:
                 out["ttft_ms"] = best_p * 1e3
-        ids = torch.randint(0, vocab, (1, LONG), generator=g)
-        best = best_seconds(lambda: model(ids, use_cache=True, logits_to_keep=1), repeats)
-        out["prefill_512"] = LONG / best
+        for n in PREFILLS:
+            ids = torch.randint(0, vocab, (1, n), generator=g)
+            best = best_seconds(lambda: model(ids, use_cache=True, logits_to_keep=1), repeats)
+            out[f"prefill_{n}"] = n / best
+        # Sampling as a sweep does: top-p 0.9 at temperature 1 (top_k=0: generate's default
+        # top-k of 50 off), 128 new tokens per row whatever the end-of-text token.
+        sample_repeats = env_int("SAMPLE_REPEATS", 1)
+        for b in SAMPLE_BATCHES:
+            ids = torch.randint(0, vocab, (b, SHORT), generator=g)
+            mask = torch.ones_like(ids)
+
+            def gen(n):
+                o = model.generate(ids, attention_mask=mask, do_sample=True, top_p=0.9, top_k=0,
+                                   temperature=1.0, max_new_tokens=n, min_new_tokens=n,
+                                   pad_token_id=0)
+                assert o.shape == (b, SHORT + n), o.shape
+            gen(4)  # warm-up
+            best = min(timed(lambda: gen(new)) for _ in range(sample_repeats))
+            out[f"sample_b{b}"] = b * new / best
     out["peak_rss_mb"] = peak_rss_mb()
     print(json.dumps(out))
 
@@ -135,9 +175,10 @@ def llama(gguf):
             best_p, best_d = min(best_p, t1 - t0), min(best_d, t2 - t1)
     out["decode_b1"] = new / best_d
     out["ttft_ms"] = best_p * 1e3
-    long = rng.integers(0, vocab, LONG).tolist()
-    best = best_seconds(lambda: llm.eval(long), repeats, setup=llm.reset)
-    out["prefill_512"] = LONG / best
+    for n in PREFILLS:
+        toks = rng.integers(0, vocab, n).tolist()
+        best = best_seconds(lambda: llm.eval(toks), repeats, setup=llm.reset)
+        out[f"prefill_{n}"] = n / best
     out["peak_rss_mb"] = peak_rss_mb()
     print(json.dumps(out))
 
@@ -197,8 +238,28 @@ def load_table(rows, f32_file_mb):
                   f"faster), peak RSS {m_rss / l_rss:.2f}× llama.cpp's")
 
 
+def cpu_line():
+    """The CPU's model name and the widest SIMD level the engine can use on it."""
+    info = open("/proc/cpuinfo").read()
+    name = next((l.split(":", 1)[1].strip() for l in info.splitlines()
+                 if l.startswith("model name")), "unknown CPU")
+    flags = set(next((l.split(":", 1)[1].split() for l in info.splitlines()
+                      if l.startswith("flags")), []))
+    simd = ("AVX-512F" if "avx512f" in flags else
+            "AVX2+FMA (no AVX-512)" if {"avx2", "fma"} <= flags else "baseline x86-64 only")
+    return f"CPU: {name}, {os.cpu_count()} cores; SIMD: {simd}"
+
+
+METRICS = [("decode_b1", "decode b1 tok/s"), ("decode_b8", "decode b8 tok/s"),
+           ("ttft_ms", "TTFT ms (32 tok)"), ("prefill_128", "prefill 128 tok/s"),
+           ("prefill_512", "prefill 512 tok/s"), ("prefill_1024", "prefill 1024 tok/s"),
+           ("sample_b16", "top-p sample b16 tok/s"), ("sample_b64", "top-p sample b64 tok/s"),
+           ("peak_rss_mb", "peak RSS MB")]
+
+
 def table(path):
     rows = [json.loads(line) for line in open(path) if line.strip()]
+    print(cpu_line())
     loads = [r for r in rows if r.get("kind") == "load"]
     rows = [r for r in rows if r.get("kind") != "load"]
     if loads:
@@ -214,13 +275,21 @@ def table(path):
         if r.get("system") in ("bandwidth", "weights"):
             continue
         systems.setdefault((r["system"], r["dtype"]), []).append(r)
-    keys = ["decode_b1", "decode_b8", "prefill_512", "ttft_ms", "peak_rss_mb"]
+    order = sorted(systems, key=lambda s: (s[0] != "minigpt", s[0], s[1]))
+
+    def vals(runs, k):
+        return [r[k] for r in runs if r.get(k) is not None]
 
     def med(runs, k):
-        vals = [r[k] for r in runs if r.get(k) is not None]
-        return statistics.median(vals) if vals else None
+        v = vals(runs, k)
+        return statistics.median(v) if v else None
 
-    med_rows = {s: {k: med(runs, k) for k in keys} for s, runs in systems.items()}
+    def cell(runs, k, p=1):
+        v = vals(runs, k)
+        if not v:
+            return "—"
+        return f"{statistics.median(v):.{p}f} ({min(v):.{p}f}–{max(v):.{p}f})"
+
     print(f"read bandwidth (2 threads, this run): {', '.join(f'{x:.1f}' for x in bw)} GB/s; "
           f"median {statistics.median(bw):.1f}")
     for dt in ("f32", "f16"):
@@ -228,43 +297,108 @@ def table(path):
         floor_ms = gb / statistics.median(bw) * 1e3
         print(f"batch-1 floor, {dt}: {gb * 1e3:.1f} MB of weights per token / bandwidth = "
               f"{floor_ms:.2f} ms/token ({1e3 / floor_ms:.1f} tokens/s)")
+    contended = sum(1 for runs in systems.values() for r in runs if r.get("contended"))
+    redone = sum(r.get("tries", 1) - 1 for runs in systems.values() for r in runs)
+    print(f"contention: {redone} measurement(s) redone because other processes used more than "
+          f"{float(os.environ.get('MAX_OTHER', 0.15)):.2f} of a core; {contended} still "
+          f"contended (marked * below)")
     print()
-    head = f"| system | dtype | decode b1 tok/s | decode b8 tok/s | b8 ÷ b1 | prefill 512 tok/s | TTFT ms (32 tok) | peak RSS MB | rounds |"
-    print(head)
-    print("|" + "---|" * 9)
-    order = sorted(med_rows, key=lambda s: (s[0] != "minigpt", s[0], s[1]))
-    fmt = lambda v, p=1: "—" if v is None else f"{v:.{p}f}"
-    for s in order:
-        m = med_rows[s]
-        ratio = m["decode_b8"] / m["decode_b1"] if m["decode_b8"] and m["decode_b1"] else None
-        print(f"| {s[0]} | {s[1]} | {fmt(m['decode_b1'])} | {fmt(m['decode_b8'])} | {fmt(ratio, 2)} | "
-              f"{fmt(m['prefill_512'])} | {fmt(m['ttft_ms'])} | {fmt(m['peak_rss_mb'], 0)} | {len(systems[s])} |")
+    print("Medians over rounds (range in brackets):")
+    for group in (METRICS[:3] + METRICS[-1:], METRICS[3:6], METRICS[6:8]):
+        keys = [k for k, _ in group if any(vals(runs, k) for runs in systems.values())]
+        if not keys:
+            continue
+        labels = dict(group)
+        print("| system | dtype | " + " | ".join(labels[k] for k in keys) + " | rounds |")
+        print("|" + "---|" * (len(keys) + 3))
+        for sname in order:
+            if not any(vals(systems[sname], k) for k in keys):
+                continue
+            runs = systems[sname]
+            cells = [cell(runs, k, 0 if k == "peak_rss_mb" else 1) for k in keys]
+            print(f"| {sname[0]} | {sname[1]} | " + " | ".join(cells) + f" | {len(runs)} |")
+        print()
+    print("Every round (in run order; * = contended):")
+    for sname in order:
+        runs = systems[sname]
+        for k, label in METRICS:
+            if not vals(runs, k):
+                continue
+            v = ", ".join(f"{r[k]:.1f}{'*' if r.get('contended') else ''}" for r in runs
+                          if r.get(k) is not None)
+            print(f"  {sname[0]} {sname[1]} {label}: {v}")
     print()
-    print("minigpt ÷ peer (medians; above 1 = minigpt faster; TTFT: peer ms ÷ minigpt ms):")
+    print("minigpt ÷ peer (median of the per-round ratios, rounds paired in run order, with the "
+          "lowest round; above 1 = minigpt faster; TTFT: peer ms ÷ minigpt ms):")
     for dt in ("f32", "f16"):
-        mine = med_rows.get(("minigpt", dt))
+        mine = systems.get(("minigpt", dt))
         if not mine:
             continue
-        for s in order:
+        for sname in order:
             # Each peer of the same dtype, and HF (f32 only) for both.
-            if s[0] == "minigpt" or (s[1] != dt and s[0] != "HF transformers"):
+            if sname[0].startswith("minigpt") or (sname[1] != dt and sname[0] != "HF transformers"):
                 continue
-            peer = med_rows[s]
+            peer = systems[sname]
             parts = []
-            for k, label in (("decode_b1", "decode b1"), ("decode_b8", "decode b8"),
-                             ("prefill_512", "prefill 512")):
-                if mine[k] and peer[k]:
-                    parts.append(f"{label} {mine[k] / peer[k]:.2f}×")
-            if mine["ttft_ms"] and peer["ttft_ms"]:
-                parts.append(f"TTFT {peer['ttft_ms'] / mine['ttft_ms']:.2f}×")
-            print(f"  minigpt {dt} vs {s[0]} {s[1]}: " + ", ".join(parts))
+            for k, label in METRICS:
+                if k == "peak_rss_mb":
+                    continue
+                pairs = [(a.get(k), b.get(k)) for a, b in zip(mine, peer)
+                         if a.get(k) and b.get(k)]
+                if not pairs:
+                    continue
+                ratios = [(b / a) if k == "ttft_ms" else (a / b) for a, b in pairs]
+                parts.append(f"{label.replace(' tok/s', '')} {statistics.median(ratios):.2f}× "
+                             f"(lowest {min(ratios):.2f}×)")
+            print(f"  minigpt {dt} vs {sname[0]} {sname[1]}: " + "; ".join(parts))
         gb = weights[dt] / 1e9
         floor_ms = gb / statistics.median(bw) * 1e3
-        if mine["decode_b1"]:
-            print(f"  minigpt {dt} batch-1 decode: {1e3 / mine['decode_b1']:.2f} ms/token = "
-                  f"{floor_ms / (1e3 / mine['decode_b1']) * 100:.0f}% of the bandwidth floor")
+        b1 = med(mine, "decode_b1")
+        if b1:
+            print(f"  minigpt {dt} batch-1 decode: {1e3 / b1:.2f} ms/token = "
+                  f"{floor_ms / (1e3 / b1) * 100:.0f}% of the bandwidth floor")
+
+
+def busy_seconds():
+    """CPU seconds all processes have run (and been stolen by the hypervisor) since boot."""
+    f = [int(x) for x in open("/proc/stat").readline().split()[1:]]
+    user, nice, system, idle, iowait, irq, softirq, steal = f[:8]
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def own_seconds():
+    import resource
+    s, c = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return s.ru_utime + s.ru_stime + c.ru_utime + c.ru_stime
+
+
+def measured(worker, arg):
+    """Runs a worker (which prints one JSON line) and adds the CPU time other processes took
+    meanwhile; redoes it, up to twice, while that exceeds $MAX_OTHER of a core."""
+    import contextlib
+    import io
+    limit = float(os.environ.get("MAX_OTHER", 0.15))
+    for tries in range(1, 4):
+        buf = io.StringIO()
+        b0, o0, t0 = busy_seconds(), own_seconds(), time.perf_counter()
+        with contextlib.redirect_stdout(buf):
+            worker(arg)
+        wall = time.perf_counter() - t0
+        other = max(0.0, (busy_seconds() - b0) - (own_seconds() - o0))
+        out = json.loads(buf.getvalue().strip().splitlines()[-1])
+        out.update(wall_s=round(wall, 2), other_cpu_s=round(other, 2), tries=tries,
+                   contended=other / wall > limit)
+        if not out["contended"]:
+            break
+        print(f"contended: others used {other / wall:.2f} of a core during {out['system']} "
+              f"{out['dtype']}; redoing it", file=sys.stderr)
+    print(json.dumps(out))
 
 
 if __name__ == "__main__":
-    {"minigpt": minigpt, "hf": hf, "llama": llama, "load-minigpt": load_minigpt,
-     "load-llama": load_llama, "table": table}[sys.argv[1]](sys.argv[2])
+    workers = {"minigpt": minigpt, "hf": hf, "llama": llama}
+    if sys.argv[1] in workers:
+        measured(workers[sys.argv[1]], sys.argv[2])
+    else:
+        {"load-minigpt": load_minigpt, "load-llama": load_llama,
+         "table": table}[sys.argv[1]](sys.argv[2])

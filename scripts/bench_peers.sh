@@ -3,11 +3,15 @@
 # minigpt (--device cpu, f32 and f16 weights), Hugging Face transformers (PyTorch, f32) and
 # llama.cpp (llama-cpp-python built from source; the same weights converted to GGUF F32 and
 # F16 by llama.cpp's own convert_hf_to_gguf.py). Prints decode tokens/s at batch 1 and 8,
-# prefill tokens/s for 512 tokens, time to first token, peak memory, minigpt ÷ peer ratios, and
-# the batch-1 memory-bandwidth floor measured in the same run.
+# prefill tokens/s for 128, 512 and 1024 tokens, time to first token, peak memory, what a sweep
+# does (top-p 0.9 sampling of 128 tokens per row at batch 16 and 64, minigpt's chain against
+# HF `generate`), minigpt ÷ peer ratios per round, and the batch-1 memory-bandwidth floor
+# measured in the same run. Every figure comes with its median, range and per-round values;
+# a measurement during which other processes used more than $MAX_OTHER (0.15) of a core is
+# redone up to twice and marked if it stays contended.
 #
-#   scripts/bench_peers.sh                 # 2 rounds, 2 threads
-#   ROUNDS=3 THREADS=2 scripts/bench_peers.sh
+#   scripts/bench_peers.sh                 # 3 rounds, 2 threads
+#   ROUNDS=5 THREADS=2 SAMPLE_REPEATS=2 scripts/bench_peers.sh
 #   MINIGPT_BASE=/tmp/minigpt-before scripts/bench_peers.sh   # also an older build, as a peer
 #   ONLY=load scripts/bench_peers.sh       # only loading: time to first token, peak RSS
 #
@@ -23,7 +27,7 @@ root=$(pwd)
 tmp=${TMPDIR:-/tmp}
 venv=${PEERS_VENV:-$tmp/minigpt-peers-venv}
 work=${PEERS_WORK:-$tmp/minigpt-peers}
-rounds=${ROUNDS:-2}
+rounds=${ROUNDS:-3}
 export THREADS=${THREADS:-2} REPEATS=${REPEATS:-3} NEW_TOKENS=${NEW_TOKENS:-128}
 export OMP_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS
 mkdir -p "$work"

@@ -117,7 +117,7 @@ fn float(v: f32) -> toml::Value {
 
 /// `--strategy`: a file when one exists at that path, else a built-in strategy of that name
 /// (a path-like value, ending in `.toml` or with a folder, is always a file).
-fn load(path: &Path, registry: &Registry, cx: &BuildContext<'_>) -> Result<Strategy> {
+pub fn load(path: &Path, registry: &Registry, cx: &BuildContext<'_>) -> Result<Strategy> {
     let path_like = path.extension().is_some_and(|x| x == "toml") || path.components().count() > 1;
     if !path.exists() && !path_like {
         let name = path.to_string_lossy();

@@ -113,10 +113,13 @@ Any OpenAI client works: base_url http://127.0.0.1:8080/v1 and any api_key. mini
 or a chain as JSON, e.g.
 {\"processors\": [{\"name\": \"min_p\", \"p\": 0.05}], \"selector\": {\"name\": \"multinomial\"}}.")]
     Serve(ServeArgs),
-    /// Prefill and decode speed (tokens/s) at batch 1 and 8.
+    /// Prefill and decode speed (tokens/s) at batch 1 and 8; with --strategy, sampling too.
     #[command(after_help = "Example:
   minigpt bench --prompt-len 64 --new-tokens 64   # the built-in model (128 positions)
-  minigpt bench --model /tmp/gpt2-random --prompt-len 128 --new-tokens 64 --batch 1,8")]
+  minigpt bench --model /tmp/gpt2-random --prompt-len 128 --new-tokens 64 --batch 1,8
+  # what a sweep does: generate through a decoding chain (statistics included), rows batched
+  minigpt bench --model /tmp/gpt2-random --prompt-len 32 --new-tokens 128 --batch 16,64 \\
+      --strategy top_p_0.9 --temperature 1.0")]
     Bench(BenchArgs),
     /// Download a model from the Hugging Face Hub into the Hugging Face cache (only the files
     /// minigpt needs) and print its local folder.
@@ -378,6 +381,14 @@ pub struct BenchArgs {
     /// Timed repetitions per batch size (the best is reported).
     #[arg(long, default_value_t = 3)]
     pub repeats: usize,
+    /// Also time generation through this decoding strategy (a built-in name such as
+    /// `top_p_0.9`, or a strategy file): prefill, every step and every row's chain, as a sweep
+    /// runs them (`sample tok/s`: new tokens over the whole generation's time).
+    #[arg(long, value_name = "NAME|FILE")]
+    pub strategy: Option<PathBuf>,
+    /// The sampling temperature for --strategy (its own when left out).
+    #[arg(long, requires = "strategy")]
+    pub temperature: Option<f64>,
     /// Print JSON lines instead of a table.
     #[arg(long)]
     pub json: bool,

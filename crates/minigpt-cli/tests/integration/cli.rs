@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use crate::util::{command, fixtures, json, minigpt, temp_dir};
+use crate::util::{command, fixtures, json, minigpt, minigpt_ok, temp_dir};
 
 fn model() -> String {
     fixtures().join("tiny-gpt2").display().to_string()
@@ -304,6 +304,15 @@ fn bad_inputs_exit_2_with_one_line() {
             "is available",
             "smaller --batch",
         ],
+    );
+    // bench --strategy: a search, or nothing to sample, is refused before the model loads.
+    assert_usage_error(
+        &["bench", "--new-tokens", "4", "--strategy", "beam_4"],
+        &["beam_4 is a search", "bench a sampling strategy"],
+    );
+    assert_usage_error(
+        &["bench", "--new-tokens", "0", "--strategy", "top_p_0.9"],
+        &["--strategy needs --new-tokens of at least 1"],
     );
     assert_usage_error(
         &["generate", "--model", &m, "--prompt", ""],
@@ -862,5 +871,56 @@ fn prompts_read_from_a_pipe_or_typed_at_a_terminal() {
     assert!(
         screen.contains("chain: logits -> greedy | max_new_tokens 5"),
         "{screen}"
+    );
+}
+
+#[test]
+fn bench_samples_through_a_strategy_and_times_a_prefill_alone() {
+    // Sampling columns on the shipped model: every batch size reports its sample rate and
+    // strategy; `--new-tokens 0` times the prefill alone (the full context) with no decode
+    // figures.
+    let o = minigpt_ok(&[
+        "bench",
+        "--prompt-len",
+        "8",
+        "--new-tokens",
+        "6",
+        "--batch",
+        "1,3",
+        "--repeats",
+        "1",
+        "--strategy",
+        "top_p_0.9",
+        "--temperature",
+        "0.7",
+        "--json",
+    ]);
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    for (l, b) in lines.iter().zip([1, 3]) {
+        assert_eq!(l["batch"], b);
+        assert_eq!(l["strategy"], "top_p_0.9");
+        assert!(l["sample_tokens_per_s"].as_f64().unwrap() > 0.0, "{l}");
+    }
+    let o = minigpt_ok(&[
+        "bench",
+        "--prompt-len",
+        "128",
+        "--new-tokens",
+        "0",
+        "--batch",
+        "1",
+        "--repeats",
+        "1",
+        "--json",
+    ]);
+    let l: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(l["prefill_tokens_per_s"].as_f64().unwrap() > 0.0);
+    assert!(
+        l["decode_tokens_per_s"].is_null() && l["sample_tokens_per_s"].is_null(),
+        "{l}"
     );
 }
