@@ -384,9 +384,10 @@ pub fn log_prob(logits: &[f32], i: usize) -> f64 {
 /// `(logsumexp(logits), entropy of softmax(logits))` in one pass over the row (f64): the loop's
 /// per-step statistics of the raw distribution, and `score`'s log-probabilities.
 ///
-/// With [`exp_neg`] (within 2 ulp of `f64::exp`) in four lanes: libm's `exp`, one call per
-/// token, took 29 % of a batch-64 top-p sweep step on GPT-2's 50,257 tokens (PERFORMANCE.md,
-/// "Sampling chains"). H = log Z − Σ e·d / Z with Z = Σ e, e = exp(d), d = l − max.
+/// With [`exp_neg`] (within 2 ulp of `f64::exp`) in four lanes: libm's `exp`, one call for each
+/// of GPT-2's 50,257 tokens per row and step, was the largest part of the sampling chains
+/// (crates/minigpt-native/PERFORMANCE.md, "Sampling chains"). H = log Z − Σ e·d / Z with
+/// Z = Σ e, e = exp(d), d = l − max.
 pub fn lse_and_entropy(logits: &[f32]) -> (f64, f64) {
     let max = max_logit(logits) as f64;
     if max == f64::NEG_INFINITY {

@@ -134,9 +134,8 @@ impl TokenSelector for Multinomial {
     fn select(&mut self, logits: &mut [f32], rng: &mut Rng) -> Choice {
         // The softmax over the finite tokens only, in token order, without passes over the rest
         // of a row that a filter left sparse. `exp_neg` (within 2 ulp of libm's `exp`, no call
-        // per token), and the entropy as log Z − Σ e·d / Z instead of a logarithm per token:
-        // libm's exp and ln here took 12 % of a batch-64 top-p step on GPT-2 (PERFORMANCE.md,
-        // "Sampling chains").
+        // per token), and the entropy as log Z − Σ e·d / Z instead of a logarithm per token
+        // (crates/minigpt-native/PERFORMANCE.md, "Sampling chains").
         let max = max_logit(logits);
         self.ids.clear();
         self.probs.clear();
