@@ -69,14 +69,13 @@ def minigpt(dtype):
     import subprocess
     exe, model = os.environ["MINIGPT"], os.environ["MODEL"]
     new, repeats = env_int("NEW_TOKENS", 128), env_int("REPEATS", 3)
-    common = [exe, "bench", "--model", model, "--device", "cpu", "--dtype", dtype, "--json",
-              "--repeats", str(repeats)]
+    common = [exe, "bench", "--model", model, "--device", "cpu", "--dtype", dtype, "--json"]
     out = {"system": os.environ.get("MINIGPT_LABEL", "minigpt"), "dtype": dtype, "threads": env_int("THREADS", 2),
            "version": subprocess.run([exe, "--version"], capture_output=True, text=True).stdout.strip()}
     env = dict(os.environ, RAYON_NUM_THREADS=str(out["threads"]))
-    run = lambda args: [json.loads(l) for l in subprocess.run(
-        common + args, capture_output=True, text=True, check=True, env=env).stdout.splitlines()
-        if l.startswith("{")]
+    run = lambda args, reps=repeats: [json.loads(l) for l in subprocess.run(
+        common + ["--repeats", str(reps)] + args, capture_output=True, text=True, check=True,
+        env=env).stdout.splitlines() if l.startswith("{")]
     for r in run(["--prompt-len", str(SHORT), "--new-tokens", str(new), "--batch", "1,8"]):
         out[f"decode_b{r['batch']}"] = r["decode_tokens_per_s"]
         if r["batch"] == 1:
@@ -85,10 +84,10 @@ def minigpt(dtype):
         (r,) = run(["--prompt-len", str(n), "--new-tokens", "0", "--batch", "1"])
         out[f"prefill_{n}"] = r["prefill_tokens_per_s"]
     if dtype == "f32":
-        reps = str(env_int("SAMPLE_REPEATS", 1))
         batches = ",".join(map(str, SAMPLE_BATCHES))
         for r in run(["--prompt-len", str(SHORT), "--new-tokens", str(new), "--batch", batches,
-                      "--strategy", "top_p_0.9", "--temperature", "1.0", "--repeats", reps]):
+                      "--strategy", "top_p_0.9", "--temperature", "1.0"],
+                     env_int("SAMPLE_REPEATS", 1)):
             out[f"sample_b{r['batch']}"] = r["sample_tokens_per_s"]
     out["peak_rss_mb"] = peak_rss_mb(children=True)
     print(json.dumps(out))
