@@ -82,6 +82,14 @@ impl Store {
         }
     }
 
+    /// Sets the `n` values from `at` to zero.
+    pub(crate) fn zero(&mut self, at: usize, n: usize) {
+        match self {
+            Self::F32(v) => v[at..at + n].fill(0.0),
+            Self::F16(v) => v[at..at + n].fill(half::f16::ZERO),
+        }
+    }
+
     /// Values `range` as f32: borrowed, or converted into `buf`.
     pub(crate) fn read<'a>(
         &'a self,

@@ -213,6 +213,14 @@ impl NativeGpt {
             for (pos, row) in (cache.len..).zip(rows.chunks_exact(3 * c)) {
                 for head in 0..n_head {
                     let (src, base) = (c + head * hd, head * cap * hd);
+                    if pos % KEY_BLOCK == 0 {
+                        // A new key block is written whole first: attention reads all eight
+                        // lanes of the block's last groups, and a block may straddle a page, so
+                        // without this the next page was first read (the zero page) and then
+                        // written (a copy-on-write fault with a TLB flush on every core):
+                        // PERFORMANCE.md, "KV-cache writes".
+                        cache.k[l].zero(base + key_index(pos, 0, hd), KEY_BLOCK * hd);
+                    }
                     let key = &row[src..src + hd];
                     cache.k[l].put(base + key_index(pos, 0, hd), KEY_BLOCK, key);
                     cache.v[l].put(base + pos * hd, 1, &row[c + src..c + src + hd]);
