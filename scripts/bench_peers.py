@@ -19,7 +19,8 @@ position only), best of N repeats after a warm-up; and, for minigpt and HF only,
 does: 128 new tokens per row after a 32-token prompt at batch 16 and 64, sampled with top-p 0.9
 at temperature 1.0 (minigpt: its decoding chain with every token's statistics, `minigpt bench
 --strategy`; HF: `generate(do_sample=True, top_p=0.9, top_k=0)`), new tokens over the whole
-generation's time, best of $SAMPLE_REPEATS (default 1) after a short warm-up.
+generation's time, best of $SAMPLE_REPEATS (default 1) after a warm-up (minigpt: one whole
+generation; HF: 4 tokens).
 
 Each measurement records the CPU time other processes took while it ran (from /proc/stat,
 less its own): a measurement during which others used more than $MAX_OTHER (default 0.15) of a

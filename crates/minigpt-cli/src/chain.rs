@@ -37,11 +37,7 @@ pub fn strategy(
                 "{flag} cannot be combined with --strategy: put it in the strategy file (only --temperature applies on top)"
             );
         }
-        let s = load(path, registry, cx)?;
-        return Ok(match args.temperature {
-            Some(t) if !s.is_deterministic() => s.with_temperature(t as f64),
-            _ => s,
-        });
+        return load_at(path, args.temperature.map(f64::from), registry, cx);
     }
     let mut processors = Vec::new();
     let mut add = |flag: &str, value: String, name: &str, params: toml::Table| -> Result<()> {
@@ -115,9 +111,23 @@ fn float(v: f32) -> toml::Value {
     toml::Value::Float(v.to_string().parse().unwrap_or(v as f64))
 }
 
+/// `--strategy` at `--temperature` when one is given (a deterministic strategy ignores it).
+pub fn load_at(
+    path: &Path,
+    temperature: Option<f64>,
+    registry: &Registry,
+    cx: &BuildContext<'_>,
+) -> Result<Strategy> {
+    let s = load(path, registry, cx)?;
+    Ok(match temperature {
+        Some(t) if !s.is_deterministic() => s.with_temperature(t),
+        _ => s,
+    })
+}
+
 /// `--strategy`: a file when one exists at that path, else a built-in strategy of that name
 /// (a path-like value, ending in `.toml` or with a folder, is always a file).
-pub fn load(path: &Path, registry: &Registry, cx: &BuildContext<'_>) -> Result<Strategy> {
+fn load(path: &Path, registry: &Registry, cx: &BuildContext<'_>) -> Result<Strategy> {
     let path_like = path.extension().is_some_and(|x| x == "toml") || path.components().count() > 1;
     if !path.exists() && !path_like {
         let name = path.to_string_lossy();

@@ -97,7 +97,6 @@ pub struct Batch<P = Pipeline> {
     logits: Option<Logits>,
     /// The token [`Batch::select`] chose for each live row, for the next advance.
     pending: Vec<u32>,
-    scratch: Vec<f32>,
 }
 
 impl<P: BorrowMut<Pipeline>> Default for Batch<P> {
@@ -107,7 +106,6 @@ impl<P: BorrowMut<Pipeline>> Default for Batch<P> {
             joining: Vec::new(),
             logits: None,
             pending: Vec::new(),
-            scratch: Vec::new(),
         }
     }
 }
@@ -164,9 +162,13 @@ impl<P: BorrowMut<Pipeline> + Send> Batch<P> {
         let max_row_len = model.max_row_len();
         let mut keep = Vec::with_capacity(self.live.len());
         let mut next = Vec::with_capacity(self.live.len());
-        let chosen = choose_all(model, &mut self.live, &logits, &mut self.scratch)?;
+        let chosen = choose_all(model, &mut self.live, &logits)?;
         for ((slot, row), c) in self.live.iter_mut().enumerate().zip(chosen) {
-            let (choice, lse, h) = (c.choice, c.lse, c.entropy);
+            let Chosen {
+                choice,
+                lse,
+                entropy: h,
+            } = c;
             let raw = logits.row(slot);
             let spec = &mut row.spec;
             let tok = choice.token;
@@ -306,9 +308,6 @@ impl<P: BorrowMut<Pipeline> + Send> Batch<P> {
             model.step_join(&tokens, &prompts)?
         };
         self.live.extend(joining);
-        if self.scratch.capacity() < logits.vocab {
-            self.scratch.reserve(logits.vocab);
-        }
         self.logits = Some(logits);
         Ok(done)
     }
@@ -336,35 +335,15 @@ fn choose_all<P: BorrowMut<Pipeline> + Send>(
     model: &dyn LanguageModel,
     live: &mut [Row<P>],
     logits: &Logits,
-    scratch: &mut Vec<f32>,
 ) -> Result<Vec<Chosen>, ModelError> {
-    let one = |slot: usize, row: &mut Row<P>, scratch: &mut Vec<f32>| {
-        let raw = logits.row(slot);
-        scratch.clear();
-        scratch.extend_from_slice(raw);
-        let spec = &mut row.spec;
-        let cx = StepContext {
-            tokens: &row.seq,
-            prompt_len: spec.prompt.len(),
-            eos_token_id: spec.eos_token_id,
-            seed: spec.seed,
-        };
-        let choice = spec
-            .pipeline
-            .borrow_mut()
-            .choose(&cx, scratch, &mut row.rng)
-            .map_err(|e| UnusableRow { row: spec.id, ..e })?;
-        let (lse, h) = lse_and_entropy(raw);
-        Ok::<_, UnusableRow>(Chosen {
-            choice,
-            lse,
-            entropy: h,
-        })
+    // Each row's chain edits a copy of its logits: the running thread's scratch row.
+    let one = |slot: usize, row: &mut Row<P>| {
+        SCRATCH.with_borrow_mut(|scratch| choose_one(slot, row, logits, scratch))
     };
     let results: Vec<RowChoice> = if live.len() < 2 || live.len() * logits.vocab < PARALLEL_CHAINS {
         live.iter_mut()
             .enumerate()
-            .map(|(slot, row)| one(slot, row, scratch))
+            .map(|(slot, row)| one(slot, row))
             .collect()
     } else {
         // One lock per row, each taken once by the thread that runs it (never contended).
@@ -372,8 +351,7 @@ fn choose_all<P: BorrowMut<Pipeline> + Send>(
             live.iter_mut().map(|r| Mutex::new((r, None))).collect();
         model.for_each_row(work.len(), &|slot| {
             let mut item = work[slot].lock().unwrap_or_else(|e| e.into_inner());
-            let r = SCRATCH.with_borrow_mut(|s| one(slot, item.0, s));
-            item.1 = Some(r);
+            item.1 = Some(one(slot, item.0));
         });
         work.into_iter()
             .map(|m| {
@@ -388,6 +366,37 @@ fn choose_all<P: BorrowMut<Pipeline> + Send>(
         .into_iter()
         .map(|r| r.map_err(|e| Box::new(e) as ModelError))
         .collect()
+}
+
+/// Row `slot`'s choice from its logits, with their log-sum-exp and entropy; `scratch` holds
+/// the copy of the logits its chain edits.
+fn choose_one<P: BorrowMut<Pipeline>>(
+    slot: usize,
+    row: &mut Row<P>,
+    logits: &Logits,
+    scratch: &mut Vec<f32>,
+) -> RowChoice {
+    let raw = logits.row(slot);
+    scratch.clear();
+    scratch.extend_from_slice(raw);
+    let spec = &mut row.spec;
+    let cx = StepContext {
+        tokens: &row.seq,
+        prompt_len: spec.prompt.len(),
+        eos_token_id: spec.eos_token_id,
+        seed: spec.seed,
+    };
+    let choice = spec
+        .pipeline
+        .borrow_mut()
+        .choose(&cx, scratch, &mut row.rng)
+        .map_err(|e| UnusableRow { row: spec.id, ..e })?;
+    let (lse, entropy) = lse_and_entropy(raw);
+    Ok(Chosen {
+        choice,
+        lse,
+        entropy,
+    })
 }
 
 thread_local! {

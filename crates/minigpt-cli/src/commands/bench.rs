@@ -50,6 +50,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
         )
         .map_err(anyhow::Error::msg)?;
     }
+    if let Some(s) = &strategy {
+        s.check_vocab(&registry, &cx, lm.config.vocab_size)?;
+    }
     let threads = minigpt_native::threads();
     if !args.json {
         println!(
@@ -82,9 +85,6 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 String::new()
             }
         );
-    }
-    if let Some(s) = &strategy {
-        s.check_vocab(&registry, &cx, lm.config.vocab_size)?;
     }
     let vocab = lm.config.vocab_size as u64;
     let mut rng = Rng::new(0);
@@ -162,7 +162,7 @@ fn sampling_strategy(
     {
         bail!("--temperature must be a finite number > 0 (got {t})");
     }
-    let s = crate::chain::load(path, registry, cx)?;
+    let s = crate::chain::load_at(path, temperature, registry, cx)?;
     if s.is_search() {
         bail!(
             "--strategy {}: {} is a search, which decodes one prompt at a time; bench a sampling strategy",
@@ -170,10 +170,7 @@ fn sampling_strategy(
             s.name
         );
     }
-    Ok(match temperature {
-        Some(t) if !s.is_deterministic() => s.with_temperature(t),
-        _ => s,
-    })
+    Ok(s)
 }
 
 /// The best of `--repeats` generations of `--new-tokens` per prompt through `strategy` (after

@@ -70,8 +70,14 @@ fn exp_terms_body(
     ids: &mut Vec<u32>,
     probs: &mut Vec<f64>,
 ) -> (f64, f64) {
-    // Sixteen tokens at a time: their exponentials and e·d computed side by side (−∞ gives
-    // exactly 0 to both), the sums kept in sixteen lanes; a chunk that a filter left all
+    // e = exp(d) and e·d for d = l − max: −∞ gives exactly 0 to both, and an underflowed e adds
+    // nothing (−p·ln p → 0; 0·(−∞) would be NaN).
+    let term = |l: f32| {
+        let d = (l - max) as f64;
+        let e = exp_neg(d);
+        (e, if e > 0.0 { e * d } else { 0.0 })
+    };
+    // Sixteen tokens at a time, the sums kept in sixteen lanes; a chunk that a filter left all
     // −∞ is skipped after a vectorised test.
     let (mut z, mut zd) = ([0.0f64; 16], [0.0f64; 16]);
     let (chunks, rest) = logits.as_chunks::<16>();
@@ -83,14 +89,12 @@ fn exp_terms_body(
         if finite == 0 {
             continue;
         }
-        let (mut e, mut ed) = ([0.0f64; 16], [0.0f64; 16]);
+        let mut e = [0.0f64; 16];
         for j in 0..16 {
-            let d = (c[j] - max) as f64;
-            e[j] = exp_neg(d);
-            // 0·(−∞) would be NaN; an underflowed e adds nothing (−p·ln p → 0).
-            ed[j] = if e[j] > 0.0 { e[j] * d } else { 0.0 };
-            z[j] += e[j];
-            zd[j] += ed[j];
+            let (x, xd) = term(c[j]);
+            e[j] = x;
+            z[j] += x;
+            zd[j] += xd;
         }
         if finite == 16 {
             ids.extend(ci as u32 * 16..ci as u32 * 16 + 16);
@@ -108,14 +112,11 @@ fn exp_terms_body(
     let at = logits.len() - rest.len();
     for (j, &l) in rest.iter().enumerate() {
         if l != f32::NEG_INFINITY {
-            let d = (l - max) as f64;
-            let e = exp_neg(d);
+            let (x, xd) = term(l);
             ids.push((at + j) as u32);
-            probs.push(e);
-            sum += e;
-            if e > 0.0 {
-                sum_ed += e * d;
-            }
+            probs.push(x);
+            sum += x;
+            sum_ed += xd;
         }
     }
     (sum, sum_ed)
