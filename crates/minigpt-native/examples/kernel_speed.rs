@@ -1,5 +1,6 @@
 //! Speed of the native engine's matrix multiply at GPT-2-small shapes: GB/s of weights at
-//! batch 1 and GFLOP/s at larger batches, best of repeated runs. `cargo run --release -p minigpt-native --example kernel_speed`.
+//! batch 1 and GFLOP/s at larger batches, best of repeated runs.
+//! `cargo run --release -p minigpt-native --example kernel_speed [-- M...]`.
 
 use std::time::Instant;
 
@@ -8,11 +9,21 @@ use minigpt_native::matmul::matmul;
 use minigpt_native::pack::Packed;
 
 fn main() {
+    // Batch sizes from the command line (`-- 16 64`), or the defaults.
+    let ms: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let ms = if ms.is_empty() {
+        vec![1, 8, 128, 512]
+    } else {
+        ms
+    };
     let shapes = [(768, 2304), (768, 3072), (3072, 768), (768, 50257)];
     for dtype in [DType::F32, DType::F16] {
         for &(k, n) in &shapes {
             let w = Packed::new(k, n, dtype, |r, c| ((r * 31 + c * 17) % 97) as f32 * 1e-3);
-            for m in [1usize, 8, 128, 512] {
+            for &m in &ms {
                 let a: Vec<f32> = (0..m * k).map(|i| (i % 13) as f32 * 0.1).collect();
                 let mut out = vec![0f32; m * n];
                 matmul(&a, m, &w, None, &mut out);

@@ -7,7 +7,8 @@
 // Unsafe code: F16C loads of an f16 cache and unchecked key-block reads in the score loops.
 #![allow(unsafe_code)]
 
-use crate::math::{exp, sum8};
+use crate::math::{exp, max32, sum8};
+use crate::matmul::Kernel;
 
 /// A KV-cache element: f32, or f16 read with F16C inside attention's loops (no widened copy
 /// of the cache: widening each head's keys and values into f32 buffers before attending cost
@@ -21,6 +22,8 @@ pub trait Cached: Copy {
     unsafe fn lanes8<const F16C: bool>(p: *const Self) -> [f32; 8];
     /// One value as f32, exactly.
     fn scalar(self) -> f32;
+    /// The values as f32 when they are f32 already (the AVX-512 kernels read only those).
+    fn as_f32(values: &[Self]) -> Option<&[f32]>;
 }
 
 impl Cached for f32 {
@@ -32,6 +35,9 @@ impl Cached for f32 {
     #[inline(always)]
     fn scalar(self) -> f32 {
         self
+    }
+    fn as_f32(values: &[f32]) -> Option<&[f32]> {
+        Some(values)
     }
 }
 
@@ -50,6 +56,9 @@ impl Cached for half::f16 {
     #[inline(always)]
     fn scalar(self) -> f32 {
         self.to_f32()
+    }
+    fn as_f32(_: &[half::f16]) -> Option<&[f32]> {
+        None
     }
 }
 
@@ -83,11 +92,52 @@ pub fn attend<K: Cached>(
     scores: &mut [f32],
     out: &mut [f32],
 ) {
+    attend_on(
+        Kernel::detected(),
+        q,
+        stride,
+        rows,
+        d,
+        len,
+        keys,
+        values,
+        scale,
+        scores,
+        out,
+    );
+}
+
+/// [`attend`] on a given build: `Portable`, `Avx2` (AVX2+FMA+F16C, eight lanes), or `Avx512`
+/// (the AVX2 build, with sixteen-lane kernels for a block of queries over an f32 cache of
+/// head size 64: [`crate::x86::avx512_attention`]). All give the same bits; tests compare
+/// them.
+///
+/// # Panics
+/// When the CPU cannot run `kernel` ([`Kernel::supported`]), or on buffers too small.
+#[allow(clippy::too_many_arguments)]
+pub fn attend_on<K: Cached>(
+    kernel: Kernel,
+    q: &[f32],
+    stride: usize,
+    rows: usize,
+    d: usize,
+    len: usize,
+    keys: &[K],
+    values: &[K],
+    scale: f32,
+    scores: &mut [f32],
+    out: &mut [f32],
+) {
+    assert!(
+        kernel.supported(),
+        "this CPU cannot run the {kernel:?} kernel"
+    );
     #[cfg(target_arch = "x86_64")]
-    if crate::x86::simd() {
+    if kernel != Kernel::Portable {
         #[target_feature(enable = "avx2,fma,f16c")]
         #[allow(clippy::too_many_arguments)]
         unsafe fn fast<K: Cached>(
+            zmm: bool,
             q: &[f32],
             stride: usize,
             rows: usize,
@@ -99,26 +149,39 @@ pub fn attend<K: Cached>(
             scores: &mut [f32],
             out: &mut [f32],
         ) {
-            // SAFETY: `fast` is compiled with F16C, which its caller checked.
+            // SAFETY: `fast` is compiled with F16C, which its caller checked, and `zmm` is
+            // as its caller checked.
             unsafe {
-                attend_with::<K, true>(q, stride, rows, d, len, keys, values, scale, scores, out)
+                attend_with::<K, true>(
+                    zmm, q, stride, rows, d, len, keys, values, scale, scores, out,
+                )
             }
         }
-        // SAFETY: the CPU has AVX2, FMA and F16C (checked by `simd`).
-        unsafe { fast(q, stride, rows, d, len, keys, values, scale, scores, out) };
+        let zmm = kernel == Kernel::Avx512;
+        // SAFETY: the CPU has AVX2, FMA and F16C, and AVX-512F with `zmm` (`supported`).
+        unsafe {
+            fast(
+                zmm, q, stride, rows, d, len, keys, values, scale, scores, out,
+            )
+        };
         return;
     }
-    // SAFETY: without F16C, `attend_with` has no requirement on the CPU.
-    unsafe { attend_with::<K, false>(q, stride, rows, d, len, keys, values, scale, scores, out) }
+    // SAFETY: without F16C or `zmm`, `attend_with` has no requirement on the CPU.
+    unsafe {
+        attend_with::<K, false>(
+            false, q, stride, rows, d, len, keys, values, scale, scores, out,
+        )
+    }
 }
 
 /// [`attend`]'s body.
 ///
 /// # Safety
-/// With `F16C`, the CPU must have F16C.
+/// With `F16C`, the CPU must have F16C; with `zmm`, AVX-512F.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 unsafe fn attend_with<K: Cached, const F16C: bool>(
+    zmm: bool,
     q: &[f32],
     stride: usize,
     rows: usize,
@@ -141,9 +204,42 @@ unsafe fn attend_with<K: Cached, const F16C: bool>(
             && scores.len() >= rows * width,
         "attend: buffers too small"
     );
+    // A block of queries over an f32 cache of head size 64 takes the sixteen-lane kernels.
+    #[cfg(target_arch = "x86_64")]
+    let wide = match (
+        zmm && rows > 1 && d == crate::x86::avx512_attention::D,
+        K::as_f32(keys),
+        K::as_f32(values),
+    ) {
+        (true, Some(k), Some(v)) => Some((k, v)),
+        _ => None,
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let wide: Option<(&[f32], &[f32])> = None;
+    let _ = zmm;
     // The blocks passed to `dots` are below `blocks`, whose keys `keys` holds (asserted
     // above; `dots` checks again); `F16C` is as the caller vouches.
-    if rows == 1 {
+    if let Some((keys, _)) = wide {
+        #[cfg(target_arch = "x86_64")]
+        PAIRS.with_borrow_mut(|pairs| {
+            // SAFETY: AVX-512F with `zmm` (the caller's contract); `q` holds `rows` queries of
+            // `d` = 64 values at `stride`, `keys` `blocks` key blocks, and `scores` `rows`
+            // rows of `width = blocks · KEY_BLOCK` (asserted above).
+            unsafe {
+                crate::x86::avx512_attention::scores(
+                    q.as_ptr(),
+                    stride,
+                    rows,
+                    keys.as_ptr(),
+                    blocks,
+                    scale,
+                    scores.as_mut_ptr(),
+                    width,
+                    pairs,
+                )
+            }
+        });
+    } else if rows == 1 {
         // Eight blocks at a time, then four, two, one (a lone block is one chain of dependent
         // FMAs; blocks side by side are independent chains).
         let mut b = 0;
@@ -182,20 +278,28 @@ unsafe fn attend_with<K: Cached, const F16C: bool>(
             }
         }
     }
-    for r in 0..rows {
-        let n = len + r;
-        let s = &mut scores[r * width..r * width + n];
-        let max = s.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
-        // Separate loops: exp vectorises, and the sum runs in eight lanes.
-        for s in s.iter_mut() {
-            *s = exp(*s - max);
-        }
-        let inv = 1.0 / sum8(s);
-        for s in s.iter_mut() {
-            *s *= inv;
-        }
+    match wide {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: AVX-512F with `zmm` (the caller's contract).
+        Some(_) => unsafe { crate::x86::avx512_attention::softmax(scores, width, len, rows) },
+        _ => softmax(scores, width, len, rows),
     }
-    if d == 64 {
+    if let Some((_, values)) = wide {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: AVX-512F with `zmm` (the caller's contract); `scores` holds `rows` rows of
+        // `width ≥ len + rows - 1`, `values` `len + rows - 1` positions of 64 values, and
+        // `out` `rows · 64` (asserted above).
+        unsafe {
+            crate::x86::avx512_attention::weigh(
+                scores.as_ptr(),
+                width,
+                values.as_ptr(),
+                len,
+                rows,
+                out.as_mut_ptr(),
+            )
+        };
+    } else if d == 64 {
         // SAFETY: F16C as the caller vouches (`weigh` reads `values` by slices, checked).
         unsafe { weigh::<K, F16C, 64>(scores, width, values, len, rows, out) };
     } else {
@@ -209,6 +313,33 @@ unsafe fn attend_with<K: Cached, const F16C: bool>(
                     *o = p.mul_add(v.scalar(), *o);
                 }
             }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+thread_local! {
+    /// Scratch of the AVX-512 scores: query pairs side by side, reused.
+    static PAIRS: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Each query's scores in place of its weights: `softmax` over query `r`'s `len + r`
+/// positions, of `rows` rows of `width`. Inlined into each build (with AVX-512F, the same
+/// loops in sixteen lanes: every value gets the same operations, and the sum keeps its eight
+/// lanes).
+#[inline(always)]
+pub(crate) fn softmax(scores: &mut [f32], width: usize, len: usize, rows: usize) {
+    for r in 0..rows {
+        let n = len + r;
+        let s = &mut scores[r * width..r * width + n];
+        let max = max32(s);
+        // Separate loops: exp vectorises, and the sum runs in eight lanes.
+        for s in s.iter_mut() {
+            *s = exp(*s - max);
+        }
+        let inv = 1.0 / sum8(s);
+        for s in s.iter_mut() {
+            *s *= inv;
         }
     }
 }
@@ -473,43 +604,60 @@ mod tests {
 
     #[test]
     fn attend_on_simd_gives_the_portable_bits() {
-        // `attend` runs the AVX2 + FMA + F16C build where the CPU has it; the portable build
-        // (`attend_with::<_, false>`) must give the same bits, for f32 and f16 caches.
+        // Every build the CPU has must give the portable build's bits, for f32 and f16
+        // caches: the AVX2+FMA+F16C build, and the AVX-512 kernels for blocks of queries over
+        // an f32 cache of head size 64 (query groups of eight and four with partial last
+        // groups, key blocks in steps of four with every remainder).
         use std::io::Write;
-        if !crate::x86_simd_for_tests() {
-            // Past the harness's capture, so it shows without `--nocapture`.
-            let _ = writeln!(
-                std::io::stderr(),
-                "note: AVX2/FMA/F16C not available (or MINIGPT_NO_SIMD set): the SIMD build of \
-                 attention was not exercised"
-            );
-            return;
-        }
-        for (d, len, rows) in [(64usize, 120usize, 1usize), (64, 9, 7), (13, 41, 5)] {
-            let seen = len + rows - 1;
-            let width = seen.next_multiple_of(KEY_BLOCK);
-            let q = values(rows * d, 21);
-            let keys = values(width * d, 22);
-            let vals = values(seen * d, 23);
-            let keys16: Vec<half::f16> = keys.iter().map(|&x| half::f16::from_f32(x)).collect();
-            let vals16: Vec<half::f16> = vals.iter().map(|&x| half::f16::from_f32(x)).collect();
-            let mut scores = vec![0f32; rows * width];
-            let (mut simd, mut portable) = (vec![0f32; rows * d], vec![1f32; rows * d]);
-            attend(
-                &q,
-                d,
-                rows,
-                d,
-                len,
-                &keys,
-                &vals,
-                0.3,
-                &mut scores,
-                &mut simd,
-            );
-            // SAFETY: without F16C, `attend_with` has no requirement on the CPU.
-            unsafe {
-                attend_with::<f32, false>(
+        let cases = [
+            (64usize, 120usize, 1usize),
+            (64, 9, 7),
+            (13, 41, 5),
+            (64, 1, 2),
+            (64, 30, 16),
+            (64, 57, 13),
+            (64, 100, 9),
+            (64, 8, 3),
+            (64, 250, 16),
+        ];
+        let mut covered = Vec::new();
+        for kernel in [Kernel::Avx2, Kernel::Avx512] {
+            if !kernel.supported() || !crate::x86_simd_for_tests() {
+                // Past the harness's capture, so it shows without `--nocapture`.
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "note: this CPU lacks the {kernel:?} build of attention (or MINIGPT_NO_SIMD \
+                     is set): it was not exercised"
+                );
+                continue;
+            }
+            for (d, len, rows) in cases {
+                let seen = len + rows - 1;
+                let width = seen.next_multiple_of(KEY_BLOCK);
+                let q = values(rows * d, 21);
+                let keys = values(width * d, 22);
+                let vals = values(seen * d, 23);
+                let keys16: Vec<half::f16> = keys.iter().map(|&x| half::f16::from_f32(x)).collect();
+                let vals16: Vec<half::f16> = vals.iter().map(|&x| half::f16::from_f32(x)).collect();
+                let mut scores = vec![0f32; rows * width];
+                let (mut simd, mut portable) = (vec![0f32; rows * d], vec![1f32; rows * d]);
+                let at = |k| format!("{kernel:?}, {k}, d {d}, len {len}, rows {rows}");
+                attend_on(
+                    kernel,
+                    &q,
+                    d,
+                    rows,
+                    d,
+                    len,
+                    &keys,
+                    &vals,
+                    0.3,
+                    &mut scores,
+                    &mut simd,
+                );
+                let f32_scores = scores.clone();
+                attend_on(
+                    Kernel::Portable,
                     &q,
                     d,
                     rows,
@@ -520,24 +668,32 @@ mod tests {
                     0.3,
                     &mut scores,
                     &mut portable,
-                )
-            };
-            assert!(simd == portable, "f32 d {d}, len {len}, rows {rows}");
-            attend(
-                &q,
-                d,
-                rows,
-                d,
-                len,
-                &keys16,
-                &vals16,
-                0.3,
-                &mut scores,
-                &mut simd,
-            );
-            // SAFETY: as above.
-            unsafe {
-                attend_with::<half::f16, false>(
+                );
+                assert!(simd == portable, "{}", at("f32"));
+                // The weights too, over the positions each query sees.
+                for r in 0..rows {
+                    let n = r * width..r * width + len + r;
+                    assert!(
+                        f32_scores[n.clone()] == scores[n],
+                        "{} row {r}",
+                        at("f32 weights")
+                    );
+                }
+                attend_on(
+                    kernel,
+                    &q,
+                    d,
+                    rows,
+                    d,
+                    len,
+                    &keys16,
+                    &vals16,
+                    0.3,
+                    &mut scores,
+                    &mut simd,
+                );
+                attend_on(
+                    Kernel::Portable,
                     &q,
                     d,
                     rows,
@@ -548,14 +704,19 @@ mod tests {
                     0.3,
                     &mut scores,
                     &mut portable,
-                )
-            };
-            assert!(simd == portable, "f16 d {d}, len {len}, rows {rows}");
+                );
+                assert!(simd == portable, "{}", at("f16"));
+            }
+            covered.push(format!("{kernel:?}"));
         }
-        let _ = writeln!(
-            std::io::stderr(),
-            "note: attention's AVX2+FMA+F16C build: 6 cases (f32 and f16 caches) compared bit \
-             for bit with the portable build"
-        );
+        if !covered.is_empty() {
+            let _ = writeln!(
+                std::io::stderr(),
+                "note: attention's {} build(s): {} cases each (f32 and f16 caches) compared bit \
+                 for bit with the portable build",
+                covered.join(" and "),
+                2 * cases.len()
+            );
+        }
     }
 }

@@ -109,6 +109,36 @@ multiversion! {
     }
 }
 
+/// The largest value, in 32 lanes (vectorises into four independent chains; a fold from one
+/// end was a chain of dependent scalar compares, 4 cycles a value, and one eight-lane chain
+/// still waited on each compare). A maximum is exact in any order, so this is the fold's
+/// value.
+#[inline(always)]
+pub(crate) fn max32(x: &[f32]) -> f32 {
+    let mut m = [f32::NEG_INFINITY; 32];
+    let chunks = x.chunks_exact(32);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for (m, &v) in m.iter_mut().zip(c) {
+            *m = m.max(v);
+        }
+    }
+    // The 32 lanes to eight, then short rows (a prefill's first positions) in eight lanes,
+    // then one by one.
+    let mut m: [f32; 8] = std::array::from_fn(|i| m[i].max(m[i + 8]).max(m[i + 16].max(m[i + 24])));
+    let eights = rest.chunks_exact(8);
+    let tail = eights
+        .remainder()
+        .iter()
+        .fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+    for c in eights {
+        for (m, &v) in m.iter_mut().zip(c) {
+            *m = m.max(v);
+        }
+    }
+    m.iter().fold(tail, |a, &b| a.max(b))
+}
+
 /// Sum in eight lanes (vectorises; a fixed order for a given length).
 #[inline(always)]
 pub(crate) fn sum8(x: &[f32]) -> f32 {
@@ -147,6 +177,22 @@ multiversion! {
 mod tests {
     use super::*;
     use crate::test_values as values;
+
+    #[test]
+    fn max32_is_the_largest_value_at_every_length() {
+        // Lengths around the 32- and 8-lane chunks, the largest value at every place.
+        for n in [1usize, 7, 8, 9, 31, 32, 33, 40, 63, 64, 100] {
+            let v = values(n, n as u64);
+            for at in 0..n {
+                let mut x = v.clone();
+                x[at] = 10.0;
+                assert_eq!(max32(&x), 10.0, "n {n}, largest at {at}");
+            }
+            let want = v.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            assert_eq!(max32(&v), want, "n {n}");
+        }
+        assert_eq!(max32(&[]), f32::NEG_INFINITY);
+    }
 
     #[test]
     fn exp_erf_and_gelu_are_accurate() {

@@ -19,7 +19,7 @@ use crate::dtype::DType;
 use crate::math::add_into;
 use crate::pack::{MR, PANEL, Packed};
 
-/// Which micro-kernel a multiply runs on.
+/// Which micro-kernels a multiply runs on (attention takes the same choice: `attention::attend_on`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kernel {
     /// Plain Rust (`f32::mul_add`), on any CPU.

@@ -14,6 +14,7 @@ use std::sync::OnceLock;
 
 pub mod avx2;
 pub mod avx512;
+pub mod avx512_attention;
 pub mod f16c;
 
 /// Whether the CPU has AVX2, FMA and F16C (the AVX2 kernels need all three), detected once.
