@@ -370,11 +370,14 @@ mod kernel_tests {
                 let bias = values(n, 3);
                 for dtype in [DType::F32, DType::F16, DType::BF16] {
                     let p = Packed::from_rows(&w, k, n, dtype);
-                    for then in [None, Some(gelu_tanh as fn(&mut [f32]))] {
-                        let mut want = vec![f32::NAN; m * n];
-                        let mut got = vec![f32::NAN; m * n];
-                        matmul_with(Kernel::Portable, &a, m, &p, Some(&bias), then, &mut want);
-                        matmul_with(kernel, &a, m, &p, Some(&bias), then, &mut got);
+                    let thens = [None, Some(gelu_tanh as fn(&mut [f32]))];
+                    for (then, bias) in thens.into_iter().zip([Some(&bias[..]), None]) {
+                        // One past the output must stay untouched (a partial last panel).
+                        let mut want = vec![f32::NAN; m * n + 1];
+                        let mut got = vec![f32::NAN; m * n + 1];
+                        matmul_with(Kernel::Portable, &a, m, &p, bias, then, &mut want);
+                        matmul_with(kernel, &a, m, &p, bias, then, &mut got);
+                        assert!(got[m * n].is_nan(), "{name}: wrote past the output");
                         let same = want
                             .iter()
                             .zip(&got)
