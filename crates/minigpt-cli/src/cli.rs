@@ -73,9 +73,12 @@ Without --strategy, the flags build this chain (each step only when its flag is 
   minigpt run --config configs/sweep.toml
   minigpt run --config configs/sweep.toml --out /tmp/sweep --shard 1/4   # one quarter of the grid
   minigpt merge --out /tmp/sweep-all /tmp/sweep-1 /tmp/sweep-2 /tmp/sweep-3 /tmp/sweep-4
+  minigpt run --config sweep.toml --shard auto --out /shared/sweep/shard-{shard}-of-{shards}
+      # in a Slurm array task (or a Kubernetes Indexed Job pod, with --shards N)
 
 Running the same config again on its folder resumes it (finished rows are skipped); Ctrl-C
-keeps every finished row, writes the summary and exits 130.")]
+keeps every finished row, writes the summary and exits 130. A folder that holds every row of
+its grid or shard gets complete.json, which `minigpt merge` requires.")]
     Run(RunArgs),
     /// Compare a candidate model with a GPT-2 baseline: the same prompts and strategies
     /// through both, every continuation judged by the baseline, bits per byte of both on a
@@ -83,9 +86,12 @@ keeps every finished row, writes the summary and exits 130.")]
     #[command(after_help = "Example:
   minigpt eval --config configs/eval-gpt2.toml    # GPT-2 (`gpt2`) is downloaded on first use")]
     Eval(EvalArgs),
-    /// Join the folders of a sharded run (`run --shard K/N`) into one, with its summary.
-    #[command(after_help = "Example:
-  minigpt merge --out experiments/runs/all experiments/runs/part-1 experiments/runs/part-2")]
+    /// Join the folders of a sharded run (`run --shard K/N`) into one, with its summary. Every
+    /// shard must be there and complete (its complete.json), unless --allow-partial.
+    #[command(after_help = "Examples:
+  minigpt merge --out experiments/runs/all experiments/runs/part-1 experiments/runs/part-2
+  minigpt merge --out /shared/sweep/merged /shared/sweep/shard-*
+  minigpt merge --allow-partial --out /tmp/so-far /shared/sweep/shard-*   # says what is missing")]
     Merge(MergeArgs),
     /// Write report.html into a run or eval folder: one self-contained page (no network) with
     /// the header, the sortable summary, every plot behind a metric selector, and the texts
@@ -270,8 +276,16 @@ pub struct RunArgs {
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Run only slice K of N of the grid (1 <= K <= N); join the parts with `minigpt merge`.
-    #[arg(long, value_name = "K/N")]
+    /// `auto` takes K and N from a Slurm array task (SLURM_ARRAY_TASK_ID, _MIN, _COUNT, _STEP)
+    /// or a Kubernetes Indexed Job (JOB_COMPLETION_INDEX, with --shards N). `--out` may hold
+    /// `{shard}` and `{shards}` [default when sharded:
+    /// experiments/runs/<experiment.name>/shard-K-of-N].
+    #[arg(long, value_name = "K/N|auto")]
     pub shard: Option<String>,
+    /// The shard count for `--shard auto` in a Kubernetes Indexed Job (its `completions`);
+    /// under Slurm, a check of the array's size.
+    #[arg(long, value_name = "N")]
+    pub shards: Option<usize>,
     /// Add to a folder that holds a run of a different config (its rows are kept).
     #[arg(long)]
     pub force: bool,
@@ -301,6 +315,9 @@ pub struct MergeArgs {
     /// Shard folders of one config.
     #[arg(required = true, value_name = "DIR")]
     pub parts: Vec<PathBuf>,
+    /// Merge what the folders hold even when shards are missing or unfinished (listed).
+    #[arg(long)]
+    pub allow_partial: bool,
 }
 
 /// `minigpt report`.

@@ -24,6 +24,7 @@ pub mod report;
 pub mod row;
 pub mod run_dir;
 pub mod run_lock;
+pub mod scheduler;
 pub mod summary;
 pub mod sweep;
 

@@ -5,24 +5,40 @@ use std::path::{Path, PathBuf};
 
 use crate::config::differing_keys;
 use crate::error::RunError;
+use crate::grid::parse_shard;
 use crate::records::{FeatureRecord, TokenRecord, in_row_order};
 use crate::row::GenerationRow;
 use crate::row::RowKey;
-use crate::run_dir::{FEATURES, MergedPart, RUN_JSON, RunDir, RunInfo, TOKENS};
+use crate::run_dir::{
+    COMPLETE, Completion, FEATURES, MergedPart, RUN_JSON, RunDir, RunInfo, TOKENS, fingerprint,
+};
 
 /// What a merge wrote.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Merged {
     /// Rows in the merged folder.
     pub rows: usize,
     /// Rows in the whole grid.
     pub rows_in_grid: usize,
+    /// What was missing (with `allow_partial`): shards without a folder, and folders without a
+    /// completion record, each with what it holds.
+    pub missing: Vec<String>,
 }
 
 /// Merges the run folders `parts` (shards of one grid) into the new folder `out`: the rows of
 /// all parts once each, in the grid's order, with `run.json` (finished at `finished`),
 /// `summary.csv` and the plots. Refuses parts of different grids, naming the keys that differ.
-pub fn merge(parts: &[PathBuf], out: &Path, finished: &str) -> Result<Merged, RunError> {
+///
+/// Every part must be complete (its `complete.json` matching its grid), and the shards of a
+/// sharded run all there (1..N of one N); otherwise the merge is refused with the missing and
+/// incomplete shards by index, unless `allow_partial`, which merges what the parts hold and
+/// reports what is missing in [`Merged::missing`]. Nothing is written before these checks.
+pub fn merge(
+    parts: &[PathBuf],
+    out: &Path,
+    finished: &str,
+    allow_partial: bool,
+) -> Result<Merged, RunError> {
     if out.exists() {
         return Err(RunError(format!(
             "{} already exists: merge into a new folder",
@@ -39,6 +55,10 @@ pub fn merge(parts: &[PathBuf], out: &Path, finished: &str) -> Result<Merged, Ru
     // Each part is locked while it is read: a shard still running is refused, not half-merged.
     let mut _locks = vec![];
     let mut locked = HashSet::new();
+    // Shards seen (K, N) and the parts that are not complete, as messages.
+    let mut shards: Vec<(usize, usize, &PathBuf)> = vec![];
+    let mut whole = false;
+    let mut incomplete: Vec<String> = vec![];
     for dir in parts {
         let part = RunDir::new(dir);
         if !part.file(RUN_JSON).is_file() {
@@ -68,7 +88,38 @@ pub fn merge(parts: &[PathBuf], out: &Path, finished: &str) -> Result<Merged, Ru
             dir: dir.display().to_string(),
             shard: info.shard.clone(),
         });
-        for row in part.read_generations()? {
+        let part_rows = part.read_generations()?;
+        let complete = part.read_completion()?.is_some_and(|c: Completion| {
+            c.fingerprint == fingerprint(&info.grid)
+                && c.shard == info.shard
+                && c.rows == info.rows_in_this_run
+                && part_rows.len() >= c.rows
+        });
+        let shard = match &info.shard {
+            Some(s) => Some(parse_shard(s).map_err(|_| {
+                RunError(format!(
+                    "{}: run.json has a malformed shard {s:?}",
+                    dir.display()
+                ))
+            })?),
+            None => None,
+        };
+        match shard {
+            Some((k, n)) => shards.push((k, n, dir)),
+            None => whole |= complete,
+        }
+        if !complete {
+            let what = match shard {
+                Some((k, n)) => format!("shard {k}/{n} in {}", dir.display()),
+                None => dir.display().to_string(),
+            };
+            incomplete.push(format!(
+                "{what} ({} of {} rows, no {COMPLETE})",
+                part_rows.len(),
+                info.rows_in_this_run
+            ));
+        }
+        for row in part_rows {
             if seen.insert(row.key()) {
                 rows.push(row);
             }
@@ -80,6 +131,35 @@ pub fn merge(parts: &[PathBuf], out: &Path, finished: &str) -> Result<Merged, Ru
         tokens.extend(part.read_tokens()?);
         features.extend(part.read_features()?);
         first.get_or_insert(info);
+    }
+    // Every shard of the run, each complete (a complete unsharded part holds them all).
+    let mut missing = vec![];
+    if !whole && let Some(&(_, n, first_dir)) = shards.first() {
+        if let Some((_, other, dir)) = shards.iter().find(|(_, m, _)| *m != n) {
+            return Err(RunError(format!(
+                "{} is a shard of {other} but {} one of {n}: merge the shards of one split",
+                dir.display(),
+                first_dir.display()
+            )));
+        }
+        let absent: Vec<String> = (1..=n)
+            .filter(|k| !shards.iter().any(|(j, _, _)| j == k))
+            .map(|k| k.to_string())
+            .collect();
+        if !absent.is_empty() {
+            missing.push(format!(
+                "shards {} of {n} (no folder given)",
+                absent.join(", ")
+            ));
+        }
+    }
+    missing.extend(incomplete);
+    if !missing.is_empty() && !allow_partial {
+        return Err(RunError(format!(
+            "cannot merge: missing {}: run them to the end (a rerun resumes its folder), or \
+             pass --allow-partial to merge what there is",
+            missing.join("; ")
+        )));
     }
     // Canonical order: the grid's (cells in order of first appearance, then prompt, sample).
     let mut cells: Vec<RowKey> = vec![];
@@ -121,8 +201,18 @@ pub fn merge(parts: &[PathBuf], out: &Path, finished: &str) -> Result<Merged, Ru
     }
     run.write_info(&info)?;
     run.write_summary(&rows)?;
+    // A merge of every row of the grid is itself complete.
+    if missing.is_empty() && rows.len() == info.rows_in_grid {
+        run.write_completion(&Completion {
+            fingerprint: fingerprint(&info.grid),
+            shard: None,
+            rows: rows.len(),
+            finished: finished.to_string(),
+        })?;
+    }
     Ok(Merged {
         rows: rows.len(),
         rows_in_grid: info.rows_in_grid,
+        missing,
     })
 }

@@ -35,6 +35,30 @@ pub const PLOTS: &str = "plots";
 pub const TOKENS: &str = "tokens.jsonl";
 /// Each row's MAUVE feature vector ([`FeatureRecord`]).
 pub const FEATURES: &str = "features.jsonl";
+/// The completion record ([`Completion`]): written last, once the folder holds every row of
+/// its grid or shard; absent while it does not.
+pub const COMPLETE: &str = "complete.json";
+
+/// `complete.json`: what a finished folder holds, so that `minigpt merge` can tell a finished
+/// shard from one that died halfway.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Completion {
+    /// [`fingerprint`] of the grid the rows belong to (`run.json`'s `grid`).
+    pub fingerprint: String,
+    /// `K/N` for a shard.
+    pub shard: Option<String>,
+    /// Rows of the grid (or of the shard) that the folder holds: all of them.
+    pub rows: usize,
+    /// When the last row was written (RFC 3339).
+    pub finished: String,
+}
+
+/// SHA-256 (hex) of a grid's compact JSON: equal grids, equal fingerprints.
+pub fn fingerprint(grid: &Value) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(grid.to_string().as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
 
 /// `run.json`. Fields are in alphabetical order, the order the file has always had.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -147,6 +171,8 @@ impl RunDir {
                 )));
             }
         }
+        // The folder may change from here on: it is complete again only when the run says so.
+        self.clear_completion()?;
         self.write_info(info)?;
         for name in [TOKENS, FEATURES] {
             self.repair_jsonl(name)?;
@@ -162,6 +188,36 @@ impl RunDir {
             HashSet::new()
         };
         Ok((done, lock))
+    }
+
+    /// Writes `complete.json` (atomically: a reader sees the whole record or none).
+    pub fn write_completion(&self, c: &Completion) -> Result<(), RunError> {
+        let p = self.file(COMPLETE);
+        let text = serde_json::to_string_pretty(c).map_err(|e| RunError::io("encode", &p, e))?;
+        atomic_write(&p, text.as_bytes())
+    }
+
+    /// `complete.json`, if the folder has one.
+    pub fn read_completion(&self) -> Result<Option<Completion>, RunError> {
+        let p = self.file(COMPLETE);
+        if !p.is_file() {
+            return Ok(None);
+        }
+        let text = std::fs::read_to_string(&p).map_err(|e| RunError::io("read", &p, e))?;
+        serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| RunError::io("parse", &p, e))
+    }
+
+    /// Removes `complete.json` (a run is about to change the folder's rows).
+    pub fn clear_completion(&self) -> Result<(), RunError> {
+        let p = self.file(COMPLETE);
+        match std::fs::remove_file(&p) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(RunError::io("remove", &p, e))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Reads `run.json`.

@@ -24,7 +24,7 @@ use crate::prompt_set::PromptSet;
 use crate::records::{FeatureRecord, TokenRecord, in_row_order};
 use crate::row::HUMAN;
 use crate::row::{GenerationRow, RowKey};
-use crate::run_dir::{FEATURES, RunDir, RunInfo, TOKENS, utc_now};
+use crate::run_dir::{Completion, FEATURES, RunDir, RunInfo, TOKENS, fingerprint, utc_now};
 use crate::summary::mean;
 
 /// Words before a continuation word that `repetition_rate` looks at.
@@ -541,7 +541,19 @@ pub fn run(
         stop,
     )?;
     let finished = (!outcome.interrupted).then(utc_now);
-    out.write_info(&plan.info(meta, finished))?;
+    let info = plan.info(meta, finished.clone());
+    out.write_info(&info)?;
+    // Last: the record that the folder holds every row of its part.
+    if let Some(finished) = finished
+        && outcome.generated + outcome.skipped == plan.rows.len()
+    {
+        out.write_completion(&Completion {
+            fingerprint: fingerprint(&info.grid),
+            shard: info.shard.clone(),
+            rows: plan.rows.len(),
+            finished,
+        })?;
+    }
     Ok(outcome)
 }
 

@@ -8,7 +8,7 @@ use crate::cli::MergeArgs;
 
 /// Runs `minigpt merge`.
 pub fn run(args: MergeArgs) -> Result<()> {
-    let merged = merge(&args.parts, &args.out, &utc_now())?;
+    let merged = merge(&args.parts, &args.out, &utc_now(), args.allow_partial)?;
     let missing = merged.rows_in_grid.saturating_sub(merged.rows);
     eprintln!(
         "merged {} rows{} into {}",
@@ -23,5 +23,8 @@ pub fn run(args: MergeArgs) -> Result<()> {
         },
         args.out.display()
     );
+    for what in &merged.missing {
+        eprintln!("missing: {what}");
+    }
     crate::commands::report::write_and_say(&args.out)
 }

@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use minigpt_decode::{BuildContext, Registry};
 use minigpt_eval::run_dir::utc_now;
-use minigpt_eval::{Generator, Judge, Outcome, Plan, RunDir, SweepConfig, grid};
+use minigpt_eval::{Generator, Judge, Outcome, Plan, RunDir, SweepConfig, grid, scheduler};
 use minigpt_model::{ContextPolicy, GptLm};
 use minigpt_tokenizer::Tokenizer;
 
@@ -20,12 +20,38 @@ use minigpt_model::GptJudge;
 pub fn run(args: RunArgs) -> Result<()> {
     // Everything is checked before the output folder is created.
     let cfg = SweepConfig::load(&args.config)?;
-    let shard = args
-        .shard
-        .as_deref()
-        .map(grid::parse_shard)
-        .transpose()
-        .map_err(anyhow::Error::msg)?;
+    let shard = match (args.shard.as_deref(), args.shards) {
+        (Some("auto"), shards) => Some(
+            scheduler::shard_from_env(shards, &|name| std::env::var(name).ok())
+                .map_err(anyhow::Error::msg)?,
+        ),
+        (Some(_), Some(_)) | (None, Some(_)) => {
+            anyhow::bail!("--shards N goes with --shard auto (a K/N shard names its count)")
+        }
+        (Some(s), None) => Some(grid::parse_shard(s).map_err(anyhow::Error::msg)?),
+        (None, None) => None,
+    };
+    let out = match (&args.out, shard) {
+        (Some(out), Some(sh)) => match out.to_str() {
+            Some(s) => PathBuf::from(scheduler::fill_shard(s, sh)),
+            None => out.clone(),
+        },
+        (Some(out), None) if out.to_string_lossy().contains("{shard") => anyhow::bail!(
+            "--out {}: {{shard}} and {{shards}} need a sharded run (--shard K/N or auto)",
+            out.display()
+        ),
+        (Some(out), None) => out.clone(),
+        (None, Some((k, n))) => PathBuf::from("experiments/runs")
+            .join(&cfg.experiment.name)
+            .join(format!("shard-{k}-of-{n}")),
+        (None, None) => PathBuf::from("experiments/runs").join(&cfg.experiment.name),
+    };
+    if let (Some("auto"), Some((k, n))) = (args.shard.as_deref(), shard) {
+        eprintln!(
+            "shard {k}/{n} (from the scheduler's variables) into {}",
+            out.display()
+        );
+    }
     let prompts = cfg
         .prompt_set()
         .map_err(|e| anyhow::anyhow!("{}: {e}", args.config.display()))?;
@@ -77,10 +103,6 @@ pub fn run(args: RunArgs) -> Result<()> {
         &crate::load::files_sha256(cfg.model.source.as_ref())?,
         judge_sha.as_deref(),
     );
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("experiments/runs").join(&cfg.experiment.name));
     let meta = meta(&cfg.model.device, &utc_now());
     let outcome = run_sweep(
         &plan,

@@ -4,6 +4,7 @@
 mod util;
 
 mod cli;
+mod cluster;
 mod default_model;
 mod hub;
 mod report;
