@@ -138,7 +138,14 @@ merge=$(echo "$submitted" | sed -n 's/^merge job \([0-9]*\).*/\1/p')
 
 # Task 2 (shard 2 of 4): kill it once its folder holds a row, then requeue it.
 victim=${array}_2
-rows_of() { local f=$out/shard-2-of-4/generations.csv; [ -f "$f" ] && echo $(($(wc -l < "$f") - 1)) || echo 0; }
+# Rows in the folder (records, not lines: a text may hold line breaks).
+rows_of() {
+    python3 -c 'import csv, sys
+try:
+    print(sum(1 for _ in csv.DictReader(open(sys.argv[1], newline=""))))
+except (FileNotFoundError, csv.Error):
+    print(0)' "$out/shard-2-of-4/generations.csv"
+}
 for _ in $(seq 240); do
     [ "$(rows_of)" -ge 1 ] && break
     sleep 0.25
@@ -154,8 +161,19 @@ for _ in $(seq 60); do
 done
 say "task $victim is $st after the kill"
 [ "$st" != COMPLETED ] || { echo "slurm_check: the task finished before the kill reached it" >&2; exit 1; }
+jobfield() { scontrol show job "$1" 2>/dev/null | grep -o "$2=[^ ]*" | head -1 | cut -d= -f2-; }
 scontrol requeue "$victim"
-say "scontrol requeue $victim: $(scontrol show job "$victim" | sed -n 's/.*JobState=\([A-Z_]*\).*/\1/p' | head -1)"
+say "scontrol requeue $victim: $(jobfield "$victim" JobState), eligible at $(jobfield "$victim" EligibleTime)"
+# Slurm holds a requeued job back for a couple of minutes (its EligibleTime); release it now.
+scontrol update JobId="$victim" StartTime=now
+# The kill ended the task unsuccessfully, which settles the merge job's afterok dependency on
+# the array as never satisfied (Slurm keeps an array's failure even when the task is requeued):
+# re-arm it on the array's tasks one by one, so the merge runs once every task, the requeued
+# one included, has succeeded.
+tasks=$(seq -s: -f "${array}_%g" 1 4)
+say "merge job $merge: $(jobfield "$merge" JobState), reason $(jobfield "$merge" Reason), dependency $(jobfield "$merge" Dependency)"
+scontrol update JobId="$merge" Dependency="afterok:$tasks"
+say "re-armed: scontrol update JobId=$merge Dependency=afterok:$tasks -> $(jobfield "$merge" Dependency)"
 
 # The merge job runs once every task has succeeded.
 for _ in $(seq 600); do

@@ -39,3 +39,8 @@ merge=$(sbatch --parsable ${SBATCH_ARGS:-} --dependency="afterok:$array" --chdir
 merge=${merge%%;*}
 echo "array job $array ($n shards, at most $max at once) -> $out/shard-K-of-$n"
 echo "merge job $merge (after the array succeeds) -> $out/merged"
+# A task cancelled and then requeued by hand stays failed in the array's afterok: re-arm the
+# merge on the tasks one by one (a requeue by Slurm itself, --requeue on a node failure or a
+# preemption, needs nothing).
+echo "after 'scontrol requeue ${array}_K' of a cancelled task, re-arm the merge with:"
+echo "  scontrol update JobId=$merge Dependency=afterok:$(seq -s: -f "${array}_%g" 1 "$n")"
