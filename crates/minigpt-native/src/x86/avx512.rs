@@ -3,7 +3,7 @@
 
 use std::arch::x86_64::*;
 
-use super::{AHEAD, Elem};
+use super::{Elem, ahead};
 use crate::pack::{MR, PANEL};
 
 /// `rows` (≤ MR) rows of `a` times one panel, into `out`.
@@ -44,14 +44,20 @@ unsafe fn tile512<E: Elem, const R: usize>(
     out: &mut [[f32; PANEL]; MR],
 ) {
     let mut acc = [[_mm512_setzero_ps(); 2]; R];
+    // One or two rows stream the weights at memory speed: their distance is tuned apart.
+    let ahead = if R <= 2 {
+        ahead(std::mem::size_of::<E::T>())
+    } else {
+        super::AHEAD
+    };
     for kk in 0..k {
         // SAFETY: panel row `kk < k` of the `k` rows at `b`.
         let p = unsafe { b.add(kk * PANEL) };
         // One prefetch per cache line: a row of the panel is 128 bytes in f32 (a prefetch is
         // a hint: it never faults, whatever the address).
-        _mm_prefetch::<_MM_HINT_T1>(p.cast::<i8>().wrapping_add(AHEAD));
+        _mm_prefetch::<_MM_HINT_T1>(p.cast::<i8>().wrapping_add(ahead));
         if std::mem::size_of::<E::T>() == 4 {
-            _mm_prefetch::<_MM_HINT_T1>(p.cast::<i8>().wrapping_add(AHEAD + 64));
+            _mm_prefetch::<_MM_HINT_T1>(p.cast::<i8>().wrapping_add(ahead + 64));
         }
         // SAFETY: a panel row holds PANEL = 32 readable values: two loads of sixteen.
         let (w0, w1) = unsafe { (E::load16(p), E::load16(p.add(16))) };
