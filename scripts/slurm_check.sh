@@ -22,6 +22,8 @@ minigpt=$(realpath "${1:-$root/target/release/minigpt}")
 [ -x "$minigpt" ] || { echo "slurm_check: no minigpt binary at $minigpt (cargo build --release)" >&2; exit 2; }
 t0=$(date +%s)
 say() { printf '[%3ds] %s\n' $(($(date +%s) - t0)) "$*"; }
+# One field of `scontrol show job` (empty when the job or the field is not there).
+jobfield() { scontrol show job "$1" 2>/dev/null | grep -o "$2=[^ ]*" | head -1 | cut -d= -f2- || true; }
 
 if ! command -v slurmctld >/dev/null || ! command -v munged >/dev/null; then
     say "installing slurm-wlm and munge (Debian packages)"
@@ -155,13 +157,12 @@ before=$(rows_of)
 say "task $victim has written $before of 6 rows: scancel --signal=KILL $victim"
 scancel --signal=KILL "$victim"
 for _ in $(seq 60); do
-    st=$(scontrol show job "$victim" 2>/dev/null | sed -n 's/.*JobState=\([A-Z_]*\).*/\1/p' | head -1)
+    st=$(jobfield "$victim" JobState)
     case "$st" in FAILED|CANCELLED|COMPLETED|NODE_FAIL) break ;; esac
     sleep 0.5
 done
 say "task $victim is $st after the kill"
 [ "$st" != COMPLETED ] || { echo "slurm_check: the task finished before the kill reached it" >&2; exit 1; }
-jobfield() { scontrol show job "$1" 2>/dev/null | grep -o "$2=[^ ]*" | head -1 | cut -d= -f2-; }
 scontrol requeue "$victim"
 say "scontrol requeue $victim: $(jobfield "$victim" JobState), eligible at $(jobfield "$victim" EligibleTime)"
 # Slurm holds a requeued job back for a couple of minutes (its EligibleTime); release it now.
@@ -177,13 +178,13 @@ say "re-armed: scontrol update JobId=$merge Dependency=afterok:$tasks -> $(jobfi
 
 # The merge job runs once every task has succeeded.
 for _ in $(seq 600); do
-    mst=$(scontrol show job "$merge" 2>/dev/null | sed -n 's/.*JobState=\([A-Z_]*\).*/\1/p' | head -1)
+    mst=$(jobfield "$merge" JobState)
     case "$mst" in COMPLETED|FAILED|CANCELLED|TIMEOUT) break ;; esac
     sleep 0.5
 done
 say "merge job $merge: $mst"
 for i in 1 2 3 4; do
-    echo "  task ${array}_$i: $(scontrol show job "${array}_$i" | sed -n 's/.*JobState=\([A-Z_]*\).*Reason.*/\1/p' | head -1), restarts $(scontrol show job "${array}_$i" | sed -n 's/.*Restarts=\([0-9]*\).*/\1/p' | head -1)"
+    echo "  task ${array}_$i: $(jobfield "${array}_$i" JobState), restarts $(jobfield "${array}_$i" Restarts)"
 done
 [ "$mst" = COMPLETED ] || { echo "slurm_check: the merge job ended $mst" >&2; cat "$out"/minigpt-merge-*.out >&2 || true; exit 1; }
 log=$(ls "$out"/minigpt-sweep-"${array}"_2.out)

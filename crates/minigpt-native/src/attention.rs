@@ -215,8 +215,10 @@ unsafe fn attend_with<K: Cached, const F16C: bool>(
         _ => None,
     };
     #[cfg(not(target_arch = "x86_64"))]
-    let wide: Option<(&[f32], &[f32])> = None;
-    let _ = zmm;
+    let wide: Option<(&[f32], &[f32])> = {
+        let _ = zmm;
+        None
+    };
     // The blocks passed to `dots` are below `blocks`, whose keys `keys` holds (asserted
     // above; `dots` checks again); `F16C` is as the caller vouches.
     if let Some((keys, _)) = wide {
@@ -278,12 +280,7 @@ unsafe fn attend_with<K: Cached, const F16C: bool>(
             }
         }
     }
-    match wide {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: AVX-512F with `zmm` (the caller's contract).
-        Some(_) => unsafe { crate::x86::avx512_attention::softmax(scores, width, len, rows) },
-        _ => softmax(scores, width, len, rows),
-    }
+    softmax(scores, width, len, rows);
     if let Some((_, values)) = wide {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: AVX-512F with `zmm` (the caller's contract); `scores` holds `rows` rows of
@@ -324,11 +321,9 @@ thread_local! {
 }
 
 /// Each query's scores in place of its weights: `softmax` over query `r`'s `len + r`
-/// positions, of `rows` rows of `width`. Inlined into each build (with AVX-512F, the same
-/// loops in sixteen lanes: every value gets the same operations, and the sum keeps its eight
-/// lanes).
+/// positions, of `rows` rows of `width` (inlined into each build of `attend`).
 #[inline(always)]
-pub(crate) fn softmax(scores: &mut [f32], width: usize, len: usize, rows: usize) {
+fn softmax(scores: &mut [f32], width: usize, len: usize, rows: usize) {
     for r in 0..rows {
         let n = len + r;
         let s = &mut scores[r * width..r * width + n];

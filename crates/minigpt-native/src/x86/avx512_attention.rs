@@ -130,15 +130,6 @@ unsafe fn pair_scores<const B: usize>(
     }
 }
 
-/// [`crate::attention::softmax`] compiled for AVX-512F.
-///
-/// # Safety
-/// The CPU must have AVX-512F.
-#[target_feature(enable = "avx512f")]
-pub unsafe fn softmax(scores: &mut [f32], width: usize, len: usize, rows: usize) {
-    crate::attention::softmax(scores, width, len, rows)
-}
-
 /// `out_r = Σ_j p_rj · v_j` over query `r`'s `len + r` positions, in order, for `rows`
 /// queries: `p` holds query `r`'s weights at `p + r·width`, `values` position `j`'s [`D`]
 /// values at `values + j·D`, and `out` receives query `r`'s at `out + r·D`.

@@ -124,10 +124,10 @@ pub const AHEAD: usize = 4096;
 
 /// The AVX-512 tiles' prefetch distance at one or two rows (a batch-1 decode, which streams the
 /// weights at memory speed) for weights of `size`-byte elements: [`AHEAD`], except f32 weights
-/// on an Intel CPU, 2048 (batch-1 f32 decode 6–8 % faster on a Sapphire Rapids machine, f16
-/// 6 % slower there, batch-64 sampling 3 % slower with it at every batch size; 2048 was 3 %
-/// slower than 4096 for f32 on the AMD EPYC where [`AHEAD`] was chosen: PERFORMANCE.md,
-/// "Prefetch distance").
+/// on an Intel CPU, 2048 (batch-1 f32 decode 6–7 % faster on a Sapphire Rapids machine, f16
+/// 6 % slower there; 2048 was 3 % slower than 4096 for f32 on the AMD EPYC where [`AHEAD`]
+/// was chosen: PERFORMANCE.md, "Prefetch distance"). Larger tiles, compute-bound, keep
+/// [`AHEAD`].
 pub fn ahead(size: usize) -> usize {
     static INTEL: OnceLock<bool> = OnceLock::new();
     let intel = *INTEL.get_or_init(|| {
