@@ -7,6 +7,7 @@
 // Unsafe code: F16C loads of an f16 cache and unchecked key-block reads in the score loops.
 #![allow(unsafe_code)]
 
+pub use crate::key_layout::{KEY_BLOCK, key_index};
 use crate::math::{exp, max32, sum8};
 use crate::matmul::Kernel;
 
@@ -427,14 +428,6 @@ unsafe fn weigh<K: Cached, const F16C: bool, const D: usize>(
             sum.copy_from_slice(&o);
         }
     }
-}
-
-/// Positions per block of the key cache.
-pub const KEY_BLOCK: usize = 8;
-
-/// Where dimension `dim` of position `pos` lives in one head's key blocks of `d` dimensions.
-pub fn key_index(pos: usize, dim: usize, d: usize) -> usize {
-    (pos / KEY_BLOCK * d + dim) * KEY_BLOCK + pos % KEY_BLOCK
 }
 
 #[cfg(test)]

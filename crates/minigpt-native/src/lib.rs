@@ -23,6 +23,7 @@ mod buffer;
 mod cache;
 pub mod dtype;
 mod forward;
+mod key_layout;
 mod mapped;
 pub mod math;
 pub mod matmul;

@@ -3,7 +3,7 @@
 //! four queries at a time, sixteen lanes per instruction.
 //!
 //! Every score and every output is the same chain of fused multiply-adds, in the same order,
-//! as in [`crate::attention`]'s eight-lane and portable builds (a score over the dimensions
+//! as in `crate::attention`'s eight-lane and portable builds (a score over the dimensions
 //! in order from zero, then one multiply by the scale; an output over the positions in order
 //! from zero), so all three give the same bits. The eight-lane build keeps two FMA pipes
 //! busy with eight lanes each; these fill sixteen lanes and load each key block and value row
@@ -11,7 +11,7 @@
 
 use std::arch::x86_64::*;
 
-use crate::attention::KEY_BLOCK;
+use crate::key_layout::KEY_BLOCK;
 
 /// Head size of these kernels.
 pub const D: usize = 64;
