@@ -8,11 +8,14 @@
 //! same operations whatever the batch, so a row's hidden states are bit-identical alone, in
 //! any batch, and in a prefill or a cached step.
 
+use std::sync::OnceLock;
+
 use crate::attention::{KEY_BLOCK, attend, key_index};
 use crate::cache::{SeqCache, Store};
 use crate::math::{add_assign, gelu_erf, gelu_tanh, layer_norm};
 use crate::matmul::{matmul, matmul_then};
 use crate::model::{Attention, Block, Linear, Mlp, NativeGpt, Norm};
+use crate::pack::Packed;
 use crate::sized;
 use crate::team::team;
 
@@ -28,6 +31,14 @@ pub enum Want {
 /// Queries of one sequence and head per attention work item (a prefill's keys and values are
 /// loaded once per block instead of once per query).
 const QUERY_BLOCK: usize = 16;
+
+/// Sequences per thread from which a small model's forward pass splits the batch between
+/// the threads ([`SPLIT_BYTES`]).
+const SPLIT_ROWS: usize = 4;
+
+/// Weights (bytes) up to which a batch splits between the threads instead of splitting each
+/// loop: then every thread reads all the weights, which for a model this small stay in cache.
+const SPLIT_BYTES: usize = 32 << 20;
 
 /// Query-key pairs (over all heads) from which attention runs on the thread team.
 const THREADED_PAIRS: usize = 1024;
@@ -81,6 +92,55 @@ impl NativeGpt {
     /// Callers keep every sequence within the context (`cache.len() + tokens.len()` at most
     /// `n_positions`).
     pub fn forward(&self, seqs: &mut [(&mut SeqCache, &[u32])], want: Want) -> Vec<f32> {
+        match self.split_threads(seqs.len()) {
+            Some(threads) => self.forward_split(seqs, want, threads),
+            None => self.forward_here(seqs, want),
+        }
+    }
+
+    /// The threads a forward pass of `n` sequences splits them between, if it does: at least
+    /// [`SPLIT_ROWS`] a thread, on a model of at most [`SPLIT_BYTES`] of weights, unless
+    /// `MINIGPT_NO_SPLIT` is set (for comparisons). PERFORMANCE.md, "Batch scaling on a small
+    /// model".
+    fn split_threads(&self, n: usize) -> Option<usize> {
+        static NO_SPLIT: OnceLock<bool> = OnceLock::new();
+        let threads = team().threads();
+        let off = *NO_SPLIT.get_or_init(|| std::env::var_os("MINIGPT_NO_SPLIT").is_some());
+        let small = || self.matrices().map(Packed::bytes).sum::<usize>() <= SPLIT_BYTES;
+        (threads > 1 && !off && n >= SPLIT_ROWS * threads && small()).then_some(threads)
+    }
+
+    /// [`NativeGpt::forward`] with the sequences in `threads` groups, each group's whole pass
+    /// on one thread (its loops run alone there): no barrier between the stages of a step.
+    fn forward_split(&self, seqs: &mut Seqs<'_, '_>, want: Want, threads: usize) -> Vec<f32> {
+        let total: usize = seqs.iter().map(|(_, t)| t.len()).sum();
+        let mut groups = Vec::with_capacity(threads);
+        let mut rest = seqs;
+        let mut done = 0;
+        for g in 1..=threads {
+            // Contiguous groups of about equal new tokens.
+            let goal = total * g / threads;
+            let mut take = 0;
+            let mut sum = done;
+            while take < rest.len() && (sum < goal || g == threads) {
+                sum += rest[take].1.len();
+                take += 1;
+            }
+            done = sum;
+            let (group, tail) = std::mem::take(&mut rest).split_at_mut(take);
+            rest = tail;
+            groups.push((group, Vec::new()));
+        }
+        team().for_each_mut(&mut groups, |(group, out)| {
+            if !group.is_empty() {
+                *out = self.forward_here(group, want);
+            }
+        });
+        groups.into_iter().flat_map(|(_, out)| out).collect()
+    }
+
+    /// [`NativeGpt::forward`] on the calling thread and the team.
+    fn forward_here(&self, seqs: &mut Seqs<'_, '_>, want: Want) -> Vec<f32> {
         let c = self.config.n_embd;
         let plan = self.plan(seqs);
         let m = plan.tokens.len();

@@ -262,7 +262,7 @@ impl NativeGpt {
     }
 
     /// Every packed matrix, the largest first.
-    fn matrices(&self) -> impl Iterator<Item = &Packed> {
+    pub(crate) fn matrices(&self) -> impl Iterator<Item = &Packed> {
         std::iter::once(&self.wte).chain(self.h.iter().flat_map(|b| {
             [
                 &b.attn.c_attn.w,

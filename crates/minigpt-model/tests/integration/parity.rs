@@ -373,12 +373,14 @@ on_devices!(
 
 /// The native engine's promise: a row's logits are the same bits alone, in any batch, after a
 /// cached step or from a fresh uncached pass (and past the context, where windows slide).
+/// Nine rows: on two or more threads a batch this size of a model this small splits between
+/// the threads (`forward_split`), in groups of unequal prompt lengths.
 #[test]
 fn native_rows_are_bit_identical_alone_batched_and_cached() {
     let c = Case::new("cpu", "f32", 0.0);
     let mut lm = load(&c);
     let v = lm.config.vocab_size;
-    let prompts: Vec<Vec<u32>> = [3usize, 17, 1, 40]
+    let prompts: Vec<Vec<u32>> = [3usize, 17, 1, 40, 5, 9, 2, 30, 12]
         .iter()
         .enumerate()
         .map(|(i, &n)| {
