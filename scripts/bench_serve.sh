@@ -2,8 +2,9 @@
 # `minigpt serve` under load, and against llama.cpp's `llama-server`, in one run:
 #   1. the shipped model, 1/4/16/64 concurrent streaming clients for $SECONDS_EACH s each
 #      (96 new tokens per request, within its 128 positions),
-#      then a check that the server holds no rows once the clients are gone, and the engine
-#      alone (`minigpt bench`) at the same batch sizes;
+#      then a check that the server holds no rows once the clients are gone, the engine
+#      alone (`minigpt bench`) at the same batch sizes, and the compute roof of batching on
+#      these cores (scripts/compute_roof.py: peak FMA rate over a token's FLOPs, ÷ batch 1);
 #   2. one random-weight GPT-2-124M (F32): `minigpt serve` and `llama-server` (built from the
 #      llama.cpp vendored in llama-cpp-python's source package, as scripts/bench_peers.sh
 #      fetches it; the same weights converted to GGUF F32 by llama.cpp's convert_hf_to_gguf.py),
@@ -41,7 +42,10 @@ python3 scripts/bench_serve.py --minigpt "$minigpt" --seconds "$seconds" --clien
 # The engine alone at the same batch sizes, prompt and length: the bound on what batching
 # can give a server on it.
 say "the engine alone: minigpt bench at batch 1/4/16/64, the same prompt length and tokens"
-"$minigpt" bench --prompt-len 7 --new-tokens 96 --batch 1,4,16,64 --repeats 5
+"$minigpt" bench --prompt-len 7 --new-tokens 96 --batch 1,4,16,64 --repeats 5 --json \
+  | tee "$work/engine.jsonl"
+# The compute roof: the most tokens/s any batch can reach on these cores, over batch 1's.
+python3 scripts/compute_roof.py --threads "$threads" --engine "$work/engine.jsonl"
 [ "${ONLY:-}" = shipped ] && exit 0
 
 # Python packages: the converter needs torch, numpy and gguf; cmake builds llama-server.
