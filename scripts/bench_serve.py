@@ -29,6 +29,8 @@ p = argparse.ArgumentParser()
 p.add_argument("--minigpt", default="target/release/minigpt")
 p.add_argument("--seconds", type=float, default=30)
 p.add_argument("--model", help="minigpt's --model (default: the shipped model)")
+p.add_argument("--serve-args", default="",
+               help="more flags for `minigpt serve`, e.g. '--http-threads 2'")
 p.add_argument("--max-tokens", type=int, default=96)
 p.add_argument("--prompt", default="ROMEO:\n")
 p.add_argument("--clients", default="1,4,16,64")
@@ -83,6 +85,7 @@ def minigpt_server():
     cmd = [args.minigpt, "serve", "--port", "0", "--max-batch", "64", "--max-queue", "256"]
     if args.model:
         cmd += ["--model", args.model]
+    cmd += args.serve_args.split()
     return Server("minigpt serve", cmd, 0, ready_line=True)
 
 

@@ -359,6 +359,11 @@ pub struct ServeArgs {
     /// Largest request body, in bytes (413 beyond).
     #[arg(long = "max-body-bytes", alias = "max_body_bytes", default_value_t = 1 << 20)]
     pub max_body_bytes: usize,
+    /// Threads for HTTP (parsing requests, writing streamed tokens). The model runs on its
+    /// own threads; one HTTP thread leaves the cores to them (raise it for hundreds of
+    /// clients on many cores).
+    #[arg(long = "http-threads", alias = "http_threads", default_value_t = 1)]
+    pub http_threads: usize,
 }
 
 /// `minigpt strategies`.

@@ -414,10 +414,27 @@ fn routes_errors_streams_and_references() {
     );
 }
 
+/// Limits of 0 are refused before the model loads or the port opens: one line, exit 2.
+#[test]
+fn zero_limits_are_refused_in_one_line() {
+    for flag in ["--max-batch", "--max-queue", "--http-threads"] {
+        let out = crate::util::minigpt(&["serve", "--port", "0", flag, "0"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flag} 0: {err}");
+        assert!(out.stdout.is_empty(), "{flag} 0 wrote to stdout");
+        assert_eq!(err.lines().count(), 1, "{flag} 0: {err}");
+        assert!(
+            err.contains(flag) && err.contains("at least 1"),
+            "{flag} 0: {err}"
+        );
+    }
+}
+
 /// Rows of concurrent requests, joining and leaving one batch, sample exactly what each request
 /// samples alone; a full queue answers 503; a client that leaves mid-stream frees its rows.
 #[test]
 fn concurrent_requests_equal_requests_alone_and_limits_hold() {
+    // Two HTTP threads here (one elsewhere): streams written from either give the same tokens.
     let s = serve(&[
         "--max-batch",
         "6",
@@ -425,6 +442,8 @@ fn concurrent_requests_equal_requests_alone_and_limits_hold() {
         "4",
         "--max-tokens",
         "200000",
+        "--http-threads",
+        "2",
     ]);
     let prompts = ["ROMEO:", "JULIET:\nO", "First Citizen:\n", "KING"];
     let body = |i: usize| {

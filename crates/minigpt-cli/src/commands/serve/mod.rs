@@ -43,8 +43,8 @@ pub struct ServerState {
 
 /// Runs `minigpt serve` until Ctrl-C.
 pub fn run(args: ServeArgs) -> Result<()> {
-    if args.max_batch == 0 || args.max_queue == 0 {
-        bail!("--max-batch and --max-queue must be at least 1");
+    if args.max_batch == 0 || args.max_queue == 0 || args.http_threads == 0 {
+        bail!("--max-batch, --max-queue and --http-threads must be at least 1");
     }
     let target = crate::load::target(&args.model.device, &args.model.dtype)?;
     if !matches!(target, Target::Native(_)) {
@@ -58,7 +58,15 @@ pub fn run(args: ServeArgs) -> Result<()> {
     let addr: SocketAddr = format!("{}:{}", args.host, args.port)
         .parse()
         .with_context(|| format!("--host {} --port {}: not an address", args.host, args.port))?;
-    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    // One HTTP thread by default: with a worker per core (tokio's default), the workers woke
+    // on every streamed token and took cores from the model's threads mid-step
+    // (PERFORMANCE.md, "The server's HTTP threads").
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(args.http_threads)
+        .thread_name("minigpt-http")
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
