@@ -29,6 +29,7 @@ p = argparse.ArgumentParser()
 p.add_argument("--minigpt", default="target/release/minigpt")
 p.add_argument("--seconds", type=float, default=30)
 p.add_argument("--model", help="minigpt's --model (default: the shipped model)")
+p.add_argument("--json-out", help="also write the rows here, one JSON object a line")
 p.add_argument("--serve-args", default="",
                help="more flags for `minigpt serve`, e.g. '--http-threads 2'")
 p.add_argument("--max-tokens", type=int, default=96)
@@ -211,6 +212,10 @@ for n in concurrencies:
             leaks.append(held(server))
         server.stop()
         print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+
+if args.json_out:
+    with open(args.json_out, "w") as f:
+        f.writelines(json.dumps(r) + "\n" for r in rows)
 
 model = args.model or "the shipped model"
 print()

@@ -38,14 +38,15 @@ say "part 1: the shipped model, 1/4/16/64 clients, ${seconds} s each"
 # 96 new tokens after the 7-character prompt stay within the model's 128 positions (beyond them,
 # every step would recompute the whole window).
 python3 scripts/bench_serve.py --minigpt "$minigpt" --seconds "$seconds" --clients 1,4,16,64 \
-  --max-tokens 96
+  --max-tokens 96 --json-out "$work/serve-shipped.jsonl"
 # The engine alone at the same batch sizes, prompt and length: the bound on what batching
 # can give a server on it.
 say "the engine alone: minigpt bench at batch 1/4/16/64, the same prompt length and tokens"
 "$minigpt" bench --prompt-len 7 --new-tokens 96 --batch 1,4,16,64 --repeats 5 --json \
   | tee "$work/engine.jsonl"
 # The compute roof: the most tokens/s any batch can reach on these cores, over batch 1's.
-python3 scripts/compute_roof.py --threads "$threads" --engine "$work/engine.jsonl"
+python3 scripts/compute_roof.py --threads "$threads" --engine "$work/engine.jsonl" \
+  --serve "$work/serve-shipped.jsonl"
 [ "${ONLY:-}" = shipped ] && exit 0
 
 # Python packages: the converter needs torch, numpy and gguf; cmake builds llama-server.

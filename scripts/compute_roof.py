@@ -7,6 +7,8 @@ batch-1 tokens/s bounds the ratio that batching, and any server on the engine, c
 
     python3 scripts/compute_roof.py --threads 2 --batch1 7166   # batch-1 decode tokens/s
     python3 scripts/compute_roof.py --threads 2 --engine engine.jsonl  # `minigpt bench --json`
+    # and the server's throughputs (scripts/bench_serve.py --json-out) against the roof:
+    python3 scripts/compute_roof.py --engine engine.jsonl --serve serve.jsonl
 
 Used by scripts/bench_serve.sh. Needs gcc.
 """
@@ -20,6 +22,8 @@ p = argparse.ArgumentParser()
 p.add_argument("--threads", type=int, default=2)
 p.add_argument("--batch1", type=float, help="the engine's batch-1 decode tokens/s")
 p.add_argument("--engine", help="`minigpt bench --json` lines; batch 1's decode tokens/s is used")
+p.add_argument("--serve", help="scripts/bench_serve.py --json-out lines: each point's share "
+               "of the roof, and what 6x the one-client figure would take")
 p.add_argument("--config", default="models/minigpt-shakespeare/config.json")
 args = p.parse_args()
 
@@ -47,6 +51,26 @@ if b1:
     line += (f"; over the engine's batch 1 ({b1:.0f} tokens/s): {roof / b1:.2f}x, the most any "
              f"batch can give here")
 print(line)
+shares = {}
+if args.engine:
+    for r in rows:
+        shares[f"engine_batch_{r['batch']}"] = r["decode_tokens_per_s"] / roof
+    print("the engine alone, share of the roof: " + ", ".join(
+        f"batch {r['batch']} {r['decode_tokens_per_s']:.0f} tokens/s = "
+        f"{100 * r['decode_tokens_per_s'] / roof:.0f} %" for r in rows))
+if args.serve:
+    served = [json.loads(line) for line in open(args.serve) if line.startswith("{")]
+    for r in served:
+        shares[f"serve_clients_{r['clients']}"] = r["tokens_per_s"] / roof
+    print("the server, share of the roof: " + ", ".join(
+        f"{r['clients']} clients {r['tokens_per_s']:.0f} tokens/s = "
+        f"{100 * r['tokens_per_s'] / roof:.0f} %" for r in served))
+    one = next((r["tokens_per_s"] for r in served if r["clients"] == 1), None)
+    if one:
+        print(f"6x the server's one client = {6 * one:.0f} tokens/s = {600 * one / roof:.0f} % of "
+              f"the roof (matrix products alone, with no time for attention, norms, sampling, "
+              f"HTTP or the clients)")
+print(json.dumps({"shares_of_roof": {k: round(v, 3) for k, v in shares.items()}}))
 print(json.dumps({"fma_gflop_s": peak["fma_gflop_s"], "flop_per_token": flop,
                   "roof_tokens_per_s": round(roof), "batch1_tokens_per_s": b1,
                   "max_ratio": round(roof / b1, 2) if b1 else None}))

@@ -251,20 +251,21 @@ unsafe fn attend_with<K: Cached, const F16C: bool>(
             unsafe { dots::<K, F16C, 1, 8>(q, stride, [0; 1], keys, d, b, scale, scores, width) };
             b += 8;
         }
-        if b + 4 <= blocks {
-            // SAFETY: see above: key blocks in range, F16C as vouched.
-            unsafe { dots::<K, F16C, 1, 4>(q, stride, [0; 1], keys, d, b, scale, scores, width) };
-            b += 4;
+        // The last one to seven blocks side by side too: in groups of four, two and one, each
+        // group waited out its own chain of `d` dependent FMAs.
+        macro_rules! rest {
+            ($($n:literal)*) => {
+                match blocks - b {
+                    0 => {}
+                    // SAFETY: see above: key blocks in range, F16C as vouched.
+                    $($n => unsafe {
+                        dots::<K, F16C, 1, $n>(q, stride, [0; 1], keys, d, b, scale, scores, width)
+                    },)*
+                    _ => unreachable!("fewer than eight blocks remain"),
+                }
+            };
         }
-        if b + 2 <= blocks {
-            // SAFETY: see above: key blocks in range, F16C as vouched.
-            unsafe { dots::<K, F16C, 1, 2>(q, stride, [0; 1], keys, d, b, scale, scores, width) };
-            b += 2;
-        }
-        if b < blocks {
-            // SAFETY: see above: key blocks in range, F16C as vouched.
-            unsafe { dots::<K, F16C, 1, 1>(q, stride, [0; 1], keys, d, b, scale, scores, width) };
-        }
+        rest!(1 2 3 4 5 6 7);
     } else {
         for r0 in (0..rows).step_by(4) {
             // A last group of fewer than four repeats its last query (not stored twice).
@@ -344,7 +345,7 @@ fn softmax(scores: &mut [f32], width: usize, len: usize, rows: usize) {
 /// into `scores` (row stride `width`): `R·B` independent chains of eight lanes.
 ///
 /// # Safety
-/// With `F16C`, the CPU must have F16C.
+/// With `F16C`, the CPU must have AVX2, FMA and F16C (`x86::simd()`).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 unsafe fn dots<K: Cached, const F16C: bool, const R: usize, const B: usize>(
@@ -363,11 +364,42 @@ unsafe fn dots<K: Cached, const F16C: bool, const R: usize, const B: usize>(
         "dots: key blocks out of range"
     );
     let keys = keys.as_ptr();
-    let qs = pick.map(|r| &q[r * stride..r * stride + d]);
+    let qs = pick.map(|r| q[r * stride..][..d].as_ptr());
+    // The same chains in ymm registers: written with arrays of lanes, as below, the compiler
+    // stored every accumulator to the stack on every step (one store per block and dimension,
+    // which bounded the loop on store throughput instead of FMA latency).
+    #[cfg(target_arch = "x86_64")]
+    if F16C {
+        use std::arch::x86_64::*;
+        // SAFETY: with `F16C`, the CPU has AVX2, FMA and F16C (the caller's contract); the
+        // loop reads `dim < d` values of each query (sliced above) and key blocks in range
+        // (checked above), and each score row holds `B` blocks from `b0` (`width` apart).
+        unsafe {
+            let mut acc = [[_mm256_setzero_ps(); B]; R];
+            for dim in 0..d {
+                for (acc, q) in acc.iter_mut().zip(&qs) {
+                    let x = _mm256_set1_ps(*q.add(dim));
+                    for (b, acc) in acc.iter_mut().enumerate() {
+                        let kv = K::lanes8::<F16C>(keys.add(((b0 + b) * d + dim) * KEY_BLOCK));
+                        *acc = _mm256_fmadd_ps(x, _mm256_loadu_ps(kv.as_ptr()), *acc);
+                    }
+                }
+            }
+            let scale = _mm256_set1_ps(scale);
+            for (r, acc) in pick.iter().zip(&acc) {
+                for (b, &acc) in acc.iter().enumerate() {
+                    let s = &mut scores[r * width + (b0 + b) * KEY_BLOCK..][..KEY_BLOCK];
+                    _mm256_storeu_ps(s.as_mut_ptr(), _mm256_mul_ps(acc, scale));
+                }
+            }
+        }
+        return;
+    }
     let mut acc = [[[0f32; KEY_BLOCK]; B]; R];
     for dim in 0..d {
         for (acc, q) in acc.iter_mut().zip(&qs) {
-            let x = q[dim];
+            // SAFETY: `dim < d` values of each query (sliced above).
+            let x = unsafe { *q.add(dim) };
             for (b, acc) in acc.iter_mut().enumerate() {
                 // SAFETY: block `b0 + b` is among the `keys.len() / (KEY_BLOCK · d)` blocks
                 // (checked above); F16C as the caller vouches.
@@ -607,6 +639,14 @@ mod tests {
             (64, 100, 9),
             (64, 8, 3),
             (64, 250, 16),
+            // One query: every count of key blocks past the groups of eight (0 to 7).
+            (64, 64, 1),
+            (64, 9, 1),
+            (13, 20, 1),
+            (64, 25, 1),
+            (64, 33, 1),
+            (64, 41, 1),
+            (64, 55, 1),
         ];
         let mut covered = Vec::new();
         for kernel in [Kernel::Avx2, Kernel::Avx512] {
