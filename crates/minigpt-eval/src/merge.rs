@@ -2,6 +2,7 @@
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use crate::config::differing_keys;
 use crate::error::RunError;
@@ -59,6 +60,9 @@ pub fn merge(
     let mut shards: Vec<(usize, usize, &PathBuf)> = vec![];
     let mut whole = false;
     let mut incomplete: Vec<String> = vec![];
+    // The parts' earliest start and latest finish: the merged run's span, the same however
+    // late or often the merge runs (the merge's own time is in its `complete.json`).
+    let mut span: (Option<SystemTime>, Option<SystemTime>) = (None, None);
     for dir in parts {
         let part = RunDir::new(dir);
         if !part.file(RUN_JSON).is_file() {
@@ -130,6 +134,13 @@ pub fn merge(
         }
         tokens.extend(part.read_tokens()?);
         features.extend(part.read_features()?);
+        let time = |t: Option<&str>| t.and_then(|t| humantime::parse_rfc3339(t).ok());
+        if let Some(t) = time(info.meta["started"].as_str()) {
+            span.0 = Some(span.0.map_or(t, |s| s.min(t)));
+        }
+        if let Some(t) = time(info.finished.as_deref()) {
+            span.1 = Some(span.1.map_or(t, |s| s.max(t)));
+        }
         first.get_or_insert(info);
     }
     // Every shard of the run, each complete (a complete unsharded part holds them all).
@@ -181,7 +192,16 @@ pub fn merge(
     info.shard = None;
     info.merged_from = Some(merged_from);
     info.rows_in_this_run = rows.len();
-    info.finished = Some(finished.to_string());
+    // Started when the first part started; finished when the last part finished, once every
+    // part has (else at the merge).
+    let stamp = |t: SystemTime| humantime::format_rfc3339_seconds(t).to_string();
+    if let (Some(start), Some(obj)) = (span.0, info.meta.as_object_mut()) {
+        obj.insert("started".into(), stamp(start).into());
+    }
+    info.finished = Some(match span.1 {
+        Some(end) if missing.is_empty() => stamp(end),
+        _ => finished.to_string(),
+    });
     let run = RunDir::new(out);
     let _lock = run.lock()?;
     run.write_generations(&rows)?;

@@ -329,7 +329,22 @@ fn merge_names_missing_and_unfinished_shards_merges_partially_on_request_and_is_
     ok(merge(&d.join("m4"), &parts, &[]), "complete");
     let want = rows(&whole(&cfg, d));
     assert_eq!(rows(&d.join("m4")), want);
-    // Merging again gives the same bytes, timestamps aside.
+    // The merged run spans its shards: from the first one's start to the last one's finish.
+    let info = |dir: &Path| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(dir.join("run.json")).unwrap()).unwrap()
+    };
+    let merged = info(&d.join("m4"));
+    let shards: Vec<serde_json::Value> = parts.iter().map(|p| info(p)).collect();
+    let earliest = shards
+        .iter()
+        .map(|i| i["meta"]["started"].as_str().unwrap())
+        .min();
+    let latest = shards.iter().map(|i| i["finished"].as_str().unwrap()).max();
+    assert_eq!(merged["meta"]["started"].as_str(), earliest);
+    assert_eq!(merged["finished"].as_str(), latest);
+    // Merging again, seconds later, gives the same bytes, timestamps aside (the report's wall
+    // time included: once it ran to the merge's own time, and differed).
+    std::thread::sleep(std::time::Duration::from_millis(1100));
     ok(merge(&d.join("m5"), &parts, &[]), "again");
     assert_same_folders(&d.join("m4"), &d.join("m5"));
 }
