@@ -1,10 +1,12 @@
 //! The attention kernel: [`attend`], softmax-weighted values of a block of queries of one head
 //! against that head's cached keys and values (f32, or f16 widened exactly as it is read).
 //!
-//! Unsafe code here: the F16C loads of an f16 cache and the unchecked key-block reads inside
-//! the score loops; `attend` checks the CPU and the buffer sizes once, before the loops.
+//! Unsafe code here: the F16C loads of an f16 cache, the AVX2 intrinsics of the score loop, and
+//! the unchecked query and key-block reads inside it; `attend` checks the CPU and the buffer
+//! sizes once, before the loops.
 
-// Unsafe code: F16C loads of an f16 cache and unchecked key-block reads in the score loops.
+// Unsafe code: F16C loads of an f16 cache, AVX2 intrinsics and unchecked reads in the score
+// loop.
 #![allow(unsafe_code)]
 
 pub use crate::key_layout::{KEY_BLOCK, key_index};
