@@ -12,6 +12,7 @@ use crate::row::GenerationRow;
 use crate::row::RowKey;
 use crate::run_dir::{
     COMPLETE, Completion, FEATURES, MergedPart, RUN_JSON, RunDir, RunInfo, TOKENS, fingerprint,
+    rfc3339,
 };
 
 /// What a merge wrote.
@@ -63,6 +64,7 @@ pub fn merge(
     // The parts' earliest start and latest finish: the merged run's span, the same however
     // late or often the merge runs (the merge's own time is in its `complete.json`).
     let mut span: (Option<SystemTime>, Option<SystemTime>) = (None, None);
+    let time = |t: Option<&str>| t.and_then(|t| humantime::parse_rfc3339(t).ok());
     for dir in parts {
         let part = RunDir::new(dir);
         if !part.file(RUN_JSON).is_file() {
@@ -134,7 +136,6 @@ pub fn merge(
         }
         tokens.extend(part.read_tokens()?);
         features.extend(part.read_features()?);
-        let time = |t: Option<&str>| t.and_then(|t| humantime::parse_rfc3339(t).ok());
         if let Some(t) = time(info.meta["started"].as_str()) {
             span.0 = Some(span.0.map_or(t, |s| s.min(t)));
         }
@@ -194,12 +195,11 @@ pub fn merge(
     info.rows_in_this_run = rows.len();
     // Started when the first part started; finished when the last part finished, once every
     // part has (else at the merge).
-    let stamp = |t: SystemTime| humantime::format_rfc3339_seconds(t).to_string();
     if let (Some(start), Some(obj)) = (span.0, info.meta.as_object_mut()) {
-        obj.insert("started".into(), stamp(start).into());
+        obj.insert("started".into(), rfc3339(start).into());
     }
     info.finished = Some(match span.1 {
-        Some(end) if missing.is_empty() => stamp(end),
+        Some(end) if missing.is_empty() => rfc3339(end),
         _ => finished.to_string(),
     });
     let run = RunDir::new(out);

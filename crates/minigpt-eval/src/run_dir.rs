@@ -104,7 +104,12 @@ pub struct MergedPart {
 
 /// UTC time now as RFC 3339 to the second (`2026-11-27T19:05:00Z`), as `run.json` records it.
 pub fn utc_now() -> String {
-    humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
+    rfc3339(SystemTime::now())
+}
+
+/// `t` as RFC 3339 to the second, as `run.json` records times.
+pub fn rfc3339(t: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(t).to_string()
 }
 
 /// A run folder at a path (which may not exist yet).

@@ -366,7 +366,7 @@ unsafe fn dots<K: Cached, const F16C: bool, const R: usize, const B: usize>(
         "dots: key blocks out of range"
     );
     let keys = keys.as_ptr();
-    let qs = pick.map(|r| q[r * stride..][..d].as_ptr());
+    let qs = pick.map(|r| &q[r * stride..][..d]);
     // The same chains in ymm registers: written with arrays of lanes, as below, the compiler
     // stored every accumulator to the stack on every step (one store per block and dimension,
     // which bounded the loop on store throughput instead of FMA latency).
@@ -380,7 +380,7 @@ unsafe fn dots<K: Cached, const F16C: bool, const R: usize, const B: usize>(
             let mut acc = [[_mm256_setzero_ps(); B]; R];
             for dim in 0..d {
                 for (acc, q) in acc.iter_mut().zip(&qs) {
-                    let x = _mm256_set1_ps(*q.add(dim));
+                    let x = _mm256_set1_ps(*q.get_unchecked(dim));
                     for (b, acc) in acc.iter_mut().enumerate() {
                         let kv = K::lanes8::<F16C>(keys.add(((b0 + b) * d + dim) * KEY_BLOCK));
                         *acc = _mm256_fmadd_ps(x, _mm256_loadu_ps(kv.as_ptr()), *acc);
@@ -400,8 +400,7 @@ unsafe fn dots<K: Cached, const F16C: bool, const R: usize, const B: usize>(
     let mut acc = [[[0f32; KEY_BLOCK]; B]; R];
     for dim in 0..d {
         for (acc, q) in acc.iter_mut().zip(&qs) {
-            // SAFETY: `dim < d` values of each query (sliced above).
-            let x = unsafe { *q.add(dim) };
+            let x = q[dim];
             for (b, acc) in acc.iter_mut().enumerate() {
                 // SAFETY: block `b0 + b` is among the `keys.len() / (KEY_BLOCK · d)` blocks
                 // (checked above); F16C as the caller vouches.
